@@ -1,0 +1,44 @@
+#include "config.h"
+
+#include <string.h>
+
+#include "agent/bal_stats.h"
+
+static const char *const qmp_names[BAL_STAT_COUNT] = {
+    [BAL_STAT_SWAP_IN] = "stat-swap-in",
+    [BAL_STAT_SWAP_OUT] = "stat-swap-out",
+    [BAL_STAT_MAJOR_FAULTS] = "stat-major-faults",
+    [BAL_STAT_MINOR_FAULTS] = "stat-minor-faults",
+    [BAL_STAT_FREE_MEMORY] = "stat-free-memory",
+    [BAL_STAT_TOTAL_MEMORY] = "stat-total-memory",
+    [BAL_STAT_AVAILABLE_MEMORY] = "stat-available-memory",
+    [BAL_STAT_DISK_CACHES] = "stat-disk-caches",
+    [BAL_STAT_HTLB_PGALLOC] = "stat-htlb-pgalloc",
+    [BAL_STAT_HTLB_PGFAIL] = "stat-htlb-pgfail",
+    [BAL_STAT_OOM_KILLS] = "stat-oom-kills",
+    [BAL_STAT_ALLOC_STALLS] = "stat-alloc-stalls",
+    [BAL_STAT_ASYNC_SCANS] = "stat-async-scans",
+    [BAL_STAT_DIRECT_SCANS] = "stat-direct-scans",
+    [BAL_STAT_ASYNC_RECLAIMS] = "stat-async-reclaims",
+    [BAL_STAT_DIRECT_RECLAIMS] = "stat-direct-reclaims",
+};
+
+const char *bal_stat_qmp_name(bal_stat_t stat)
+{
+    if ((unsigned)stat >= BAL_STAT_COUNT)
+        return NULL;
+    return qmp_names[stat];
+}
+
+int bal_stat_from_qmp_name(const char *name)
+{
+    for (int i = 0; i < BAL_STAT_COUNT; i++)
+        if (strcmp(qmp_names[i], name) == 0)
+            return i;
+    return -1;
+}
+
+void bal_stats_clear(bal_stats_t *stats)
+{
+    memset(stats, 0, sizeof(*stats));
+}

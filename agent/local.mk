@@ -1,0 +1,17 @@
+# agent/: the monitoring core (libagent.la, no collectd headers) and balloonctl.
+noinst_LTLIBRARIES += agent/libagent.la
+agent_libagent_la_CFLAGS = $(AM_CFLAGS) $(YAJL_CFLAGS) $(LIBVIRT_CFLAGS) $(LIBVIRT_QEMU_CFLAGS)
+agent_libagent_la_LIBADD = $(YAJL_LIBS) $(LIBVIRT_QEMU_LIBS) $(LIBVIRT_LIBS)
+agent_libagent_la_SOURCES = \
+	agent/bal_error.c agent/bal_error.h \
+	agent/bal_log.c agent/bal_log.h \
+	agent/bal_clock.c agent/bal_clock.h \
+	agent/bal_stats.c agent/bal_stats.h \
+	agent/bal_transport.h \
+	agent/bal_agent.h
+# QMP messages and the QMP socket transport
+agent_libagent_la_SOURCES += agent/bal_qmp.h
+# libvirt transport
+agent_libagent_la_SOURCES +=
+# domains, polling state machine, pool, agent core
+agent_libagent_la_SOURCES +=
