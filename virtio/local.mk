@@ -6,6 +6,6 @@ virtio_libvirtio_la_SOURCES = \
 	virtio/vb_stats.c virtio/vb_stats.h \
 	virtio/vb_clock.c virtio/vb_clock.h
 # device model and guest driver model
-virtio_libvirtio_la_SOURCES +=
+virtio_libvirtio_la_SOURCES += virtio/vb_device.c virtio/vb_device.h virtio/vb_guest.c virtio/vb_guest.h
 # QMP server
 virtio_libvirtio_la_SOURCES +=

@@ -19,9 +19,10 @@
 typedef struct vb_device vb_device_t;
 
 /* stats_count is VB_STATS_LEGACY, VB_STATS_QEMU72 or VB_STATS_QEMU92: how many stats guest-stats
- * prints. guest may be NULL (no driver at all); the device takes ownership of it. memory_bytes is the
- * VM's RAM, reported by query-balloon as "actual". Returns NULL on ENOMEM or a bad stats_count.
- * The clock is borrowed and must outlive the device. */
+ * prints. guest may be NULL (no driver at all); the device takes ownership of it on success (on
+ * failure the caller still owns it). memory_bytes is the VM's RAM, reported by query-balloon as
+ * "actual". Returns NULL on ENOMEM or a bad stats_count (errno EINVAL).
+ * The clock is borrowed and must outlive the device. Its virtual clock starts at 0 now. */
 vb_device_t *vb_device_new(const vb_clock_t *clock, unsigned stats_count, vb_guest_t *guest,
                            uint64_t memory_bytes);
 void vb_device_free(vb_device_t *dev);
