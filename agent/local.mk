@@ -10,7 +10,9 @@ agent_libagent_la_SOURCES = \
 	agent/bal_transport.h \
 	agent/bal_agent.h
 # QMP messages and the QMP socket transport
-agent_libagent_la_SOURCES += agent/bal_qmp.h
+agent_libagent_la_SOURCES += agent/bal_qmp.c agent/bal_qmp.h \
+	agent/bal_json.c agent/bal_json.h \
+	agent/bal_transport.c
 # libvirt transport
 agent_libagent_la_SOURCES +=
 # domains, polling state machine, pool, agent core
