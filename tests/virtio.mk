@@ -4,3 +4,13 @@ tests_test_vb_stats_SOURCES = tests/test_vb_stats.c
 tests_test_vb_stats_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
 tests_test_vb_stats_LDADD = virtio/libvirtio.la $(CMOCKA_LIBS)
 TESTS += tests/test_vb_stats
+
+check_PROGRAMS += tests/test_vb_device tests/test_vb_guest
+tests_test_vb_device_SOURCES = tests/test_vb_device.c
+tests_test_vb_device_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
+tests_test_vb_device_LDFLAGS = $(AM_LDFLAGS) -Wl,--wrap=vb_guest_on_request
+tests_test_vb_device_LDADD = virtio/libvirtio.la $(CMOCKA_LIBS)
+tests_test_vb_guest_SOURCES = tests/test_vb_guest.c
+tests_test_vb_guest_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
+tests_test_vb_guest_LDADD = virtio/libvirtio.la $(CMOCKA_LIBS)
+TESTS += tests/test_vb_device tests/test_vb_guest

@@ -127,6 +127,7 @@ int64_t vb_device_polling_interval(const vb_device_t *dev)
 
 void vb_device_get_stats(const vb_device_t *dev, vb_guest_stats_t *out)
 {
+    /* Tags this QEMU version does not know are not shown, as `tag < VIRTIO_BALLOON_S_NR` drops them. */
     for (unsigned i = 0; i < VB_STAT_COUNT; i++)
         out->values[i] = i < dev->stats_count ? dev->stats[i] : VB_STAT_UNSET;
     out->count = dev->stats_count;
@@ -135,17 +136,11 @@ void vb_device_get_stats(const vb_device_t *dev, vb_guest_stats_t *out)
 
 void vb_device_receive_buffer(vb_device_t *dev, const uint8_t *buf, size_t len)
 {
-    uint64_t values[VB_STAT_COUNT];
-
     dev->outstanding = false;
     dev->answer_ns = NEVER;
     /* QEMU resets every stat first, so a guest that now sends fewer stats leaves no stale ones. */
-    for (unsigned i = 0; i < VB_STAT_COUNT; i++)
-        values[i] = VB_STAT_UNSET;
-    vb_stats_decode(buf, len, values);
-    /* Tags this QEMU version does not know are ignored, as `tag < VIRTIO_BALLOON_S_NR` does. */
-    for (unsigned i = 0; i < VB_STAT_COUNT; i++)
-        dev->stats[i] = i < dev->stats_count ? values[i] : VB_STAT_UNSET;
+    reset_stats(dev);
+    vb_stats_decode(buf, len, dev->stats);
     dev->last_update = dev->clock->wall_s(dev->clock->opaque);
     if (dev->interval_s > 0)
         timer_arm(dev, dev->interval_s);
