@@ -1,1 +1,29 @@
-# tests/bench.mk
+# tests/bench.mk: the read-cycle benchmark (`make bench`, see README "Benchmarks") and the CI smoke
+# test that keeps its harness working.
+#
+# plugin_host loads a collectd read plugin as collectd does; it provides collectd's plugin API
+# itself, so it is linked with -export-dynamic for the dlopen'ed plugin to bind to those symbols.
+# It includes collectd's headers (and so collectd's config.h), never ours.
+check_PROGRAMS += tests/bench/plugin_host tests/bench/floor
+tests_bench_plugin_host_SOURCES = \
+	tests/bench/plugin_host.c \
+	tests/bench/bench_config.c tests/bench/bench_config.h \
+	tests/bench/bench_util.c tests/bench/bench_util.h
+tests_bench_plugin_host_CPPFLAGS = $(AM_CPPFLAGS) $(COLLECTD_CPPFLAGS)
+tests_bench_plugin_host_LDFLAGS = $(AM_LDFLAGS) -export-dynamic
+tests_bench_plugin_host_LDADD = -ldl -lm
+
+# The floor: bare concurrent virDomainQemuMonitorCommand calls, none of the agent's code.
+tests_bench_floor_SOURCES = tests/bench/floor.c tests/bench/bench_util.c tests/bench/bench_util.h
+tests_bench_floor_CFLAGS = $(AM_CFLAGS) $(LIBVIRT_CFLAGS) $(LIBVIRT_QEMU_CFLAGS)
+tests_bench_floor_LDADD = $(LIBVIRT_QEMU_LIBS) $(LIBVIRT_LIBS)
+
+check_PROGRAMS += tests/bench/test_bench_config
+tests_bench_test_bench_config_SOURCES = tests/bench/test_bench_config.c tests/bench/bench_config.c
+tests_bench_test_bench_config_CPPFLAGS = $(AM_CPPFLAGS) $(COLLECTD_CPPFLAGS)
+tests_bench_test_bench_config_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
+tests_bench_test_bench_config_LDADD = $(CMOCKA_LIBS)
+TESTS += tests/bench/test_bench_config
+
+TESTS += tests/bench/smoke.sh
+EXTRA_DIST += tests/bench/smoke.sh
