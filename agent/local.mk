@@ -14,6 +14,6 @@ agent_libagent_la_SOURCES += agent/bal_qmp.c agent/bal_qmp.h \
 	agent/bal_json.c agent/bal_json.h \
 	agent/bal_transport.c
 # libvirt transport
-agent_libagent_la_SOURCES +=
+agent_libagent_la_SOURCES += agent/bal_libvirt.c agent/bal_libvirt.h
 # domains, polling state machine, pool, agent core
 agent_libagent_la_SOURCES +=

@@ -1,0 +1,1006 @@
+/* The libvirt transport. See bal_libvirt.h for the contract; the comments here say why. */
+#include "config.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <libvirt/libvirt.h>
+#include <libvirt/libvirt-qemu.h>
+#include <libvirt/virterror.h>
+
+#include "agent/bal_libvirt.h"
+
+/* A libvirt error copied out of the thread that saw it: libvirt keeps the last error per thread, and a
+ * command may run on a helper thread. */
+typedef struct lv_err {
+    int code;   /* virErrorNumber */
+    int domain; /* virErrorDomain */
+    char message[384];
+} lv_err_t;
+
+/* A cached domain handle. Keys are "u:UUID" or "n:NAME" so that a name never matches a UUID. */
+typedef struct lv_dom {
+    char *key;
+    virDomainPtr dom;
+    struct lv_dom *next;
+} lv_dom_t;
+
+/* A key whose command timed out and is still running inside libvirt. */
+typedef struct lv_pending {
+    char *key;
+    struct lv_pending *next;
+} lv_pending_t;
+
+typedef struct bal_libvirt {
+    bal_transport_t base;
+    atomic_int refs; /* the owner's, plus one per helper thread still running */
+    char *uri;
+    int timeout_ms;
+    bal_logger_t logger;
+    const bal_clock_t *clock;
+
+    pthread_mutex_t lock; /* guards every field up to the atomics */
+    virConnectPtr conn;   /* NULL: not connected */
+    unsigned generation;  /* bumped per connection, so that results of an older one are not cached */
+    bool close_registered;
+    int event_id;         /* lifecycle callback, -1 when none */
+    bool in_streak;       /* the connection was lost and not reopened yet; logged once */
+    unsigned failures;    /* failed reopens in this streak */
+    int64_t next_attempt_ms;
+    char last_error[384];
+    lv_dom_t *cache;
+    lv_pending_t *pending;
+
+    atomic_bool changed;               /* for take_changes() */
+    _Atomic(virConnectPtr) live_conn;  /* the connection the close callback may declare dead */
+    atomic_bool closed;
+    atomic_int close_reason;
+
+    pthread_t loop_thread;
+    bool loop_started;
+    int wake_timer;
+    atomic_bool stop_requested;
+    atomic_bool loop_quit;
+    bool draining; /* touched by the loop thread only */
+} bal_libvirt_t;
+
+/* ---- process-wide setup ---- */
+
+static pthread_once_t lv_once = PTHREAD_ONCE_INIT;
+static int lv_once_result;
+static char lv_once_message[384];
+
+/* libvirt's default handler prints every error to stderr; ours are reported through bal_error_t. */
+static void lv_silent_error(void *opaque, virErrorPtr error)
+{
+    (void)opaque;
+    (void)error;
+}
+
+static void lv_copy_message(char *dst, size_t cap, const char *msg)
+{
+    size_t len;
+
+    snprintf(dst, cap, "%s", msg != NULL && msg[0] != '\0' ? msg : "libvirt gave no reason");
+    /* The messages are quoted inside our sentences, which bring their own full stop. */
+    len = strlen(dst);
+    while (len > 0 && (dst[len - 1] == '.' || dst[len - 1] == '\n' || dst[len - 1] == ' '))
+        dst[--len] = '\0';
+}
+
+static void lv_err_capture(lv_err_t *e)
+{
+    virErrorPtr last = virGetLastError();
+
+    if (last == NULL || last->code == VIR_ERR_OK) {
+        e->code = VIR_ERR_INTERNAL_ERROR;
+        e->domain = VIR_FROM_NONE;
+        lv_copy_message(e->message, sizeof(e->message), NULL);
+        return;
+    }
+    e->code = last->code;
+    e->domain = last->domain;
+    lv_copy_message(e->message, sizeof(e->message), last->message);
+    virResetLastError();
+}
+
+static void lv_global_init(void)
+{
+    lv_err_t e;
+
+    virSetErrorFunc(NULL, lv_silent_error);
+    if (virEventRegisterDefaultImpl() < 0) {
+        lv_err_capture(&e);
+        snprintf(lv_once_message, sizeof(lv_once_message), "%s", e.message);
+        lv_once_result = -EIO;
+    }
+}
+
+/* ---- small helpers ---- */
+
+static int64_t lv_now_ms(const bal_libvirt_t *t)
+{
+    return t->clock->monotonic_ms(t->clock->opaque);
+}
+
+static void lv_unref(bal_libvirt_t *t)
+{
+    if (atomic_fetch_sub(&t->refs, 1) != 1)
+        return;
+    /* Helpers remove their pending keys before they let go, and free closed the connection. */
+    while (t->pending != NULL) {
+        lv_pending_t *p = t->pending;
+        t->pending = p->next;
+        free(p->key);
+        free(p);
+    }
+    pthread_mutex_destroy(&t->lock);
+    free(t->uri);
+    free(t);
+}
+
+static char *lv_key(const bal_domain_info_t *info)
+{
+    const char *id = info->uuid[0] != '\0' ? info->uuid : info->name;
+    size_t len = strlen(id);
+    char *key = malloc(len + 3);
+
+    if (key == NULL)
+        return NULL;
+    key[0] = info->uuid[0] != '\0' ? 'u' : 'n';
+    key[1] = ':';
+    memcpy(key + 2, id, len + 1);
+    return key;
+}
+
+/* Called with t->lock held. Returns a new reference, or NULL. */
+static virDomainPtr lv_cache_get(bal_libvirt_t *t, const char *key)
+{
+    for (lv_dom_t *d = t->cache; d != NULL; d = d->next) {
+        if (strcmp(d->key, key) == 0) {
+            if (virDomainRef(d->dom) < 0) {
+                virResetLastError();
+                return NULL;
+            }
+            return d->dom;
+        }
+    }
+    return NULL;
+}
+
+/* Called with t->lock held. Takes its own reference to dom; a failure only costs a later lookup. */
+static void lv_cache_put(bal_libvirt_t *t, const char *key, virDomainPtr dom)
+{
+    lv_dom_t *d;
+
+    for (d = t->cache; d != NULL; d = d->next)
+        if (strcmp(d->key, key) == 0)
+            return;
+    d = calloc(1, sizeof(*d));
+    if (d == NULL)
+        return;
+    d->key = strdup(key);
+    if (d->key == NULL || virDomainRef(dom) < 0) {
+        virResetLastError();
+        free(d->key);
+        free(d);
+        return;
+    }
+    d->dom = dom;
+    d->next = t->cache;
+    t->cache = d;
+}
+
+/* Called with t->lock held. key NULL drops every entry. */
+static void lv_cache_drop(bal_libvirt_t *t, const char *key)
+{
+    lv_dom_t **link = &t->cache;
+
+    while (*link != NULL) {
+        lv_dom_t *d = *link;
+        if (key != NULL && strcmp(d->key, key) != 0) {
+            link = &d->next;
+            continue;
+        }
+        *link = d->next;
+        virDomainFree(d->dom);
+        free(d->key);
+        free(d);
+    }
+}
+
+/* Called with t->lock held. */
+static bool lv_pending_has(const bal_libvirt_t *t, const char *key)
+{
+    for (const lv_pending_t *p = t->pending; p != NULL; p = p->next)
+        if (strcmp(p->key, key) == 0)
+            return true;
+    return false;
+}
+
+static void lv_pending_add(bal_libvirt_t *t, const char *key)
+{
+    lv_pending_t *p = calloc(1, sizeof(*p));
+
+    /* Without memory the key is not remembered: the domain is then only not skipped, which is safe. */
+    if (p == NULL)
+        return;
+    p->key = strdup(key);
+    if (p->key == NULL) {
+        free(p);
+        return;
+    }
+    pthread_mutex_lock(&t->lock);
+    p->next = t->pending;
+    t->pending = p;
+    pthread_mutex_unlock(&t->lock);
+}
+
+static void lv_pending_remove(bal_libvirt_t *t, const char *key)
+{
+    pthread_mutex_lock(&t->lock);
+    for (lv_pending_t **link = &t->pending; *link != NULL; link = &(*link)->next) {
+        lv_pending_t *p = *link;
+        if (strcmp(p->key, key) == 0) {
+            *link = p->next;
+            free(p->key);
+            free(p);
+            break;
+        }
+    }
+    pthread_mutex_unlock(&t->lock);
+}
+
+/* ---- callbacks from the event loop ---- */
+
+static int lv_on_lifecycle(virConnectPtr conn, virDomainPtr dom, int event, int detail, void *opaque)
+{
+    bal_libvirt_t *t = opaque;
+
+    (void)conn;
+    (void)dom;
+    (void)detail;
+    /* Suspend, resume, define and undefine change nothing in the set of running QEMU processes. */
+    if (event == VIR_DOMAIN_EVENT_STARTED || event == VIR_DOMAIN_EVENT_STOPPED ||
+        event == VIR_DOMAIN_EVENT_CRASHED)
+        atomic_store(&t->changed, true);
+    return 0;
+}
+
+static void lv_on_close(virConnectPtr conn, int reason, void *opaque)
+{
+    bal_libvirt_t *t = opaque;
+
+    /* Only a flag: the next call, in its own thread, closes the handle and reconnects. */
+    if (atomic_load(&t->live_conn) == conn) {
+        atomic_store(&t->close_reason, reason);
+        atomic_store(&t->closed, true);
+    }
+}
+
+static const char *lv_close_reason(int reason)
+{
+    switch (reason) {
+    case VIR_CONNECT_CLOSE_REASON_ERROR:
+        return "libvirt closed the connection after an error";
+    case VIR_CONNECT_CLOSE_REASON_EOF:
+        return "libvirtd closed the connection";
+    case VIR_CONNECT_CLOSE_REASON_KEEPALIVE:
+        return "libvirtd stopped answering keepalive messages";
+    default:
+        return "the connection was closed";
+    }
+}
+
+/* ---- the connection ---- */
+
+static int lv_connect_errno(const lv_err_t *e)
+{
+    switch (e->code) {
+    case VIR_ERR_AUTH_FAILED:
+    case VIR_ERR_AUTH_CANCELLED:
+    case VIR_ERR_AUTH_UNAVAILABLE:
+    case VIR_ERR_OPERATION_DENIED:
+        return -EACCES;
+    case VIR_ERR_NO_MEMORY:
+        return -ENOMEM;
+    default:
+        return -ENOTCONN;
+    }
+}
+
+/* Called with t->lock held. */
+static int lv_open_locked(bal_libvirt_t *t, lv_err_t *e)
+{
+    virConnectPtr conn;
+    lv_err_t ev;
+
+    conn = virConnectOpen(t->uri);
+    if (conn == NULL) {
+        lv_err_capture(e);
+        return lv_connect_errno(e);
+    }
+    /* -1: the driver has no keepalive (local drivers need none); 1: the server does not support it. */
+    if (virConnectSetKeepAlive(conn, BAL_LIBVIRT_KEEPALIVE_INTERVAL, BAL_LIBVIRT_KEEPALIVE_COUNT) < 0)
+        virResetLastError();
+    atomic_store(&t->closed, false);
+    atomic_store(&t->live_conn, conn);
+    t->close_registered = virConnectRegisterCloseCallback(conn, lv_on_close, t, NULL) == 0;
+    if (!t->close_registered)
+        virResetLastError();
+    t->event_id = virConnectDomainEventRegisterAny(conn, NULL, VIR_DOMAIN_EVENT_ID_LIFECYCLE,
+                                                   VIR_DOMAIN_EVENT_CALLBACK(lv_on_lifecycle), t, NULL);
+    if (t->event_id < 0) {
+        lv_err_capture(&ev);
+        bal_log(&t->logger, BAL_LOG_WARNING,
+                "libvirt at '%s' sends no lifecycle events (%s); new and stopped domains are seen at the "
+                "next domain list refresh only.",
+                t->uri, ev.message);
+    }
+    t->conn = conn;
+    t->generation++;
+    return 0;
+}
+
+/* Called with t->lock held. Other threads may still hold references to the connection (through their
+ * domain handles); libvirt frees it when the last one goes. */
+static void lv_close_locked(bal_libvirt_t *t)
+{
+    if (t->conn == NULL)
+        return;
+    atomic_store(&t->live_conn, NULL);
+    if (t->event_id >= 0)
+        virConnectDomainEventDeregisterAny(t->conn, t->event_id);
+    if (t->close_registered)
+        virConnectUnregisterCloseCallback(t->conn, lv_on_close);
+    virConnectClose(t->conn);
+    /* On a dead connection the above fail; there is nothing more to do about it. */
+    virResetLastError();
+    t->conn = NULL;
+    t->event_id = -1;
+    t->close_registered = false;
+    lv_cache_drop(t, NULL);
+}
+
+/* Called with t->lock held: the connection is gone. Logs once per streak. */
+static void lv_lost_locked(bal_libvirt_t *t, const char *reason)
+{
+    lv_close_locked(t);
+    snprintf(t->last_error, sizeof(t->last_error), "%s", reason);
+    if (t->in_streak)
+        return;
+    t->in_streak = true;
+    t->failures = 0;
+    t->next_attempt_ms = lv_now_ms(t); /* the first reopen is tried at the next call */
+    bal_log(&t->logger, BAL_LOG_WARNING,
+            "The connection to libvirt at '%s' was lost (%s); it is reopened at the next read, then with "
+            "backoff up to %d s.",
+            t->uri, reason, BAL_LIBVIRT_BACKOFF_MAX_MS / 1000);
+}
+
+static void lv_mark_dead(bal_libvirt_t *t, unsigned generation, const char *reason)
+{
+    pthread_mutex_lock(&t->lock);
+    if (t->conn != NULL && t->generation == generation)
+        lv_lost_locked(t, reason);
+    pthread_mutex_unlock(&t->lock);
+}
+
+static int64_t lv_backoff_ms(unsigned failures)
+{
+    int64_t delay = BAL_LIBVIRT_BACKOFF_MIN_MS;
+
+    for (unsigned i = 1; i < failures && delay < BAL_LIBVIRT_BACKOFF_MAX_MS; i++)
+        delay *= 2;
+    return delay < BAL_LIBVIRT_BACKOFF_MAX_MS ? delay : BAL_LIBVIRT_BACKOFF_MAX_MS;
+}
+
+/* Returns 0 with a new reference to a live connection and its generation, reopening it if it was lost
+ * and the backoff allows; or -ENOTCONN (-EACCES, -ENOMEM) with err filled. */
+static int lv_acquire(bal_libvirt_t *t, virConnectPtr *conn, unsigned *generation, bal_error_t *err)
+{
+    lv_err_t e;
+    int64_t now;
+    int ret = 0;
+
+    pthread_mutex_lock(&t->lock);
+    if (t->conn != NULL && atomic_load(&t->closed))
+        lv_lost_locked(t, lv_close_reason(atomic_load(&t->close_reason)));
+    if (t->conn == NULL) {
+        now = lv_now_ms(t);
+        if (now < t->next_attempt_ms) {
+            ret = bal_error_set(err, -ENOTCONN,
+                                "There is no connection to libvirt at '%s' (%s); the next attempt is in %lld ms.",
+                                t->uri, t->last_error, (long long)(t->next_attempt_ms - now));
+            goto out;
+        }
+        ret = lv_open_locked(t, &e);
+        if (ret < 0) {
+            t->failures++;
+            t->next_attempt_ms = now + lv_backoff_ms(t->failures);
+            snprintf(t->last_error, sizeof(t->last_error), "%s", e.message);
+            ret = bal_error_set(err, ret, "Cannot reconnect to libvirt at '%s': %s.", t->uri, e.message);
+            goto out;
+        }
+        bal_log(&t->logger, BAL_LOG_NOTICE, "Reconnected to libvirt at '%s' after %u failed attempts.",
+                t->uri, t->failures);
+        t->in_streak = false;
+        t->failures = 0;
+        /* Domains may have started or stopped while no events could arrive. */
+        atomic_store(&t->changed, true);
+    }
+    if (virConnectRef(t->conn) < 0) {
+        virResetLastError();
+        ret = bal_error_set(err, -ENOTCONN, "The connection to libvirt at '%s' could not be used.", t->uri);
+        goto out;
+    }
+    *conn = t->conn;
+    *generation = t->generation;
+out:
+    pthread_mutex_unlock(&t->lock);
+    return ret;
+}
+
+/* ---- calls, on a helper thread when there is a timeout ---- */
+
+typedef enum lv_op { LV_OP_LIST, LV_OP_COMMAND } lv_op_t;
+
+typedef struct lv_call {
+    atomic_int refs;
+    pthread_mutex_t m;
+    pthread_cond_t cond;
+    bool done;      /* under m */
+    bool abandoned; /* under m */
+    bal_libvirt_t *t;
+
+    lv_op_t op;
+    virConnectPtr conn; /* owned reference */
+    char *key;          /* LV_OP_COMMAND: the domain's cache key; LV_OP_LIST: "l:" */
+    char *command;
+
+    /* results, owned by the call until taken */
+    int rc;
+    lv_err_t err;
+    virDomainPtr dom; /* owned reference; given by the caller or looked up */
+    bool looked_up;
+    char *reply;
+    virDomainPtr *doms;
+    int ndoms;
+} lv_call_t;
+
+static void lv_call_unref(lv_call_t *c)
+{
+    if (atomic_fetch_sub(&c->refs, 1) != 1)
+        return;
+    if (c->doms != NULL) {
+        for (int i = 0; i < c->ndoms; i++)
+            virDomainFree(c->doms[i]);
+        free(c->doms);
+    }
+    free(c->reply);
+    if (c->dom != NULL)
+        virDomainFree(c->dom);
+    if (c->conn != NULL)
+        virConnectClose(c->conn);
+    pthread_cond_destroy(&c->cond);
+    pthread_mutex_destroy(&c->m);
+    free(c->command);
+    free(c->key);
+    free(c);
+}
+
+static lv_call_t *lv_call_new(bal_libvirt_t *t, lv_op_t op, virConnectPtr conn)
+{
+    lv_call_t *c = calloc(1, sizeof(*c));
+    pthread_condattr_t attr;
+
+    if (c == NULL)
+        return NULL;
+    if (pthread_condattr_init(&attr) != 0) {
+        free(c);
+        return NULL;
+    }
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    if (pthread_cond_init(&c->cond, &attr) != 0) {
+        pthread_condattr_destroy(&attr);
+        free(c);
+        return NULL;
+    }
+    pthread_condattr_destroy(&attr);
+    if (pthread_mutex_init(&c->m, NULL) != 0) {
+        pthread_cond_destroy(&c->cond);
+        free(c);
+        return NULL;
+    }
+    atomic_init(&c->refs, 1);
+    c->t = t;
+    c->op = op;
+    c->conn = conn;
+    return c;
+}
+
+static void lv_call_work(lv_call_t *c)
+{
+    if (c->op == LV_OP_LIST) {
+        c->ndoms = virConnectListAllDomains(c->conn, &c->doms, VIR_CONNECT_LIST_DOMAINS_ACTIVE);
+        c->rc = c->ndoms < 0 ? -1 : 0;
+        if (c->rc < 0) {
+            c->doms = NULL;
+            c->ndoms = 0;
+            lv_err_capture(&c->err);
+        }
+        return;
+    }
+    if (c->dom == NULL) {
+        if (c->key[0] == 'u')
+            c->dom = virDomainLookupByUUIDString(c->conn, c->key + 2);
+        else
+            c->dom = virDomainLookupByName(c->conn, c->key + 2);
+        if (c->dom == NULL) {
+            c->rc = -1;
+            lv_err_capture(&c->err);
+            return;
+        }
+        c->looked_up = true;
+    }
+    /* Returns 0 also when QEMU answered {"error": ...}: the reply parsers detect that. */
+    c->rc = virDomainQemuMonitorCommand(c->dom, c->command, &c->reply, 0);
+    if (c->rc < 0) {
+        c->reply = NULL;
+        lv_err_capture(&c->err);
+    }
+}
+
+static void *lv_call_thread(void *opaque)
+{
+    lv_call_t *c = opaque;
+    bal_libvirt_t *t = c->t;
+    bool abandoned;
+
+    lv_call_work(c);
+    pthread_mutex_lock(&c->m);
+    c->done = true;
+    abandoned = c->abandoned;
+    pthread_cond_signal(&c->cond);
+    pthread_mutex_unlock(&c->m);
+    /* The caller added the key before it let go of c->m, so this removal comes after it. */
+    if (abandoned)
+        lv_pending_remove(t, c->key);
+    lv_call_unref(c);
+    lv_unref(t);
+    return NULL;
+}
+
+/* Runs c, waiting at most t->timeout_ms. Returns 0 when c has its results, or -ETIMEDOUT: the call
+ * then belongs to its helper thread, and c->key is pending until it returns. */
+static int lv_call_run(bal_libvirt_t *t, lv_call_t *c)
+{
+    pthread_attr_t attr;
+    pthread_t thread;
+    struct timespec deadline;
+    int ret = 0;
+
+    if (t->timeout_ms <= 0)
+        goto inline_call;
+    if (pthread_attr_init(&attr) != 0)
+        goto inline_call;
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    atomic_fetch_add(&c->refs, 1);
+    atomic_fetch_add(&t->refs, 1);
+    if (pthread_create(&thread, &attr, lv_call_thread, c) != 0) {
+        /* No thread to spare: the call is still made, only without our timeout. */
+        pthread_attr_destroy(&attr);
+        atomic_fetch_sub(&c->refs, 1);
+        atomic_fetch_sub(&t->refs, 1);
+        goto inline_call;
+    }
+    pthread_attr_destroy(&attr);
+
+    clock_gettime(CLOCK_MONOTONIC, &deadline);
+    deadline.tv_sec += t->timeout_ms / 1000;
+    deadline.tv_nsec += (long)(t->timeout_ms % 1000) * 1000000L;
+    if (deadline.tv_nsec >= 1000000000L) {
+        deadline.tv_sec++;
+        deadline.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&c->m);
+    while (!c->done) {
+        if (pthread_cond_timedwait(&c->cond, &c->m, &deadline) == ETIMEDOUT && !c->done) {
+            c->abandoned = true;
+            lv_pending_add(t, c->key);
+            ret = -ETIMEDOUT;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&c->m);
+    return ret;
+
+inline_call:
+    lv_call_work(c);
+    return 0;
+}
+
+/* A failed call's libvirt error as one of the transport's errors. */
+static int lv_errno(const lv_err_t *e, virConnectPtr conn)
+{
+    bool alive;
+
+    switch (e->code) {
+    case VIR_ERR_NO_DOMAIN:
+        return -ENOENT;
+    case VIR_ERR_OPERATION_INVALID: /* "domain is not running" */
+        return -ESHUTDOWN;
+    case VIR_ERR_OPERATION_TIMEOUT: /* libvirtd gave up waiting for the domain's job lock */
+        return -ETIMEDOUT;
+    case VIR_ERR_NO_CONNECT:
+    case VIR_ERR_INVALID_CONN:
+    case VIR_ERR_RPC:
+        return -ENOTCONN;
+    default:
+        break;
+    }
+    /* A system error on our socket is a lost connection; one that libvirtd relays from QEMU's monitor
+     * (domain VIR_FROM_QEMU) is not, unless the connection died with it. */
+    alive = virConnectIsAlive(conn) == 1;
+    if (!alive)
+        virResetLastError();
+    if (!alive || (e->code == VIR_ERR_SYSTEM_ERROR && (e->domain == VIR_FROM_RPC || e->domain == VIR_FROM_REMOTE)))
+        return -ENOTCONN;
+    switch (e->code) {
+    case VIR_ERR_NO_SUPPORT:
+        return -EOPNOTSUPP;
+    case VIR_ERR_OPERATION_DENIED:
+    case VIR_ERR_AUTH_FAILED:
+        return -EACCES;
+    case VIR_ERR_NO_MEMORY:
+        return -ENOMEM;
+    default:
+        return -EIO;
+    }
+}
+
+/* ---- the operations ---- */
+
+static int lv_list_domains(bal_transport_t *base, bal_domain_list_t *out, bal_error_t *err)
+{
+    bal_libvirt_t *t = (bal_libvirt_t *)base;
+    bal_domain_list_t list = {NULL, 0};
+    virConnectPtr conn = NULL;
+    unsigned generation = 0;
+    lv_call_t *c = NULL;
+    int ret;
+
+    pthread_mutex_lock(&t->lock);
+    ret = lv_pending_has(t, "l:") ? -ETIMEDOUT : 0;
+    pthread_mutex_unlock(&t->lock);
+    if (ret < 0)
+        return bal_error_set(err, ret,
+                             "The previous domain list request to libvirt at '%s' has not returned after the "
+                             "%d ms timeout.",
+                             t->uri, t->timeout_ms);
+    ret = lv_acquire(t, &conn, &generation, err);
+    if (ret < 0)
+        return ret;
+    c = lv_call_new(t, LV_OP_LIST, conn);
+    if (c == NULL || (c->key = strdup("l:")) == NULL) {
+        if (c == NULL)
+            virConnectClose(conn);
+        ret = bal_error_set(err, -ENOMEM, "Out of memory while listing the domains of libvirt at '%s'.", t->uri);
+        goto out;
+    }
+    ret = lv_call_run(t, c);
+    if (ret == -ETIMEDOUT) {
+        ret = bal_error_set(err, ret, "libvirt at '%s' did not list the running domains within %d ms.", t->uri,
+                            t->timeout_ms);
+        goto out;
+    }
+    if (c->rc < 0) {
+        ret = lv_errno(&c->err, conn);
+        if (ret == -ENOTCONN)
+            lv_mark_dead(t, generation, c->err.message);
+        ret = bal_error_set(err, ret, "libvirt at '%s' could not list the running domains: %s.", t->uri,
+                            c->err.message);
+        goto out;
+    }
+
+    list.items = calloc(c->ndoms > 0 ? (size_t)c->ndoms : 1, sizeof(*list.items));
+    if (list.items == NULL) {
+        ret = bal_error_set(err, -ENOMEM, "Out of memory while listing the domains of libvirt at '%s'.", t->uri);
+        goto out;
+    }
+    for (int i = 0; i < c->ndoms; i++) {
+        bal_domain_info_t *item = &list.items[list.count];
+        const char *name = virDomainGetName(c->doms[i]);
+        unsigned id = virDomainGetID(c->doms[i]);
+
+        /* These read the handle libvirt already sent; they fail only on a broken handle. */
+        if (name == NULL || virDomainGetUUIDString(c->doms[i], item->uuid) < 0) {
+            virResetLastError();
+            continue;
+        }
+        item->name = strdup(name);
+        if (item->name == NULL) {
+            bal_domain_list_free(&list);
+            ret = bal_error_set(err, -ENOMEM, "Out of memory while listing the domains of libvirt at '%s'.",
+                                t->uri);
+            goto out;
+        }
+        item->instance = id;
+        list.count++;
+    }
+
+    /* The fresh handles replace the cache, which also forgets domains that are gone. */
+    pthread_mutex_lock(&t->lock);
+    if (t->conn != NULL && t->generation == generation) {
+        lv_cache_drop(t, NULL);
+        for (int i = 0; i < c->ndoms; i++) {
+            char key[2 + VIR_UUID_STRING_BUFLEN];
+            key[0] = 'u';
+            key[1] = ':';
+            if (virDomainGetUUIDString(c->doms[i], key + 2) == 0)
+                lv_cache_put(t, key, c->doms[i]);
+            else
+                virResetLastError();
+        }
+    }
+    pthread_mutex_unlock(&t->lock);
+    *out = list;
+    ret = 0;
+out:
+    lv_call_unref(c);
+    return ret;
+}
+
+static int lv_execute(bal_transport_t *base, const bal_domain_info_t *info, const char *command, char **reply,
+                      bal_error_t *err)
+{
+    bal_libvirt_t *t = (bal_libvirt_t *)base;
+    virConnectPtr conn = NULL;
+    unsigned generation = 0;
+    lv_call_t *c = NULL;
+    char *key;
+    int ret;
+
+    key = lv_key(info);
+    if (key == NULL)
+        return bal_error_set(err, -ENOMEM, "Out of memory while sending a QMP command to domain '%s'.",
+                             info->name);
+    pthread_mutex_lock(&t->lock);
+    ret = lv_pending_has(t, key) ? -ETIMEDOUT : 0;
+    pthread_mutex_unlock(&t->lock);
+    if (ret < 0) {
+        ret = bal_error_set(err, ret,
+                            "The previous QMP command for domain '%s' has not returned after the %d ms "
+                            "timeout; no other is sent until it does.",
+                            info->name, t->timeout_ms);
+        goto out;
+    }
+    ret = lv_acquire(t, &conn, &generation, err);
+    if (ret < 0)
+        goto out;
+    c = lv_call_new(t, LV_OP_COMMAND, conn);
+    if (c == NULL || (c->command = strdup(command)) == NULL) {
+        if (c == NULL)
+            virConnectClose(conn);
+        ret = bal_error_set(err, -ENOMEM, "Out of memory while sending a QMP command to domain '%s'.",
+                            info->name);
+        goto out;
+    }
+    c->key = key;
+    key = NULL;
+    pthread_mutex_lock(&t->lock);
+    if (t->generation == generation)
+        c->dom = lv_cache_get(t, c->key);
+    pthread_mutex_unlock(&t->lock);
+
+    ret = lv_call_run(t, c);
+    if (ret == -ETIMEDOUT) {
+        ret = bal_error_set(err, ret, "Domain '%s' did not answer a QMP command through libvirt within %d ms.",
+                            info->name, t->timeout_ms);
+        goto out;
+    }
+    if (c->looked_up) {
+        pthread_mutex_lock(&t->lock);
+        if (t->conn != NULL && t->generation == generation)
+            lv_cache_put(t, c->key, c->dom);
+        pthread_mutex_unlock(&t->lock);
+    }
+    if (c->rc == 0) {
+        *reply = c->reply;
+        c->reply = NULL;
+        goto out;
+    }
+
+    ret = lv_errno(&c->err, conn);
+    switch (ret) {
+    case -ENOENT:
+        pthread_mutex_lock(&t->lock);
+        lv_cache_drop(t, c->key);
+        pthread_mutex_unlock(&t->lock);
+        ret = bal_error_set(err, ret, "Domain '%s' is not known to libvirt any more: %s.", info->name,
+                            c->err.message);
+        break;
+    case -ESHUTDOWN:
+        ret = bal_error_set(err, ret, "Domain '%s' is not running: %s.", info->name, c->err.message);
+        break;
+    case -ENOTCONN:
+        lv_mark_dead(t, generation, c->err.message);
+        ret = bal_error_set(err, ret,
+                            "The connection to libvirt at '%s' was lost while sending a QMP command to domain "
+                            "'%s': %s.",
+                            t->uri, info->name, c->err.message);
+        break;
+    case -ETIMEDOUT:
+        ret = bal_error_set(err, ret, "libvirt timed out sending a QMP command to domain '%s': %s.", info->name,
+                            c->err.message);
+        break;
+    default:
+        ret = bal_error_set(err, ret, "libvirt could not send a QMP command to domain '%s': %s.", info->name,
+                            c->err.message);
+        break;
+    }
+out:
+    if (c != NULL)
+        lv_call_unref(c);
+    free(key);
+    return ret;
+}
+
+static bool lv_take_changes(bal_transport_t *base)
+{
+    bal_libvirt_t *t = (bal_libvirt_t *)base;
+
+    return atomic_exchange(&t->changed, false);
+}
+
+/* ---- the event-loop thread ---- */
+
+static void lv_noop_timeout(int timer, void *opaque)
+{
+    (void)timer;
+    (void)opaque;
+}
+
+/* The free function of a timeout removed by lv_wake. */
+static void lv_drained(void *opaque)
+{
+    bal_libvirt_t *t = opaque;
+
+    atomic_store(&t->loop_quit, true);
+    /* Run on another thread that iterates the default loop: make ours iterate once more to see it. */
+    if (!pthread_equal(pthread_self(), t->loop_thread))
+        virEventUpdateTimeout(t->wake_timer, 0);
+}
+
+/* Armed (every iteration) by free. A closed connection leaves its watches and timers to be freed by idle
+ * callbacks that libvirt queues when they are removed; a timeout removed after them has its free
+ * function (lv_drained) queued behind them, so the thread stops only once they have run. */
+static void lv_wake(int timer, void *opaque)
+{
+    bal_libvirt_t *t = opaque;
+    int sentinel;
+
+    if (!atomic_load(&t->stop_requested) || !pthread_equal(pthread_self(), t->loop_thread) || t->draining)
+        return;
+    t->draining = true;
+    virEventUpdateTimeout(timer, -1);
+    sentinel = virEventAddTimeout(-1, lv_noop_timeout, t, lv_drained);
+    if (sentinel < 0 || virEventRemoveTimeout(sentinel) < 0) {
+        virResetLastError();
+        atomic_store(&t->loop_quit, true);
+    }
+}
+
+static void *lv_loop_main(void *opaque)
+{
+    bal_libvirt_t *t = opaque;
+    lv_err_t e;
+
+    while (!atomic_load(&t->loop_quit)) {
+        if (virEventRunDefaultImpl() < 0) {
+            lv_err_capture(&e);
+            bal_log(&t->logger, BAL_LOG_ERR,
+                    "libvirt's event loop failed (%s); lifecycle events and keepalive stop for '%s'.",
+                    e.message, t->uri);
+            break;
+        }
+    }
+    return NULL;
+}
+
+static void lv_free(bal_transport_t *base)
+{
+    bal_libvirt_t *t = (bal_libvirt_t *)base;
+
+    pthread_mutex_lock(&t->lock);
+    /* Closed while the loop still runs, so that libvirt's deferred cleanups of the connection run. */
+    lv_close_locked(t);
+    pthread_mutex_unlock(&t->lock);
+    if (t->loop_started) {
+        atomic_store(&t->stop_requested, true);
+        virEventUpdateTimeout(t->wake_timer, 0);
+        pthread_join(t->loop_thread, NULL);
+    }
+    if (t->wake_timer >= 0)
+        virEventRemoveTimeout(t->wake_timer);
+    virResetLastError();
+    lv_unref(t);
+}
+
+static const bal_transport_ops_t lv_ops = {
+    .name = "libvirt",
+    .list_domains = lv_list_domains,
+    .execute = lv_execute,
+    .take_changes = lv_take_changes,
+    .free = lv_free,
+};
+
+bal_transport_t *bal_libvirt_transport_new(const char *uri, int timeout_ms, const bal_logger_t *logger,
+                                           const bal_clock_t *clock, bal_error_t *err)
+{
+    bal_libvirt_t *t = NULL;
+    lv_err_t e;
+    int ret;
+
+    pthread_once(&lv_once, lv_global_init);
+    if (lv_once_result < 0) {
+        bal_error_set(err, lv_once_result, "libvirt's event loop could not be set up: %s.", lv_once_message);
+        return NULL;
+    }
+    if (uri == NULL)
+        uri = BAL_LIBVIRT_DEFAULT_URI;
+    t = calloc(1, sizeof(*t));
+    if (t == NULL)
+        goto nomem;
+    t->base.ops = &lv_ops;
+    atomic_init(&t->refs, 1);
+    t->timeout_ms = timeout_ms;
+    if (logger != NULL)
+        t->logger = *logger;
+    t->clock = clock != NULL ? clock : bal_clock_system();
+    t->event_id = -1;
+    t->wake_timer = -1;
+    if (pthread_mutex_init(&t->lock, NULL) != 0) {
+        free(t);
+        goto nomem;
+    }
+    t->uri = strdup(uri);
+    if (t->uri == NULL) {
+        lv_unref(t);
+        goto nomem;
+    }
+
+    pthread_mutex_lock(&t->lock);
+    ret = lv_open_locked(t, &e);
+    pthread_mutex_unlock(&t->lock);
+    if (ret < 0) {
+        bal_error_set(err, ret, "Cannot connect to libvirt at '%s': %s.", uri, e.message);
+        lv_unref(t);
+        return NULL;
+    }
+    t->wake_timer = virEventAddTimeout(-1, lv_wake, t, NULL);
+    if (t->wake_timer < 0) {
+        lv_err_capture(&e);
+        bal_error_set(err, -EIO, "libvirt's event loop refused a timer: %s.", e.message);
+        lv_free(&t->base);
+        return NULL;
+    }
+    if (pthread_create(&t->loop_thread, NULL, lv_loop_main, t) != 0) {
+        bal_error_set(err, -EAGAIN, "No thread could be started for libvirt's event loop.");
+        lv_free(&t->base);
+        return NULL;
+    }
+    t->loop_started = true;
+    return &t->base;
+
+nomem:
+    bal_error_set(err, -ENOMEM, "Out of memory while connecting to libvirt at '%s'.", uri);
+    return NULL;
+}

@@ -1,0 +1,55 @@
+/* The libvirt transport: QMP commands through libvirt-qemu's virDomainQemuMonitorCommand passthrough,
+ * running domains from virConnectListAllDomains, and started/stopped domains from lifecycle events
+ * received on an event-loop thread.
+ *
+ * One read-write connection per transport, opened by the constructor. When it is lost (libvirtd
+ * restarted, keepalive expired, the close callback fired, or a call failed with a connection error),
+ * the call that noticed returns -ENOTCONN, one warning is logged, and the next calls reopen it: at once,
+ * then after 1 s, 2 s, 4 s ... up to 60 s between attempts (on the injected clock), failing fast with
+ * -ENOTCONN in between. A successful reopen is logged once and reported by take_changes().
+ *
+ * Process-wide effects, done once per process (pthread_once) on the first construction and never
+ * undone, because libvirt offers no per-library scope for them:
+ *  - virEventRegisterDefaultImpl(). libvirt ignores a second registration, so this coexists with
+ *    collectd's virt plugin or any other user of libvirt's default event loop in the same process; an
+ *    application that registered its own implementation first keeps it (and must run it).
+ *  - virSetErrorFunc() with a handler that prints nothing: libvirt's default handler writes every error
+ *    to stderr. Errors reach the caller through bal_error_t and the injected logger only.
+ * Each transport runs its own thread iterating the default loop (libvirt allows several); it is
+ * stopped and joined by bal_transport_free().
+ *
+ * Timeouts: libvirt has no per-call timeout (a hung QEMU blocks virDomainQemuMonitorCommand until
+ * libvirtd gives up, which may be never). With timeout_ms > 0 each libvirt call runs on a short-lived
+ * helper thread and the caller waits at most timeout_ms (real monotonic time) before returning
+ * -ETIMEDOUT. The abandoned call finishes in the background, owning its results; until it does, new
+ * commands for that domain fail at once with -ETIMEDOUT, so a hung domain holds at most one thread. */
+#ifndef BAL_LIBVIRT_H
+#define BAL_LIBVIRT_H
+
+#include "agent/bal_clock.h"
+#include "agent/bal_error.h"
+#include "agent/bal_log.h"
+#include "agent/bal_transport.h"
+
+#define BAL_LIBVIRT_DEFAULT_URI "qemu:///system"
+
+/* The reconnect backoff: the first reopen is attempted at once, then after these delays, doubling. */
+#define BAL_LIBVIRT_BACKOFF_MIN_MS 1000
+#define BAL_LIBVIRT_BACKOFF_MAX_MS 60000
+
+/* virConnectSetKeepAlive(conn, INTERVAL, COUNT) on every connection whose driver supports it: a dead
+ * libvirtd is noticed within about INTERVAL * (COUNT + 1) seconds even when no call is in flight. */
+#define BAL_LIBVIRT_KEEPALIVE_INTERVAL 5
+#define BAL_LIBVIRT_KEEPALIVE_COUNT 3
+
+/* Opens a read-write connection to uri (NULL: BAL_LIBVIRT_DEFAULT_URI) and starts the event-loop
+ * thread. timeout_ms bounds each call (<= 0: no timeout of ours). logger and clock are copied / borrowed
+ * (clock must outlive the transport; NULL: bal_clock_system()); logger may be NULL.
+ * Returns a transport whose ops are "libvirt" (free it with bal_transport_free), or NULL with err
+ * filled: -ENOTCONN when libvirt cannot be reached (libvirt's reason quoted), -EACCES when it refuses
+ * us, -ENOMEM, -EAGAIN (no thread), -EIO (libvirt's event loop could not be set up). Blocks while
+ * connecting. Thread-safe, as are the transport's list_domains, execute and take_changes. */
+bal_transport_t *bal_libvirt_transport_new(const char *uri, int timeout_ms, const bal_logger_t *logger,
+                                           const bal_clock_t *clock, bal_error_t *err);
+
+#endif
