@@ -47,7 +47,9 @@ void vb_device_get_stats(const vb_device_t *dev, vb_guest_stats_t *out);
  * wall-clock seconds (also for an empty buffer), and the timer re-armed if polling is on. */
 void vb_device_receive_buffer(vb_device_t *dev, const uint8_t *buf, size_t len);
 
-/* Fire everything that is due at the clock's current time: polls, guest answers. */
+/* Fire everything that is due at the clock's current time: polls, guest answers. A call long after a
+ * deadline polls once (from now), not once per missed interval. The guest is asked and filled with the
+ * device's virtual time (ns since vb_device_new, pauses excluded). */
 void vb_device_run(vb_device_t *dev);
 /* Monotonic ns at which vb_device_run has something to do, or INT64_MAX if nothing is pending. */
 int64_t vb_device_next_deadline_ns(const vb_device_t *dev);
@@ -57,7 +59,9 @@ int64_t vb_device_next_deadline_ns(const vb_device_t *dev);
 void vb_device_set_running(vb_device_t *dev, bool running);
 bool vb_device_running(const vb_device_t *dev);
 
-/* system_reset: the guest reboots; the interval and last stats are kept, as in QEMU. */
+/* system_reset: the guest reboots; the interval and last stats are kept, as in QEMU. A request the
+ * guest still held is lost; if polling is on the timer is then re-armed one interval from now, standing
+ * in for the first buffer the rebooted guest's driver returns. */
 void vb_device_reset(vb_device_t *dev);
 
 /* query-balloon's "actual", in bytes. */
