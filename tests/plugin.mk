@@ -1,1 +1,25 @@
-# tests/plugin.mk
+# tests/plugin.mk: the collectd plugin. Unit tests link the plugin's objects against a fake collectd
+# core (tests/test_plugin_core.c) and a scripted agent (tests/test_plugin_agent.c, through --wrap);
+# the shell tests load the built balloon.so into the real collectd daemon.
+PLUGIN_TEST_CPP = $(AM_CPPFLAGS) $(COLLECTD_CPPFLAGS) -DFC_TYPESDB='"$(COLLECTD_TYPESDB)"'
+PLUGIN_TEST_LIBS = plugin/libballoonplugin.la agent/libagent.la $(CMOCKA_LIBS) -lm
+PLUGIN_TEST_WRAP = -Wl,--wrap=bal_agent_new,--wrap=bal_agent_read,--wrap=bal_agent_free
+PLUGIN_TEST_SRC = \
+	tests/test_plugin_core.c tests/test_plugin_core.h \
+	tests/test_plugin_agent.c tests/test_plugin_agent.h
+
+check_PROGRAMS += tests/test_plugin_config tests/test_plugin_read
+tests_test_plugin_config_SOURCES = tests/test_plugin_config.c $(PLUGIN_TEST_SRC)
+tests_test_plugin_config_CPPFLAGS = $(PLUGIN_TEST_CPP)
+tests_test_plugin_config_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
+tests_test_plugin_config_LDFLAGS = $(AM_LDFLAGS) $(PLUGIN_TEST_WRAP)
+tests_test_plugin_config_LDADD = $(PLUGIN_TEST_LIBS)
+tests_test_plugin_read_SOURCES = tests/test_plugin_read.c $(PLUGIN_TEST_SRC)
+tests_test_plugin_read_CPPFLAGS = $(PLUGIN_TEST_CPP)
+tests_test_plugin_read_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
+tests_test_plugin_read_LDFLAGS = $(AM_LDFLAGS) $(PLUGIN_TEST_WRAP)
+tests_test_plugin_read_LDADD = $(PLUGIN_TEST_LIBS)
+TESTS += tests/test_plugin_config tests/test_plugin_read
+
+TESTS += tests/test_plugin_exports.sh
+EXTRA_DIST += tests/test_plugin_exports.sh

@@ -1,0 +1,362 @@
+/* The collectd plugin `balloon`: registration and the config, init, read and shutdown callbacks.
+ *
+ * Each <Plugin balloon> block is one instance with its own agent and read callback ("balloon",
+ * "balloon-2", ...), so one collectd can watch a libvirt host and a directory of QMP sockets at once.
+ * Config callbacks only parse; init creates the agents and registers the reads, all or nothing;
+ * shutdown frees everything and leaves the globals as module_register found them, so that a daemon
+ * that loads the plugin again (or a test harness) starts clean. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/daemon/plugin.h"
+#include "core/daemon/utils_complain.h"
+#include "core/utils/common/common.h"
+
+#include "agent/bal_agent.h"
+#include "plugin/bp_config.h"
+#include "plugin/bp_metrics.h"
+
+/* A domain seen by an instance: what must survive from one cycle to the next. */
+typedef struct bp_domain {
+    char *name;
+    c_complain_t complaint; /* read failures, rate-limited by collectd */
+    bool seen;              /* in the current cycle */
+} bp_domain_t;
+
+typedef struct bp_instance {
+    bp_config_t *config;
+    bal_agent_config_t agent_config; /* borrows from config */
+    bal_agent_t *agent;              /* NULL until the transport could be opened */
+    char read_name[32];
+    int64_t interval_s;              /* the polling interval in QEMU, and the values' interval */
+    bool registered;
+
+    bp_domain_t **domains; /* sorted by name, for bsearch */
+    size_t n_domains;
+    bp_domain_t **added;   /* first seen in the current cycle */
+    size_t n_added;
+
+    c_complain_t open_complaint; /* the transport could not be opened */
+    c_complain_t read_complaint; /* no domain at all could be read */
+} bp_instance_t;
+
+static bp_instance_t **bp_instances;
+static size_t bp_n_instances;
+static bool bp_config_failed;
+
+static void bp_log(void *opaque, bal_log_level_t level, const char *message)
+{
+    int lvl = LOG_ERR;
+
+    (void)opaque;
+    switch (level) {
+    case BAL_LOG_ERR:
+        lvl = LOG_ERR;
+        break;
+    case BAL_LOG_WARNING:
+        lvl = LOG_WARNING;
+        break;
+    case BAL_LOG_NOTICE:
+        lvl = LOG_NOTICE;
+        break;
+    case BAL_LOG_INFO:
+        lvl = LOG_INFO;
+        break;
+    case BAL_LOG_DEBUG:
+        lvl = LOG_DEBUG;
+        break;
+    }
+    plugin_log(lvl, "balloon plugin: %s", message);
+}
+
+static void bp_on_event(void *opaque, const bal_event_t *event)
+{
+    bp_instance_t *inst = opaque;
+    bp_identity_t id;
+
+    bp_metrics_identity(inst->config, event->domain != NULL ? event->domain : "", event->uuid,
+                        hostname_g, &id);
+    bp_metrics_notify(event, &id, cdtime());
+}
+
+static void bp_domain_free(bp_domain_t *dom)
+{
+    if (dom == NULL)
+        return;
+    free(dom->name);
+    free(dom);
+}
+
+static int bp_domain_cmp(const void *a, const void *b)
+{
+    const bp_domain_t *const *da = a, *const *db = b;
+
+    return strcmp((*da)->name, (*db)->name);
+}
+
+/* The domain's state, created on first sight. NULL only on ENOMEM. */
+static bp_domain_t *bp_domain_get(bp_instance_t *inst, const char *name)
+{
+    bp_domain_t key = {.name = (char *)name}, *pkey = &key, **found;
+    bp_domain_t **added, *dom;
+
+    found = inst->n_domains > 0
+                ? bsearch(&pkey, inst->domains, inst->n_domains, sizeof(*inst->domains), bp_domain_cmp)
+                : NULL;
+    if (found != NULL) {
+        (*found)->seen = true;
+        return *found;
+    }
+    /* The agent calls back once per domain per cycle, so a name is never added twice in one. */
+    added = realloc(inst->added, (inst->n_added + 1) * sizeof(*added));
+    if (added == NULL)
+        return NULL;
+    inst->added = added;
+    dom = calloc(1, sizeof(*dom));
+    if (dom == NULL || (dom->name = strdup(name)) == NULL) {
+        free(dom);
+        return NULL;
+    }
+    C_COMPLAIN_INIT(&dom->complaint);
+    dom->seen = true;
+    inst->added[inst->n_added++] = dom;
+    return dom;
+}
+
+/* After a cycle: forget domains that are gone, take in the new ones, sort again. */
+static void bp_domains_sweep(bp_instance_t *inst)
+{
+    size_t kept = 0;
+    bp_domain_t **all;
+
+    for (size_t i = 0; i < inst->n_domains; i++) {
+        if (inst->domains[i]->seen) {
+            inst->domains[i]->seen = false;
+            inst->domains[kept++] = inst->domains[i];
+        } else {
+            bp_domain_free(inst->domains[i]);
+        }
+    }
+    inst->n_domains = kept;
+    if (inst->n_added == 0)
+        return;
+    all = realloc(inst->domains, (kept + inst->n_added) * sizeof(*all));
+    if (all == NULL) {
+        /* Forgetting the new ones only resets their complaint state. */
+        for (size_t i = 0; i < inst->n_added; i++)
+            bp_domain_free(inst->added[i]);
+        inst->n_added = 0;
+        return;
+    }
+    inst->domains = all;
+    for (size_t i = 0; i < inst->n_added; i++) {
+        inst->added[i]->seen = false;
+        inst->domains[inst->n_domains++] = inst->added[i];
+    }
+    inst->n_added = 0;
+    qsort(inst->domains, inst->n_domains, sizeof(*inst->domains), bp_domain_cmp);
+}
+
+static void bp_on_sample(void *opaque, const bal_sample_t *sample)
+{
+    bp_instance_t *inst = opaque;
+    bp_domain_t *dom = bp_domain_get(inst, sample->name);
+    bp_identity_t id;
+
+    if (sample->state == BAL_STATE_FAILED) {
+        if (dom != NULL)
+            c_complain(LOG_ERR, &dom->complaint, "balloon plugin: Reading domain '%s' failed: %s",
+                       sample->name, sample->error != NULL ? sample->error : "unknown error.");
+        return;
+    }
+    if (dom != NULL)
+        c_release(LOG_NOTICE, &dom->complaint, "balloon plugin: Domain '%s' can be read again.",
+                  sample->name);
+    bp_metrics_identity(inst->config, sample->name, sample->uuid, hostname_g, &id);
+    bp_metrics_dispatch_sample(sample, &id, cdtime(), inst->interval_s);
+}
+
+static void bp_instance_free(bp_instance_t *inst)
+{
+    if (inst == NULL)
+        return;
+    /* Puts the intervals back (if asked), which may raise notifications through bp_on_event. */
+    bal_agent_free(inst->agent);
+    for (size_t i = 0; i < inst->n_domains; i++)
+        bp_domain_free(inst->domains[i]);
+    free(inst->domains);
+    for (size_t i = 0; i < inst->n_added; i++)
+        bp_domain_free(inst->added[i]);
+    free(inst->added);
+    bp_config_free(inst->config);
+    free(inst);
+}
+
+static void bp_instances_free(void)
+{
+    for (size_t i = 0; i < bp_n_instances; i++)
+        bp_instance_free(bp_instances[i]);
+    free(bp_instances);
+    bp_instances = NULL;
+    bp_n_instances = 0;
+}
+
+static int bp_instance_add(bp_config_t *config)
+{
+    bp_instance_t **all, *inst;
+
+    all = realloc(bp_instances, (bp_n_instances + 1) * sizeof(*all));
+    if (all == NULL)
+        return -ENOMEM;
+    bp_instances = all;
+    inst = calloc(1, sizeof(*inst));
+    if (inst == NULL)
+        return -ENOMEM;
+    inst->config = config;
+    C_COMPLAIN_INIT(&inst->open_complaint);
+    C_COMPLAIN_INIT(&inst->read_complaint);
+    if (bp_n_instances == 0)
+        snprintf(inst->read_name, sizeof(inst->read_name), "balloon");
+    else
+        snprintf(inst->read_name, sizeof(inst->read_name), "balloon-%zu", bp_n_instances + 1);
+    bp_instances[bp_n_instances++] = inst;
+    return 0;
+}
+
+static int bp_config_cb(oconfig_item_t *ci)
+{
+    bp_config_t *config = NULL;
+    int ret = bp_config_parse(ci, &config);
+
+    if (ret == 0) {
+        ret = bp_instance_add(config);
+        if (ret != 0) {
+            ERROR("balloon plugin: Out of memory while reading the configuration.");
+            bp_config_free(config);
+        }
+    }
+    if (ret != 0) {
+        bp_config_failed = true;
+        return -1;
+    }
+    return 0;
+}
+
+/* Opens the instance's transport. -EINVAL means the configuration is wrong for good; anything else
+ * (libvirtd not up yet, no socket directory yet) is retried by the read callback. */
+static int bp_instance_open(bp_instance_t *inst, bal_error_t *err)
+{
+    bal_error_clear(err);
+    return bal_agent_new(&inst->agent_config, &inst->agent, err);
+}
+
+static int bp_read_cb(user_data_t *ud)
+{
+    bp_instance_t *inst = ud->data;
+    bal_error_t err;
+    int n;
+
+    if (inst->agent == NULL) {
+        if (bp_instance_open(inst, &err) != 0) {
+            c_complain(LOG_ERR, &inst->open_complaint,
+                       "balloon plugin: Could not open the transport, will try again: %s", err.message);
+            return -1;
+        }
+        c_release(LOG_NOTICE, &inst->open_complaint, "balloon plugin: The transport is open now.");
+    }
+
+    bal_error_clear(&err);
+    n = bal_agent_read(inst->agent, bp_on_sample, inst, &err);
+    bp_domains_sweep(inst);
+    if (n < 0) {
+        c_complain(LOG_ERR, &inst->read_complaint, "balloon plugin: No domain could be read: %s",
+                   err.message);
+        return -1;
+    }
+    c_release(LOG_NOTICE, &inst->read_complaint, "balloon plugin: Domains can be read again.");
+    return 0;
+}
+
+static int bp_init_cb(void)
+{
+    cdtime_t interval = plugin_get_interval();
+    bal_error_t err;
+    int ret = -1;
+
+    if (bp_config_failed) {
+        ERROR("balloon plugin: Not starting, because the configuration has errors (logged above).");
+        goto out;
+    }
+    if (bp_n_instances == 0) {
+        /* LoadPlugin without a <Plugin balloon> block: every default, libvirt's qemu:///system. */
+        bp_config_t *config = bp_config_new_default();
+
+        if (config == NULL || bp_instance_add(config) != 0) {
+            bp_config_free(config);
+            ERROR("balloon plugin: Out of memory while starting.");
+            goto out;
+        }
+    }
+
+    for (size_t i = 0; i < bp_n_instances; i++) {
+        bp_instance_t *inst = bp_instances[i];
+        int status;
+
+        inst->interval_s = bp_config_polling_interval(inst->config, interval);
+        bp_config_to_agent(inst->config, interval, &inst->agent_config);
+        inst->agent_config.logger.log = bp_log;
+        inst->agent_config.logger.opaque = NULL;
+        inst->agent_config.on_event = bp_on_event;
+        inst->agent_config.event_opaque = inst;
+
+        status = bp_instance_open(inst, &err);
+        if (status == -EINVAL) {
+            ERROR("balloon plugin: Not starting, because the configuration was refused: %s",
+                  err.message);
+            goto out;
+        }
+        if (status != 0)
+            WARNING("balloon plugin: Could not open the transport yet, will try again at each read: "
+                    "%s", err.message);
+    }
+
+    for (size_t i = 0; i < bp_n_instances; i++) {
+        bp_instance_t *inst = bp_instances[i];
+        user_data_t ud = {.data = inst, .free_func = NULL};
+
+        /* The instances are ours, freed at shutdown after collectd has stopped its read threads. */
+        if (plugin_register_complex_read(NULL, inst->read_name, bp_read_cb, interval, &ud) != 0) {
+            ERROR("balloon plugin: Registering the read callback '%s' failed.", inst->read_name);
+            goto out;
+        }
+        inst->registered = true;
+    }
+    ret = 0;
+
+out:
+    if (ret != 0) {
+        for (size_t i = 0; i < bp_n_instances; i++) {
+            if (bp_instances[i]->registered)
+                plugin_unregister_read(bp_instances[i]->read_name);
+        }
+        bp_instances_free();
+    }
+    return ret;
+}
+
+static int bp_shutdown_cb(void)
+{
+    bp_instances_free();
+    bp_config_failed = false;
+    return 0;
+}
+
+/* Declared by plugin.h; the only symbol balloon.so exports. */
+void module_register(void)
+{
+    plugin_register_complex_config("balloon", bp_config_cb);
+    plugin_register_init("balloon", bp_init_cb);
+    plugin_register_shutdown("balloon", bp_shutdown_cb);
+}

@@ -1,0 +1,557 @@
+/* The read callback in a fake collectd, with a scripted agent behind it: which value lists a sample
+ * becomes (types from types.db, DERIVE in .derive, GAUGE in .gauge), unset stats, never-answered and
+ * stale domains, the times and intervals values carry, notifications, identifiers, rate-limited
+ * per-domain failures, the read status, and the logger. */
+#include <errno.h>
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "plugin/bp_metrics.h"
+#include "tests/test_plugin_agent.h"
+#include "tests/test_plugin_core.h"
+
+#define NOW 1700000000
+#define NOW_CD TIME_T_TO_CDTIME_T(NOW)
+
+/* A plugin started with the given lines (or the defaults), collectd interval 10 s. */
+static void start(oconfig_item_t *block)
+{
+    if (block != NULL)
+        assert_int_equal(fc_config(block), 0);
+    assert_int_equal(fc_init(), 0);
+    assert_int_equal(fc_n_reads(), 1);
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    fc_reset();
+    fa_reset();
+    module_register();
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    fc_shutdown();
+    assert_int_equal(fa_n_alive(), 0);
+    /* Every message the plugin logged says where it comes from, and collectd refused no value. */
+    for (size_t i = 0; i < fc_n_logs(); i++) {
+        if (strncmp(fc_log(i)->message, "balloon plugin: ", 16) != 0) {
+            fc_dump_logs();
+            fail_msg("log without the plugin's prefix: %s", fc_log(i)->message);
+        }
+    }
+    fc_reset();
+    return 0;
+}
+
+/* One value list, checked against types.db: a single-valued type whose one data source has ds_type,
+ * holding value in the member of that type, at the given time and interval. */
+static void check_value(const char *instance, const char *type, const char *type_instance, int ds_type,
+                         double value, cdtime_t time, cdtime_t interval)
+{
+    const fc_value_list_t *v = fc_find_value(instance, type, type_instance);
+    int ds[FC_MAX_VALUES];
+
+    if (v == NULL)
+        fail_msg("no value list %s/%s-%s", instance, type, type_instance);
+    assert_int_equal(fc_type_ds(type, ds), 1);
+    assert_int_equal(ds[0], ds_type);
+    assert_int_equal(v->vl.values_len, 1);
+    if (ds_type == DS_TYPE_DERIVE)
+        assert_true(v->vl.values[0].derive == (derive_t)value);
+    else
+        assert_true(v->vl.values[0].gauge == value);
+    assert_string_equal(v->vl.host, "testhost");
+    assert_string_equal(v->vl.plugin, "balloon");
+    assert_true(v->vl.time == time);
+    assert_true(v->vl.interval == interval);
+}
+
+static void expect_faults(const char *instance, derive_t minflt, derive_t majflt, cdtime_t time)
+{
+    const fc_value_list_t *v = fc_find_value(instance, "vmpage_faults", "");
+    int ds[FC_MAX_VALUES];
+
+    assert_non_null(v);
+    /* types.db: vmpage_faults minflt:DERIVE:0:U, majflt:DERIVE:0:U */
+    assert_int_equal(fc_type_ds("vmpage_faults", ds), 2);
+    assert_int_equal(ds[0], DS_TYPE_DERIVE);
+    assert_int_equal(ds[1], DS_TYPE_DERIVE);
+    assert_int_equal(v->vl.values_len, 2);
+    assert_true(v->vl.values[0].derive == minflt);
+    assert_true(v->vl.values[1].derive == majflt);
+    assert_true(v->vl.time == time);
+}
+
+static void test_qemu72_sample_maps_every_stat(void **state)
+{
+    const int64_t lu = NOW - 3;
+    const cdtime_t t = TIME_T_TO_CDTIME_T(lu), iv = TIME_T_TO_CDTIME_T(10);
+    bal_sample_t s = fa_sample("vm1", "", 10, 1000, lu, true);
+    (void)state;
+    start(NULL);
+    fa_add_sample(&s);
+    assert_int_equal(fc_read(0), 0);
+
+    check_value("vm1", "swap_io", "in", DS_TYPE_DERIVE, 1000, t, iv);
+    check_value("vm1", "swap_io", "out", DS_TYPE_DERIVE, 1001, t, iv);
+    expect_faults("vm1", 1003, 1002, t);
+    check_value("vm1", "memory", "free", DS_TYPE_GAUGE, 1004, t, iv);
+    check_value("vm1", "memory", "total", DS_TYPE_GAUGE, 1005, t, iv);
+    check_value("vm1", "memory", "available", DS_TYPE_GAUGE, 1006, t, iv);
+    check_value("vm1", "memory", "disk_caches", DS_TYPE_GAUGE, 1007, t, iv);
+    check_value("vm1", "vmpage_action", "htlb_pgalloc", DS_TYPE_DERIVE, 1008, t, iv);
+    check_value("vm1", "vmpage_action", "htlb_pgfail", DS_TYPE_DERIVE, 1009, t, iv);
+    check_value("vm1", "timestamp", "last_update", DS_TYPE_GAUGE, (double)lu, t, iv);
+    /* The age is of now, at now. */
+    check_value("vm1", "duration", "stats_age", DS_TYPE_GAUGE, 3, NOW_CD, iv);
+    assert_int_equal(fc_n_values(), 11);
+    assert_int_equal(fc_n_notifications(), 0);
+}
+
+static void test_qemu92_counters_are_derive(void **state)
+{
+    const int64_t lu = NOW - 1;
+    const cdtime_t t = TIME_T_TO_CDTIME_T(lu), iv = TIME_T_TO_CDTIME_T(10);
+    bal_sample_t s = fa_sample("vm", "", 16, 0, lu, true);
+    (void)state;
+    start(NULL);
+    fa_add_sample(&s);
+    assert_int_equal(fc_read(0), 0);
+    check_value("vm", "total_events", "oom_kills", DS_TYPE_DERIVE, BAL_STAT_OOM_KILLS, t, iv);
+    check_value("vm", "total_events", "alloc_stalls", DS_TYPE_DERIVE, BAL_STAT_ALLOC_STALLS, t, iv);
+    check_value("vm", "vmpage_action", "async_scans", DS_TYPE_DERIVE, BAL_STAT_ASYNC_SCANS, t, iv);
+    check_value("vm", "vmpage_action", "direct_scans", DS_TYPE_DERIVE, BAL_STAT_DIRECT_SCANS, t, iv);
+    check_value("vm", "vmpage_action", "async_reclaims", DS_TYPE_DERIVE, BAL_STAT_ASYNC_RECLAIMS, t, iv);
+    check_value("vm", "vmpage_action", "direct_reclaims", DS_TYPE_DERIVE, BAL_STAT_DIRECT_RECLAIMS, t,
+                 iv);
+    assert_int_equal(fc_n_values(), 17);
+}
+
+static void test_metric_table_uses_types_db(void **state)
+{
+    (void)state;
+    /* Every row's type exists in collectd's types.db with the row's DS type: no fragment needed. */
+    for (int s = 0; s < BAL_STAT_COUNT; s++) {
+        const bp_stat_metric_t *m = bp_metrics_for_stat((bal_stat_t)s);
+        int ds[FC_MAX_VALUES];
+        size_t n;
+
+        assert_non_null(m);
+        if (m->type == NULL) {
+            assert_int_equal(s, BAL_STAT_MAJOR_FAULTS);
+            continue;
+        }
+        n = fc_type_ds(m->type, ds);
+        assert_true(n >= 1);
+        for (size_t i = 0; i < n; i++)
+            assert_int_equal(ds[i], m->ds_type);
+    }
+    assert_null(bp_metrics_for_stat(BAL_STAT_COUNT));
+}
+
+static void test_legacy_guest_six_stats(void **state)
+{
+    bal_sample_t s = fa_sample("old", "", 6, 7, NOW - 1, true);
+    (void)state;
+    start(NULL);
+    fa_add_sample(&s);
+    assert_int_equal(fc_read(0), 0);
+    /* swap in/out, faults, free, total, last_update, age */
+    assert_int_equal(fc_n_values(), 7);
+    assert_null(fc_find_value("old", "memory", "available"));
+    assert_null(fc_find_value("old", "memory", "disk_caches"));
+    assert_null(fc_find_value("old", "vmpage_action", "htlb_pgalloc"));
+}
+
+static void test_unset_stats_are_not_dispatched(void **state)
+{
+    bal_sample_t s = fa_sample("vm", "", 16, UINT64_C(1) << 40, NOW - 1, true);
+    (void)state;
+    s.stats.stat[BAL_STAT_FREE_MEMORY].set = false;
+    s.stats.stat[BAL_STAT_FREE_MEMORY].value = UINT64_MAX; /* what QEMU prints for unset */
+    s.stats.stat[BAL_STAT_MAJOR_FAULTS].set = false;     /* half of vmpage_faults: none of it */
+    s.stats.stat[BAL_STAT_OOM_KILLS].value = UINT64_MAX - 1; /* set, but no counter a guest has */
+    start(NULL);
+    fa_add_sample(&s);
+    assert_int_equal(fc_read(0), 0);
+    assert_null(fc_find_value("vm", "memory", "free"));
+    assert_null(fc_find_value("vm", "vmpage_faults", ""));
+    assert_null(fc_find_value("vm", "total_events", "oom_kills"));
+    assert_non_null(fc_find_value("vm", "memory", "total"));
+    assert_int_equal(fc_n_values(), 17 - 3);
+    /* Never -1, never 1.8e19. */
+    for (size_t i = 0; i < fc_n_values(); i++) {
+        const value_list_t *vl = &fc_value(i)->vl;
+        int ds[FC_MAX_VALUES];
+        size_t n = fc_type_ds(vl->type, ds);
+
+        for (size_t k = 0; k < n; k++) {
+            if (ds[k] == DS_TYPE_GAUGE)
+                assert_true(vl->values[k].gauge >= 0 && vl->values[k].gauge < 1e18);
+            else
+                assert_true(vl->values[k].derive >= 0);
+        }
+    }
+}
+
+static void test_never_answered_dispatches_nothing_and_notifies_once(void **state)
+{
+    bal_sample_t s = fa_sample("mute", "", 0, 0, 0, false);
+    const notification_t *n;
+    (void)state;
+    start(NULL);
+    fa_add_sample(&s);
+    fa_add_event(BAL_EVENT_NEVER_ANSWERED, BAL_SEVERITY_WARNING, "mute", "",
+                 "Domain 'mute' has never answered a stats request: is its balloon driver loaded?");
+    assert_int_equal(fc_read(0), 0);
+    assert_int_equal(fc_n_values(), 0);
+    assert_int_equal(fc_n_notifications(), 1);
+    n = fc_notification(0);
+    assert_int_equal(n->severity, NOTIF_WARNING);
+    assert_true(n->time == NOW_CD);
+    assert_string_equal(n->host, "testhost");
+    assert_string_equal(n->plugin, "balloon");
+    assert_string_equal(n->plugin_instance, "mute");
+    assert_string_equal(n->type, "timestamp");
+    assert_string_equal(n->type_instance, "last_update");
+    assert_string_equal(n->message,
+                        "Domain 'mute' has never answered a stats request: is its balloon driver loaded?");
+
+    /* The agent says it once; the plugin adds nothing of its own on later cycles. */
+    fc_set_time(NOW_CD + TIME_T_TO_CDTIME_T(10));
+    assert_int_equal(fc_read(0), 0);
+    assert_int_equal(fc_n_values(), 0);
+    assert_int_equal(fc_n_notifications(), 1);
+}
+
+static void test_stale_sample_is_not_sent_again(void **state)
+{
+    const int64_t lu = NOW - 2;
+    bal_sample_t s = fa_sample("vm", "", 10, 5, lu, true);
+    (void)state;
+    start(NULL);
+    fa_add_sample(&s);
+    assert_int_equal(fc_read(0), 0);
+    assert_int_equal(fc_n_values(), 11);
+
+    /* Same last-update on the next cycles: only the age, growing, at the current time. */
+    fa_clear_samples();
+    s.fresh = false;
+    s.state = BAL_STATE_STALE;
+    fa_add_sample(&s);
+    for (int cycle = 1; cycle <= 3; cycle++) {
+        fc_clear_records();
+        fc_set_time(NOW_CD + TIME_T_TO_CDTIME_T(10 * cycle));
+        if (cycle == 3)
+            fa_add_event(BAL_EVENT_STALE_REARMED, BAL_SEVERITY_WARNING, "vm", "",
+                         "The stats of domain 'vm' stopped advancing; its polling timer was re-armed.");
+        assert_int_equal(fc_read(0), 0);
+        assert_int_equal(fc_n_values(), 1);
+        check_value("vm", "duration", "stats_age", DS_TYPE_GAUGE, 2 + 10 * cycle,
+                     NOW_CD + TIME_T_TO_CDTIME_T(10 * cycle), TIME_T_TO_CDTIME_T(10));
+    }
+    assert_int_equal(fc_n_notifications(), 1);
+    assert_int_equal(fc_notification(0)->severity, NOTIF_WARNING);
+    assert_string_equal(fc_notification(0)->type_instance, "last_update");
+
+    /* It advances again: everything is sent, carrying the new last-update. */
+    fc_clear_records();
+    fa_clear_samples();
+    s = fa_sample("vm", "", 10, 6, NOW + 31, true);
+    fa_add_sample(&s);
+    fa_add_event(BAL_EVENT_RECOVERED, BAL_SEVERITY_OKAY, "vm", "", "The stats of domain 'vm' advance again.");
+    fc_set_time(NOW_CD + TIME_T_TO_CDTIME_T(40));
+    assert_int_equal(fc_read(0), 0);
+    assert_int_equal(fc_n_values(), 11);
+    check_value("vm", "memory", "free", DS_TYPE_GAUGE, 6 + BAL_STAT_FREE_MEMORY,
+                 TIME_T_TO_CDTIME_T(NOW + 31), TIME_T_TO_CDTIME_T(10));
+    assert_int_equal(fc_notification(0)->severity, NOTIF_OKAY);
+}
+
+static void test_values_carry_polling_interval_and_last_update(void **state)
+{
+    oconfig_item_t *b = fc_block();
+    (void)state;
+    fc_opt_n(b, "PollingInterval", 5);
+    start(b);
+    /* collectd reads every 10 s, QEMU polls every 5 s: each read finds a newer last-update. */
+    for (int cycle = 0; cycle < 3; cycle++) {
+        bal_sample_t s = fa_sample("vm", "", 10, 100 + (uint64_t)cycle, NOW + 10 * cycle - 4, true);
+
+        fa_clear_samples();
+        fa_add_sample(&s);
+        fc_set_time(NOW_CD + TIME_T_TO_CDTIME_T(10 * cycle));
+        assert_int_equal(fc_read(0), 0);
+        check_value("vm", "memory", "total", DS_TYPE_GAUGE, 100 + cycle + BAL_STAT_TOTAL_MEMORY,
+                     TIME_T_TO_CDTIME_T(NOW + 10 * cycle - 4), TIME_T_TO_CDTIME_T(5));
+        check_value("vm", "duration", "stats_age", DS_TYPE_GAUGE, 4,
+                     NOW_CD + TIME_T_TO_CDTIME_T(10 * cycle), TIME_T_TO_CDTIME_T(5));
+    }
+    assert_int_equal(fc_count_values("vm", "memory", "total"), 3);
+}
+
+static void test_age_never_negative(void **state)
+{
+    bal_sample_t s = fa_sample("vm", "", 6, 1, NOW + 30, true);
+    (void)state;
+    start(NULL);
+    fa_add_sample(&s);
+    assert_int_equal(fc_read(0), 0);
+    check_value("vm", "duration", "stats_age", DS_TYPE_GAUGE, 0, NOW_CD, TIME_T_TO_CDTIME_T(10));
+}
+
+static void test_identifiers_follow_the_formats(void **state)
+{
+    oconfig_item_t *b = fc_block();
+    bal_sample_t a = fa_sample("it's \"web\" 1", "9f0c2a5e-1111-2222-3333-444455556666", 6, 1, NOW - 1,
+                               true);
+    bal_sample_t noid = fa_sample("sock vm", "", 6, 1, NOW - 1, true);
+    (void)state;
+    fc_opt_ss(b, "HostnameFormat", "name", "uuid");
+    fc_opt_s(b, "PluginInstanceFormat", "hostname");
+    start(b);
+    fa_add_sample(&a);
+    fa_add_sample(&noid);
+    fa_add_event(BAL_EVENT_INTERVAL_RESET, BAL_SEVERITY_WARNING, "sock vm", "", "Reset.");
+    assert_int_equal(fc_read(0), 0);
+    assert_int_equal(fc_count_values("testhost", NULL, NULL), 14);
+    assert_int_equal(fc_n_values(), 14);
+    for (size_t i = 0; i < fc_n_values(); i++) {
+        const value_list_t *vl = &fc_value(i)->vl;
+
+        assert_string_equal(vl->plugin_instance, "testhost");
+        if (i < 7)
+            assert_string_equal(vl->host, "it's \"web\" 1:9f0c2a5e-1111-2222-3333-444455556666");
+        else
+            assert_string_equal(vl->host, "sock vm:sock vm"); /* no UUID: the name stands in */
+    }
+    assert_string_equal(fc_notification(0)->host, "sock vm:sock vm");
+    assert_string_equal(fc_notification(0)->plugin_instance, "testhost");
+    assert_string_equal(fc_notification(0)->type, "duration");
+    assert_string_equal(fc_notification(0)->type_instance, "polling_interval");
+}
+
+static void test_long_names_are_truncated(void **state)
+{
+    char name[200];
+    bal_sample_t s;
+    (void)state;
+    memset(name, 'x', sizeof(name) - 1);
+    name[sizeof(name) - 1] = '\0';
+    s = fa_sample(name, "", 6, 1, NOW - 1, true);
+    start(NULL);
+    fa_add_sample(&s);
+    assert_int_equal(fc_read(0), 0);
+    assert_int_equal(strlen(fc_value(0)->vl.plugin_instance), DATA_MAX_NAME_LEN - 1);
+}
+
+static void test_every_event_becomes_a_notification(void **state)
+{
+    static const struct {
+        bal_event_kind_t kind;
+        bal_severity_t severity;
+        int notif;
+        const char *type, *type_instance;
+    } cases[] = {
+        {BAL_EVENT_NEVER_ANSWERED, BAL_SEVERITY_WARNING, NOTIF_WARNING, "timestamp", "last_update"},
+        {BAL_EVENT_STALE_REARMED, BAL_SEVERITY_WARNING, NOTIF_WARNING, "timestamp", "last_update"},
+        {BAL_EVENT_INTERVAL_RESET, BAL_SEVERITY_WARNING, NOTIF_WARNING, "duration", "polling_interval"},
+        {BAL_EVENT_INTERVAL_RESTORED, BAL_SEVERITY_OKAY, NOTIF_OKAY, "duration", "polling_interval"},
+        {BAL_EVENT_NO_BALLOON, BAL_SEVERITY_FAILURE, NOTIF_FAILURE, "memory", ""},
+        {BAL_EVENT_RECOVERED, BAL_SEVERITY_OKAY, NOTIF_OKAY, "timestamp", "last_update"},
+    };
+    (void)state;
+    start(NULL);
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char message[64];
+
+        snprintf(message, sizeof(message), "Event %zu.", i);
+        fa_add_event(cases[i].kind, cases[i].severity, "d", "", message);
+    }
+    assert_int_equal(fc_read(0), 0);
+    assert_int_equal(fc_n_notifications(), sizeof(cases) / sizeof(cases[0]));
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        const notification_t *n = fc_notification(i);
+        char message[64];
+
+        snprintf(message, sizeof(message), "Event %zu.", i);
+        assert_int_equal(n->severity, cases[i].notif);
+        assert_string_equal(n->type, cases[i].type);
+        assert_string_equal(n->type_instance, cases[i].type_instance);
+        assert_string_equal(n->message, message);
+        assert_string_equal(n->plugin, "balloon");
+        assert_string_equal(n->plugin_instance, "d");
+    }
+}
+
+static bal_sample_t failed(const char *name, const char *error)
+{
+    bal_sample_t s = fa_sample(name, "", 0, 0, 0, false);
+
+    s.state = BAL_STATE_FAILED;
+    s.has_stats = false;
+    s.error = error;
+    return s;
+}
+
+static void test_domain_failures_are_rate_limited(void **state)
+{
+    bal_sample_t bad = failed("broken", "QEMU did not answer within 5000 ms.");
+    bal_sample_t good = fa_sample("fine", "", 6, 1, NOW - 1, true);
+    (void)state;
+    start(NULL);
+    fa_add_sample(&bad);
+    fa_add_sample(&good);
+    /* One domain failing is not the read failing. */
+    assert_int_equal(fc_read(0), 0);
+    assert_int_equal(fc_count_logs(LOG_ERR, "balloon plugin: Reading domain 'broken' failed: QEMU did "
+                                            "not answer within 5000 ms.", NULL), 1);
+    assert_int_equal(fc_read(0), 0);
+    assert_int_equal(fc_read(0), 0);
+    assert_int_equal(fc_count_logs(LOG_ERR, "'broken'", NULL), 1);
+    /* collectd's c_complain: again after its interval, then after twice that. */
+    fc_set_time(NOW_CD + TIME_T_TO_CDTIME_T(10));
+    assert_int_equal(fc_read(0), 0);
+    assert_int_equal(fc_count_logs(LOG_ERR, "'broken'", NULL), 2);
+    fc_set_time(NOW_CD + TIME_T_TO_CDTIME_T(20));
+    assert_int_equal(fc_read(0), 0);
+    assert_int_equal(fc_count_logs(LOG_ERR, "'broken'", NULL), 2);
+    fc_set_time(NOW_CD + TIME_T_TO_CDTIME_T(30));
+    assert_int_equal(fc_read(0), 0);
+    assert_int_equal(fc_count_logs(LOG_ERR, "'broken'", NULL), 3);
+
+    /* It recovers: said once. */
+    fa_clear_samples();
+    bad = fa_sample("broken", "", 6, 1, NOW + 29, true);
+    fa_add_sample(&bad);
+    fa_add_sample(&good);
+    assert_int_equal(fc_read(0), 0);
+    assert_int_equal(fc_read(0), 0);
+    assert_int_equal(fc_count_logs(LOG_NOTICE, "balloon plugin: Domain 'broken' can be read again.", NULL),
+                     1);
+    assert_int_equal(fc_count_logs(LOG_ERR, "'fine'", NULL), 0);
+}
+
+static void test_complaints_are_per_domain_and_forgotten_with_the_domain(void **state)
+{
+    bal_sample_t a = failed("a", "Gone."), b = failed("b", "Gone."), c = failed("c", "Gone.");
+    (void)state;
+    start(NULL);
+    /* Out of name order on purpose: the plugin must not rely on it. */
+    fa_add_sample(&c);
+    fa_add_sample(&a);
+    fa_add_sample(&b);
+    assert_int_not_equal(fc_read(0), -ENOENT);
+    assert_int_equal(fc_count_logs(LOG_ERR, "Reading domain", NULL), 3);
+    /* b disappears for a cycle; when it comes back it is a new domain and complains at once, while a
+     * and c stay rate-limited. */
+    fa_clear_samples();
+    fa_add_sample(&a);
+    fa_add_sample(&c);
+    fc_read(0);
+    fa_clear_samples();
+    fa_add_sample(&b);
+    fa_add_sample(&c);
+    fa_add_sample(&a);
+    fc_read(0);
+    assert_int_equal(fc_count_logs(LOG_ERR, "'a'", NULL), 1);
+    assert_int_equal(fc_count_logs(LOG_ERR, "'b'", NULL), 2);
+    assert_int_equal(fc_count_logs(LOG_ERR, "'c'", NULL), 1);
+}
+
+static void test_read_fails_only_when_nothing_could_be_read(void **state)
+{
+    bal_sample_t s = fa_sample("vm", "", 6, 1, NOW - 1, true);
+    (void)state;
+    start(NULL);
+    /* No domain at all is not a failure. */
+    assert_int_equal(fc_read(0), 0);
+    assert_int_equal(fc_n_values(), 0);
+
+    fa_set_read_status(-ECONNRESET, "The connection to 'qemu:///system' was lost.");
+    assert_int_not_equal(fc_read(0), 0);
+    assert_int_equal(fc_count_logs(LOG_ERR, "balloon plugin: No domain could be read: The connection "
+                                            "to 'qemu:///system' was lost.", NULL), 1);
+    fa_set_read_status(-ECONNRESET, "The connection to 'qemu:///system' was lost.");
+    assert_int_not_equal(fc_read(0), 0);
+    assert_int_equal(fc_count_logs(LOG_ERR, "No domain could be read", NULL), 1);
+
+    fa_add_sample(&s);
+    assert_int_equal(fc_read(0), 0);
+    assert_int_equal(fc_count_logs(LOG_NOTICE, "balloon plugin: Domains can be read again.", NULL), 1);
+    assert_non_null(fc_find_value("vm", "memory", "free"));
+}
+
+static void test_agent_log_levels_map_to_collectd(void **state)
+{
+    (void)state;
+    start(NULL);
+    fa_add_log(BAL_LOG_ERR, "e.");
+    fa_add_log(BAL_LOG_WARNING, "w.");
+    fa_add_log(BAL_LOG_NOTICE, "n.");
+    fa_add_log(BAL_LOG_INFO, "i.");
+    fa_add_log(BAL_LOG_DEBUG, "d.");
+    fc_read(0);
+    assert_int_equal(fc_count_logs(LOG_ERR, "balloon plugin: e.", NULL), 1);
+    assert_int_equal(fc_count_logs(LOG_WARNING, "balloon plugin: w.", NULL), 1);
+    assert_int_equal(fc_count_logs(LOG_NOTICE, "balloon plugin: n.", NULL), 1);
+    assert_int_equal(fc_count_logs(LOG_INFO, "balloon plugin: i.", NULL), 1);
+    assert_int_equal(fc_count_logs(LOG_DEBUG, "balloon plugin: d.", NULL), 1);
+}
+
+static void test_shutdown_restores_and_notifies(void **state)
+{
+    bal_sample_t s = fa_sample("vm", "", 6, 1, NOW - 1, true);
+    (void)state;
+    start(NULL);
+    fa_add_sample(&s);
+    fc_read(0);
+    fc_clear_records();
+    assert_int_equal(fc_shutdown(), 0);
+    assert_int_equal(fa_n_free(), 1);
+    assert_int_equal(fc_n_notifications(), 1);
+    assert_int_equal(fc_notification(0)->severity, NOTIF_OKAY);
+    assert_string_equal(fc_notification(0)->type_instance, "polling_interval");
+    /* A second shutdown (collectd may call it after a failed init) is harmless. */
+    assert_int_equal(fc_shutdown(), 0);
+    assert_int_equal(fa_n_free(), 1);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_qemu72_sample_maps_every_stat, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_qemu92_counters_are_derive, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_metric_table_uses_types_db, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_legacy_guest_six_stats, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unset_stats_are_not_dispatched, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_never_answered_dispatches_nothing_and_notifies_once, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_stale_sample_is_not_sent_again, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_values_carry_polling_interval_and_last_update, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_age_never_negative, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_identifiers_follow_the_formats, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_long_names_are_truncated, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_every_event_becomes_a_notification, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_domain_failures_are_rate_limited, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_complaints_are_per_domain_and_forgotten_with_the_domain,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_read_fails_only_when_nothing_could_be_read, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_agent_log_levels_map_to_collectd, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_shutdown_restores_and_notifies, setup, teardown),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
