@@ -1,0 +1,787 @@
+#include "config.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "agent/bal_json.h"
+#include "agent/bal_qmp.h"
+#include "agent/bal_qmp_socket.h"
+
+#define DEFAULT_TIMEOUT_MS 5000
+/* Room for a whole message of the maximum size plus one read beyond it. */
+#define READ_CHUNK 8192
+#define BUF_LIMIT (BAL_QMP_MAX_REPLY + READ_CHUNK)
+
+struct bal_qmp_conn {
+    int fd;
+    char *path;
+    int timeout_ms; /* of the current operation, for messages */
+    char *buf;      /* bytes read and not yet consumed; a message in progress starts at 0 */
+    size_t len, cap;
+    /* The framing scanner: QEMU ends each message with CRLF, but pretty=on spreads one over several
+     * lines, so a message is a balanced top-level {...}, found by counting outside strings. */
+    size_t scan;
+    unsigned depth;
+    bool in_msg, in_str, esc, eof;
+};
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int remaining_ms(int64_t deadline)
+{
+    int64_t left = deadline - now_ms();
+
+    return left < 0 ? 0 : left > INT32_MAX ? INT32_MAX : (int)left;
+}
+
+/* Waits until fd is ready for events or the deadline passes. Returns 0, -ETIMEDOUT or -errno. */
+static int wait_fd(int fd, short events, int64_t deadline)
+{
+    struct pollfd pfd = {.fd = fd, .events = events};
+
+    for (;;) {
+        int left = remaining_ms(deadline);
+        int n = poll(&pfd, 1, left);
+        if (n > 0)
+            return 0; /* readable, writable, or an error/hangup that the next call will report */
+        if (n == 0)
+            return -ETIMEDOUT;
+        if (errno != EINTR)
+            return -errno;
+    }
+}
+
+/* Finds the next complete message in the buffer. Returns 1 with its length in *mlen (it starts at
+ * buf[0]), 0 when more bytes are needed, or -EPROTO when the peer sends something else than objects. */
+static int scan_message(bal_qmp_conn_t *c, size_t *mlen, bal_error_t *err)
+{
+    while (c->scan < c->len) {
+        char ch = c->buf[c->scan++];
+
+        if (!c->in_msg) {
+            if (ch == ' ' || ch == '\t' || ch == '\r' || ch == '\n')
+                continue;
+            if (ch != '{')
+                return bal_error_set(err, -EPROTO, "The QMP socket '%s' sent something that is not a JSON object.",
+                                     c->path);
+            /* drop the whitespace before it, so that a message always starts at buf[0] */
+            memmove(c->buf, c->buf + c->scan - 1, c->len - (c->scan - 1));
+            c->len -= c->scan - 1;
+            c->scan = 1;
+            c->in_msg = true;
+            c->depth = 1;
+            c->in_str = c->esc = false;
+        } else if (c->in_str) {
+            if (c->esc)
+                c->esc = false;
+            else if (ch == '\\')
+                c->esc = true;
+            else if (ch == '"')
+                c->in_str = false;
+        } else if (ch == '"') {
+            c->in_str = true;
+        } else if (ch == '{' || ch == '[') {
+            c->depth++;
+        } else if ((ch == '}' || ch == ']') && --c->depth == 0) {
+            c->in_msg = false;
+            *mlen = c->scan;
+            return 1;
+        }
+    }
+    if (!c->in_msg)
+        c->len = c->scan = 0; /* only whitespace so far */
+    return 0;
+}
+
+static void consume(bal_qmp_conn_t *c, size_t n)
+{
+    memmove(c->buf, c->buf + n, c->len - n);
+    c->len -= n;
+    c->scan -= n;
+}
+
+/* Reads what the socket has, without waiting. Returns bytes read (0 at EOF, with c->eof set), -EAGAIN
+ * when nothing is there, or -errno. */
+static ssize_t read_some(bal_qmp_conn_t *c, bal_error_t *err)
+{
+    ssize_t n;
+
+    if (c->cap - c->len < READ_CHUNK) {
+        size_t ncap = c->cap == 0 ? 2 * READ_CHUNK : c->cap * 2;
+        char *nbuf;
+        if (ncap > BUF_LIMIT)
+            ncap = BUF_LIMIT;
+        if (ncap > c->cap) {
+            nbuf = realloc(c->buf, ncap);
+            if (nbuf == NULL)
+                return bal_error_set(err, -ENOMEM, "Out of memory while reading from the QMP socket '%s'.",
+                                     c->path);
+            c->buf = nbuf;
+            c->cap = ncap;
+        }
+    }
+    for (;;) {
+        n = recv(c->fd, c->buf + c->len, c->cap - c->len, 0);
+        if (n >= 0)
+            break;
+        if (errno == EINTR)
+            continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK)
+            return -EAGAIN;
+        if (errno == ECONNRESET || errno == EPIPE) {
+            c->eof = true;
+            return 0;
+        }
+        return bal_error_set(err, -errno, "Reading from the QMP socket '%s' failed: %s.", c->path,
+                             strerror(errno));
+    }
+    if (n == 0)
+        c->eof = true;
+    c->len += (size_t)n;
+    return n;
+}
+
+/* The next whole message, waiting until the deadline. Returns 0 with its length in *mlen (the message
+ * is at c->buf; consume() it when done), or a negative errno with err filled. */
+static int next_message(bal_qmp_conn_t *c, int64_t deadline, size_t *mlen, bal_error_t *err)
+{
+    for (;;) {
+        int ret = scan_message(c, mlen, err);
+        ssize_t n;
+
+        if (ret != 0)
+            return ret < 0 ? ret : 0;
+        if (c->len > BAL_QMP_MAX_REPLY)
+            return bal_error_set(err, -EMSGSIZE,
+                                 "The QMP socket '%s' sent a message larger than %d bytes; it was refused.",
+                                 c->path, BAL_QMP_MAX_REPLY);
+        if (c->eof)
+            return bal_error_set(err, -ENOTCONN, "The QMP socket '%s' closed the connection.", c->path);
+        n = read_some(c, err);
+        if (n >= 0)
+            continue;
+        if (n != -EAGAIN)
+            return (int)n;
+        ret = wait_fd(c->fd, POLLIN, deadline);
+        if (ret == -ETIMEDOUT)
+            return bal_error_set(err, -ETIMEDOUT, "The QMP socket '%s' did not answer within %d ms.", c->path,
+                                 c->timeout_ms);
+        if (ret < 0)
+            return bal_error_set(err, ret, "Waiting on the QMP socket '%s' failed: %s.", c->path, strerror(-ret));
+    }
+}
+
+typedef enum msg_kind { MSG_REPLY, MSG_EVENT, MSG_GREETING } msg_kind_t;
+
+static int classify(bal_qmp_conn_t *c, size_t mlen, msg_kind_t *kind, bal_error_t *err)
+{
+    bal_error_t perr = {0};
+    yajl_val tree = NULL, v;
+    int ret;
+
+    ret = bal_json_parse(c->buf, mlen, BAL_QMP_MAX_REPLY, &tree, &perr);
+    if (ret == -ENOMEM)
+        return bal_error_set(err, ret, "%s", perr.message);
+    if (ret < 0)
+        return bal_error_set(err, -EPROTO, "The QMP socket '%s' sent an invalid message: %s", c->path,
+                             perr.message);
+    if (bal_json_get(tree, "event", &v, NULL) == 0)
+        *kind = MSG_EVENT;
+    else if (bal_json_get(tree, "return", &v, NULL) == 0 || bal_json_get(tree, "error", &v, NULL) == 0)
+        *kind = MSG_REPLY;
+    else if (bal_json_get(tree, "QMP", &v, NULL) == 0)
+        *kind = MSG_GREETING;
+    else
+        ret = bal_error_set(err, -EPROTO, "The QMP socket '%s' sent a message that is neither a reply nor an "
+                            "event.", c->path);
+    yajl_tree_free(tree);
+    return ret;
+}
+
+/* Reads messages until one of the wanted kind, dropping events. Returns 0 with its length in *mlen. */
+static int read_until(bal_qmp_conn_t *c, msg_kind_t wanted, int64_t deadline, size_t *mlen, bal_error_t *err)
+{
+    for (;;) {
+        msg_kind_t kind;
+        int ret = next_message(c, deadline, mlen, err);
+
+        if (ret < 0)
+            return ret;
+        ret = classify(c, *mlen, &kind, err);
+        if (ret < 0)
+            return ret;
+        if (kind == wanted)
+            return 0;
+        if (kind != MSG_EVENT && wanted == MSG_GREETING)
+            return bal_error_set(err, -EPROTO, "The QMP socket '%s' did not start with a QMP greeting.", c->path);
+        if (kind != MSG_EVENT)
+            return bal_error_set(err, -EPROTO, "The QMP socket '%s' sent a second greeting instead of a reply.",
+                                 c->path);
+        consume(c, *mlen);
+    }
+}
+
+static int send_all(bal_qmp_conn_t *c, const char *data, size_t len, int64_t deadline, bal_error_t *err)
+{
+    while (len > 0) {
+        ssize_t n = send(c->fd, data, len, MSG_NOSIGNAL);
+        int ret;
+
+        if (n > 0) {
+            data += n;
+            len -= (size_t)n;
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && errno == EPIPE)
+            return bal_error_set(err, -ENOTCONN, "The QMP socket '%s' closed the connection.", c->path);
+        if (n < 0 && errno == ECONNRESET)
+            return bal_error_set(err, -ENOTCONN, "The QMP socket '%s' reset the connection.", c->path);
+        if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
+            return bal_error_set(err, -errno, "Writing to the QMP socket '%s' failed: %s.", c->path,
+                                 strerror(errno));
+        ret = wait_fd(c->fd, POLLOUT, deadline);
+        if (ret == -ETIMEDOUT)
+            return bal_error_set(err, -ETIMEDOUT, "The QMP socket '%s' did not take a command within %d ms.",
+                                 c->path, c->timeout_ms);
+        if (ret < 0)
+            return bal_error_set(err, ret, "Waiting on the QMP socket '%s' failed: %s.", c->path, strerror(-ret));
+    }
+    return 0;
+}
+
+/* Sends command and reads its reply; the caller owns the deadline. */
+static int run_command(bal_qmp_conn_t *c, const char *command, int64_t deadline, char **reply, bal_error_t *err)
+{
+    size_t mlen;
+    char *r;
+    int ret;
+
+    ret = send_all(c, command, strlen(command), deadline, err);
+    if (ret == 0)
+        ret = send_all(c, "\n", 1, deadline, err);
+    if (ret == 0)
+        ret = read_until(c, MSG_REPLY, deadline, &mlen, err);
+    if (ret < 0)
+        return ret;
+    r = malloc(mlen + 1);
+    if (r == NULL)
+        return bal_error_set(err, -ENOMEM, "Out of memory while reading from the QMP socket '%s'.", c->path);
+    memcpy(r, c->buf, mlen);
+    r[mlen] = '\0';
+    consume(c, mlen);
+    *reply = r;
+    return 0;
+}
+
+static int connect_socket(bal_qmp_conn_t *c, int64_t deadline, bal_error_t *err)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    int ret, soerr;
+    socklen_t slen = sizeof(soerr);
+
+    if (strlen(c->path) >= sizeof(sa.sun_path))
+        return bal_error_set(err, -ENAMETOOLONG, "The QMP socket path '%s' is longer than the %zu bytes a UNIX "
+                             "socket address holds.", c->path, sizeof(sa.sun_path) - 1);
+    memcpy(sa.sun_path, c->path, strlen(c->path) + 1);
+    c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (c->fd < 0)
+        return bal_error_set(err, -errno, "Creating a socket for '%s' failed: %s.", c->path, strerror(errno));
+    for (;;) {
+        if (connect(c->fd, (struct sockaddr *)&sa, sizeof(sa)) == 0)
+            return 0;
+        if (errno == EAGAIN) {
+            /* The listen backlog is full (a busy or hung QEMU): try again until the deadline. */
+            if (remaining_ms(deadline) == 0)
+                break;
+            poll(NULL, 0, remaining_ms(deadline) < 10 ? remaining_ms(deadline) : 10);
+            continue;
+        }
+        if (errno == EINPROGRESS || errno == EINTR) {
+            ret = wait_fd(c->fd, POLLOUT, deadline);
+            if (ret == -ETIMEDOUT)
+                break;
+            if (ret < 0)
+                return bal_error_set(err, ret, "Connecting to the QMP socket '%s' failed: %s.", c->path,
+                                     strerror(-ret));
+            if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &soerr, &slen) < 0)
+                soerr = errno;
+            if (soerr == 0)
+                return 0;
+            errno = soerr;
+        }
+        if (errno == ENOENT)
+            return bal_error_set(err, -ENOENT, "The QMP socket '%s' does not exist.", c->path);
+        if (errno == ECONNREFUSED)
+            return bal_error_set(err, -ESHUTDOWN, "Nothing listens on the QMP socket '%s'.", c->path);
+        return bal_error_set(err, -errno, "Connecting to the QMP socket '%s' failed: %s.", c->path, strerror(errno));
+    }
+    return bal_error_set(err, -ETIMEDOUT, "Connecting to the QMP socket '%s' timed out after %d ms.", c->path,
+                         c->timeout_ms);
+}
+
+int bal_qmp_conn_open(const char *path, int timeout_ms, bal_qmp_conn_t **out, bal_error_t *err)
+{
+    int64_t deadline = now_ms() + timeout_ms;
+    bal_error_t qerr = {0};
+    bal_qmp_conn_t *c;
+    char *reply = NULL;
+    size_t mlen;
+    int ret;
+
+    if (path == NULL || path[0] == '\0')
+        return bal_error_set(err, -EINVAL, "No QMP socket path was given.");
+    c = calloc(1, sizeof(*c));
+    if (c == NULL || (c->path = strdup(path)) == NULL) {
+        free(c);
+        return bal_error_set(err, -ENOMEM, "Out of memory while connecting to the QMP socket '%s'.", path);
+    }
+    c->fd = -1;
+    c->timeout_ms = timeout_ms;
+    ret = connect_socket(c, deadline, err);
+    if (ret < 0)
+        goto fail;
+    ret = read_until(c, MSG_GREETING, deadline, &mlen, err);
+    if (ret == -ETIMEDOUT)
+        ret = bal_error_set(err, ret, "The QMP socket '%s' sent no greeting within %d ms.", path, timeout_ms);
+    if (ret < 0)
+        goto fail;
+    consume(c, mlen);
+    ret = run_command(c, "{\"execute\":\"qmp_capabilities\"}", deadline, &reply, err);
+    if (ret < 0)
+        goto fail;
+    ret = bal_qmp_parse_empty(reply, strlen(reply), &qerr);
+    if (ret < 0) {
+        ret = bal_error_set(err, -EPROTO, "The QMP socket '%s' refused the capabilities negotiation: %s", path,
+                            qerr.message);
+        goto fail;
+    }
+    free(reply);
+    *out = c;
+    return 0;
+fail:
+    free(reply);
+    bal_qmp_conn_free(c);
+    return ret;
+}
+
+int bal_qmp_conn_execute(bal_qmp_conn_t *conn, const char *command, int timeout_ms, char **reply,
+                         bal_error_t *err)
+{
+    if (conn == NULL || conn->fd < 0 || command == NULL)
+        return bal_error_set(err, -EINVAL, "A QMP command was sent without a connection or a command.");
+    conn->timeout_ms = timeout_ms;
+    return run_command(conn, command, now_ms() + timeout_ms, reply, err);
+}
+
+bool bal_qmp_conn_stale(bal_qmp_conn_t *conn)
+{
+    size_t mlen;
+    msg_kind_t kind;
+
+    if (conn == NULL || conn->fd < 0 || conn->eof)
+        return true;
+    for (;;) {
+        ssize_t n = read_some(conn, NULL);
+        int ret;
+
+        if (n < 0 && n != -EAGAIN)
+            return true;
+        while ((ret = scan_message(conn, &mlen, NULL)) == 1) {
+            if (classify(conn, mlen, &kind, NULL) < 0 || kind != MSG_EVENT)
+                return true;
+            consume(conn, mlen);
+        }
+        if (ret < 0 || conn->eof || conn->len > BAL_QMP_MAX_REPLY)
+            return true;
+        if (n == -EAGAIN)
+            return false;
+    }
+}
+
+void bal_qmp_conn_free(bal_qmp_conn_t *conn)
+{
+    if (conn == NULL)
+        return;
+    if (conn->fd >= 0)
+        close(conn->fd);
+    free(conn->buf);
+    free(conn->path);
+    free(conn);
+}
+
+/* ---- the transport ---- */
+
+typedef struct sock_domain {
+    char *name;
+    char *path;
+    unsigned refs;        /* the table's one plus one per execute in progress; under the transport lock */
+    pthread_mutex_t lock; /* one command at a time on conn */
+    bal_qmp_conn_t *conn;
+    uint64_t conn_instance;
+} sock_domain_t;
+
+typedef struct sock_transport {
+    bal_transport_t base;
+    char *dir;                 /* the directory form; NULL for pairs */
+    bal_socket_spec_t *pairs;  /* the pairs form: names and paths owned */
+    size_t n_pairs;
+    int timeout_ms;
+    bal_logger_t logger;
+    pthread_mutex_t lock; /* the table */
+    sock_domain_t **doms;
+    size_t n_doms;
+} sock_transport_t;
+
+static void domain_unref(sock_domain_t *d)
+{
+    /* called under the transport lock */
+    if (--d->refs > 0)
+        return;
+    bal_qmp_conn_free(d->conn);
+    pthread_mutex_destroy(&d->lock);
+    free(d->name);
+    free(d->path);
+    free(d);
+}
+
+static uint64_t mix(uint64_t h, uint64_t v)
+{
+    h ^= v + UINT64_C(0x9e3779b97f4a7c15) + (h << 6) + (h >> 2);
+    return h;
+}
+
+/* The socket file's identity: QEMU recreates its socket on start, so this changes with the process. */
+static uint64_t socket_instance(const struct stat *st)
+{
+    uint64_t h = UINT64_C(0xcbf29ce484222325);
+
+    h = mix(h, (uint64_t)st->st_dev);
+    h = mix(h, (uint64_t)st->st_ino);
+    h = mix(h, (uint64_t)st->st_ctim.tv_sec);
+    h = mix(h, (uint64_t)st->st_ctim.tv_nsec);
+    return h;
+}
+
+static int add_item(bal_domain_list_t *list, size_t *cap, const char *name, size_t name_len, uint64_t instance)
+{
+    bal_domain_info_t *item;
+
+    if (list->count == *cap) {
+        size_t ncap = *cap ? *cap * 2 : 16;
+        bal_domain_info_t *n = realloc(list->items, ncap * sizeof(*n));
+        if (n == NULL)
+            return -ENOMEM;
+        list->items = n;
+        *cap = ncap;
+    }
+    item = &list->items[list->count];
+    memset(item, 0, sizeof(*item));
+    item->name = strndup(name, name_len);
+    if (item->name == NULL)
+        return -ENOMEM;
+    item->instance = instance;
+    list->count++;
+    return 0;
+}
+
+static int cmp_item(const void *a, const void *b)
+{
+    return strcmp(((const bal_domain_info_t *)a)->name, ((const bal_domain_info_t *)b)->name);
+}
+
+static int list_dir(sock_transport_t *t, bal_domain_list_t *list, size_t *cap, bal_error_t *err)
+{
+    const size_t slen = strlen(BAL_QMP_SOCKET_SUFFIX);
+    struct dirent *de;
+    DIR *d;
+    int ret = 0;
+
+    d = opendir(t->dir);
+    if (d == NULL) {
+        if (errno == ENOENT)
+            return 0; /* no QEMU has created it yet */
+        return bal_error_set(err, -errno, "Reading the QMP socket directory '%s' failed: %s.", t->dir,
+                             strerror(errno));
+    }
+    while ((errno = 0, de = readdir(d)) != NULL) {
+        size_t len = strlen(de->d_name);
+        struct stat st;
+
+        if (len <= slen || strcmp(de->d_name + len - slen, BAL_QMP_SOCKET_SUFFIX) != 0)
+            continue;
+        if (fstatat(dirfd(d), de->d_name, &st, 0) < 0 || !S_ISSOCK(st.st_mode))
+            continue; /* gone meanwhile, or not a socket */
+        if (add_item(list, cap, de->d_name, len - slen, socket_instance(&st)) < 0) {
+            ret = bal_error_set(err, -ENOMEM, "Out of memory while listing the QMP socket directory '%s'.", t->dir);
+            goto out;
+        }
+    }
+    if (errno != 0)
+        ret = bal_error_set(err, -errno, "Reading the QMP socket directory '%s' failed: %s.", t->dir,
+                            strerror(errno));
+out:
+    closedir(d);
+    return ret;
+}
+
+static int list_pairs(sock_transport_t *t, bal_domain_list_t *list, size_t *cap, bal_error_t *err)
+{
+    for (size_t i = 0; i < t->n_pairs; i++) {
+        struct stat st;
+
+        if (stat(t->pairs[i].path, &st) < 0 || !S_ISSOCK(st.st_mode))
+            continue; /* not running */
+        if (add_item(list, cap, t->pairs[i].name, strlen(t->pairs[i].name), socket_instance(&st)) < 0)
+            return bal_error_set(err, -ENOMEM, "Out of memory while listing the QMP sockets.");
+    }
+    return 0;
+}
+
+static int sock_list_domains(bal_transport_t *base, bal_domain_list_t *out, bal_error_t *err)
+{
+    sock_transport_t *t = (sock_transport_t *)base;
+    bal_domain_list_t list = {0};
+    size_t cap = 0, keep = 0;
+    int ret;
+
+    ret = t->dir != NULL ? list_dir(t, &list, &cap, err) : list_pairs(t, &list, &cap, err);
+    if (ret < 0) {
+        bal_domain_list_free(&list);
+        return ret;
+    }
+    if (list.count > 1)
+        qsort(list.items, list.count, sizeof(list.items[0]), cmp_item);
+
+    /* Domains whose socket is gone let go of their connection now, not at the next command. */
+    pthread_mutex_lock(&t->lock);
+    for (size_t i = 0; i < t->n_doms; i++) {
+        bal_domain_info_t key = {.name = t->doms[i]->name};
+        if (list.count > 0 && bsearch(&key, list.items, list.count, sizeof(list.items[0]), cmp_item) != NULL)
+            t->doms[keep++] = t->doms[i];
+        else
+            domain_unref(t->doms[i]);
+    }
+    t->n_doms = keep;
+    pthread_mutex_unlock(&t->lock);
+    *out = list;
+    return 0;
+}
+
+/* The table entry for name, created if needed, with a reference for the caller. */
+static int domain_get(sock_transport_t *t, const char *name, sock_domain_t **out, bal_error_t *err)
+{
+    const char *path = NULL;
+    sock_domain_t *d = NULL, **nd;
+    char *built = NULL;
+    int ret = 0;
+
+    pthread_mutex_lock(&t->lock);
+    for (size_t i = 0; i < t->n_doms; i++) {
+        if (strcmp(t->doms[i]->name, name) == 0) {
+            d = t->doms[i];
+            d->refs++;
+            goto out;
+        }
+    }
+    if (t->dir != NULL) {
+        size_t len = strlen(t->dir) + 1 + strlen(name) + strlen(BAL_QMP_SOCKET_SUFFIX) + 1;
+        if (name[0] == '\0' || strchr(name, '/') != NULL) {
+            ret = bal_error_set(err, -ENOENT, "The domain name '%s' cannot name a socket in '%s'.", name, t->dir);
+            goto out;
+        }
+        built = malloc(len);
+        if (built == NULL)
+            goto nomem;
+        snprintf(built, len, "%s/%s%s", t->dir, name, BAL_QMP_SOCKET_SUFFIX);
+        path = built;
+    } else {
+        for (size_t i = 0; i < t->n_pairs && path == NULL; i++)
+            if (strcmp(t->pairs[i].name, name) == 0)
+                path = t->pairs[i].path;
+        if (path == NULL) {
+            ret = bal_error_set(err, -ENOENT, "The domain '%s' is not one of the configured QMP sockets.", name);
+            goto out;
+        }
+    }
+    nd = realloc(t->doms, (t->n_doms + 1) * sizeof(*nd));
+    if (nd == NULL)
+        goto nomem;
+    t->doms = nd;
+    d = calloc(1, sizeof(*d));
+    if (d == NULL || (d->name = strdup(name)) == NULL || (d->path = strdup(path)) == NULL) {
+        if (d != NULL)
+            free(d->name);
+        free(d);
+        d = NULL;
+        goto nomem;
+    }
+    pthread_mutex_init(&d->lock, NULL);
+    d->refs = 2; /* the table's and the caller's */
+    t->doms[t->n_doms++] = d;
+    goto out;
+nomem:
+    ret = bal_error_set(err, -ENOMEM, "Out of memory while looking up the domain '%s'.", name);
+out:
+    pthread_mutex_unlock(&t->lock);
+    free(built);
+    if (ret == 0)
+        *out = d;
+    return ret;
+}
+
+static int sock_execute(bal_transport_t *base, const bal_domain_info_t *dom, const char *command, char **reply,
+                        bal_error_t *err)
+{
+    sock_transport_t *t = (sock_transport_t *)base;
+    sock_domain_t *d = NULL;
+    int ret;
+
+    ret = domain_get(t, dom->name, &d, err);
+    if (ret < 0)
+        return ret;
+    pthread_mutex_lock(&d->lock);
+    if (d->conn != NULL && (d->conn_instance != dom->instance || bal_qmp_conn_stale(d->conn))) {
+        bal_log(&t->logger, BAL_LOG_DEBUG, "The connection to the QMP socket '%s' of domain '%s' went stale; "
+                "reconnecting.", d->path, d->name);
+        bal_qmp_conn_free(d->conn);
+        d->conn = NULL;
+    }
+    if (d->conn == NULL) {
+        ret = bal_qmp_conn_open(d->path, t->timeout_ms, &d->conn, err);
+        if (ret < 0)
+            goto out;
+        d->conn_instance = dom->instance;
+        bal_log(&t->logger, BAL_LOG_DEBUG, "Connected to the QMP socket '%s' of domain '%s'.", d->path, d->name);
+    }
+    ret = bal_qmp_conn_execute(d->conn, command, t->timeout_ms, reply, err);
+    if (ret < 0) {
+        /* out of step with the peer: a late reply would be taken for the next command's */
+        bal_qmp_conn_free(d->conn);
+        d->conn = NULL;
+    }
+out:
+    pthread_mutex_unlock(&d->lock);
+    pthread_mutex_lock(&t->lock);
+    domain_unref(d);
+    pthread_mutex_unlock(&t->lock);
+    return ret;
+}
+
+static void sock_free(bal_transport_t *base)
+{
+    sock_transport_t *t = (sock_transport_t *)base;
+
+    for (size_t i = 0; i < t->n_doms; i++)
+        domain_unref(t->doms[i]);
+    free(t->doms);
+    for (size_t i = 0; i < t->n_pairs; i++) {
+        free((char *)t->pairs[i].name);
+        free((char *)t->pairs[i].path);
+    }
+    free(t->pairs);
+    free(t->dir);
+    pthread_mutex_destroy(&t->lock);
+    free(t);
+}
+
+static const bal_transport_ops_t sock_ops = {
+    .name = "qmp-socket",
+    .list_domains = sock_list_domains,
+    .execute = sock_execute,
+    .take_changes = NULL,
+    .free = sock_free,
+};
+
+static sock_transport_t *transport_alloc(int timeout_ms, const bal_logger_t *logger)
+{
+    sock_transport_t *t = calloc(1, sizeof(*t));
+
+    if (t == NULL)
+        return NULL;
+    t->base.ops = &sock_ops;
+    t->timeout_ms = timeout_ms > 0 ? timeout_ms : DEFAULT_TIMEOUT_MS;
+    if (logger != NULL)
+        t->logger = *logger;
+    pthread_mutex_init(&t->lock, NULL);
+    return t;
+}
+
+bal_transport_t *bal_qmp_socket_transport_new_dir(const char *dir, int timeout_ms, const bal_logger_t *logger,
+                                                  bal_error_t *err)
+{
+    sock_transport_t *t;
+
+    if (dir == NULL || dir[0] == '\0') {
+        bal_error_set(err, -EINVAL, "No QMP socket directory was given.");
+        return NULL;
+    }
+    t = transport_alloc(timeout_ms, logger);
+    if (t == NULL || (t->dir = strdup(dir)) == NULL) {
+        if (t != NULL)
+            sock_free(&t->base);
+        bal_error_set(err, -ENOMEM, "Out of memory while setting up the QMP socket directory '%s'.", dir);
+        return NULL;
+    }
+    /* "dir/" would make "dir//name.qmp": harmless, but messages read better without it */
+    for (size_t len = strlen(t->dir); len > 1 && t->dir[len - 1] == '/'; len--)
+        t->dir[len - 1] = '\0';
+    return &t->base;
+}
+
+bal_transport_t *bal_qmp_socket_transport_new_pairs(const bal_socket_spec_t *pairs, size_t n, int timeout_ms,
+                                                    const bal_logger_t *logger, bal_error_t *err)
+{
+    sock_transport_t *t;
+
+    for (size_t i = 0; i < n; i++) {
+        if (pairs[i].name == NULL || pairs[i].name[0] == '\0' || pairs[i].path == NULL || pairs[i].path[0] == '\0') {
+            bal_error_set(err, -EINVAL, "QMP socket number %zu has no name or no path.", i + 1);
+            return NULL;
+        }
+        for (size_t j = 0; j < i; j++) {
+            if (strcmp(pairs[i].name, pairs[j].name) == 0) {
+                bal_error_set(err, -EINVAL, "The domain name '%s' is given to more than one QMP socket.",
+                              pairs[i].name);
+                return NULL;
+            }
+        }
+    }
+    t = transport_alloc(timeout_ms, logger);
+    if (t == NULL)
+        goto nomem;
+    if (n > 0 && (t->pairs = calloc(n, sizeof(*t->pairs))) == NULL)
+        goto nomem;
+    for (size_t i = 0; i < n; i++) {
+        t->pairs[i].name = strdup(pairs[i].name);
+        t->pairs[i].path = strdup(pairs[i].path);
+        t->n_pairs++;
+        if (t->pairs[i].name == NULL || t->pairs[i].path == NULL)
+            goto nomem;
+    }
+    return &t->base;
+nomem:
+    if (t != NULL)
+        sock_free(&t->base);
+    bal_error_set(err, -ENOMEM, "Out of memory while setting up the QMP sockets.");
+    return NULL;
+}

@@ -1,0 +1,271 @@
+/* The transport dispatchers: the allow-list that every command passes before it leaves the agent. */
+#include "config.h"
+
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "agent/bal_qmp.h"
+#include "agent/bal_transport.h"
+
+/* A transport that records what reached it. */
+typedef struct fake {
+    bal_transport_t base;
+    int executed;
+    char last[512];
+    bool changes;
+    int freed;
+} fake_t;
+
+static int fake_list(bal_transport_t *t, bal_domain_list_t *out, bal_error_t *err)
+{
+    (void)t;
+    (void)err;
+    out->items = calloc(2, sizeof(*out->items));
+    assert_non_null(out->items);
+    out->items[0].name = strdup("one");
+    out->items[1].name = strdup("two");
+    out->count = 2;
+    return 0;
+}
+
+static int fake_execute(bal_transport_t *t, const bal_domain_info_t *dom, const char *command, char **reply,
+                        bal_error_t *err)
+{
+    fake_t *f = (fake_t *)t;
+    (void)dom;
+    (void)err;
+    f->executed++;
+    strncpy(f->last, command, sizeof(f->last) - 1);
+    *reply = strdup("{\"return\": {}}");
+    return 0;
+}
+
+static bool fake_take_changes(bal_transport_t *t)
+{
+    fake_t *f = (fake_t *)t;
+    bool c = f->changes;
+    f->changes = false;
+    return c;
+}
+
+static void fake_free(bal_transport_t *t)
+{
+    ((fake_t *)t)->freed++;
+}
+
+static const bal_transport_ops_t fake_ops = {
+    .name = "fake",
+    .list_domains = fake_list,
+    .execute = fake_execute,
+    .take_changes = fake_take_changes,
+    .free = fake_free,
+};
+
+static const bal_transport_ops_t fake_ops_no_changes = {
+    .name = "fake",
+    .list_domains = fake_list,
+    .execute = fake_execute,
+    .free = fake_free,
+};
+
+static const bal_domain_info_t dom = {.name = (char *)"vm"};
+
+static void expect_allowed(fake_t *f, const char *command)
+{
+    bal_error_t err = {0};
+    char *reply = NULL;
+    int before = f->executed;
+
+    if (bal_transport_execute(&f->base, &dom, command, &reply, &err) != 0)
+        fail_msg("refused: %s (%s)", command, err.message);
+    assert_int_equal(f->executed, before + 1);
+    assert_string_equal(f->last, command); /* passed on unchanged */
+    assert_string_equal(reply, "{\"return\": {}}");
+    free(reply);
+}
+
+static void expect_refused(fake_t *f, const char *command)
+{
+    bal_error_t err = {0};
+    char *reply = (char *)"untouched";
+    int before = f->executed;
+    int ret = bal_transport_execute(&f->base, &dom, command, &reply, &err);
+
+    if (ret != -EPERM)
+        fail_msg("not refused (%d): %s", ret, command);
+    assert_int_equal(err.code, -EPERM);
+    assert_true(err.message[0] != '\0');
+    assert_int_equal(f->executed, before); /* never reached the transport */
+    assert_string_equal(reply, "untouched");
+}
+
+static void test_allowed(void **state)
+{
+    fake_t f = {.base.ops = &fake_ops};
+    char *cmd;
+    (void)state;
+
+    expect_allowed(&f, "{\"execute\":\"qmp_capabilities\"}");
+    expect_allowed(&f, "{\"execute\":\"qmp_capabilities\",\"arguments\":{}}");
+    expect_allowed(&f, "{\"execute\":\"query-balloon\"}");
+    expect_allowed(&f, " { \"execute\" : \"qom-list\", \"arguments\": {\"path\": \"/machine/peripheral\"}}\n");
+    expect_allowed(&f, "{\"arguments\":{\"property\":\"guest-stats\",\"path\":\"/machine/peripheral/balloon0\"},"
+                       "\"execute\":\"qom-get\"}");
+    expect_allowed(&f, "{\"execute\":\"qom-get\",\"arguments\":{\"path\":\"/b\","
+                       "\"property\":\"guest-stats-polling-interval\"}}");
+    expect_allowed(&f, "{\"execute\":\"qom-set\",\"arguments\":{\"path\":\"/b\","
+                       "\"property\":\"guest-stats-polling-interval\",\"value\":0}}");
+
+    /* everything the builders make passes */
+    assert_int_equal(bal_qmp_build("qmp_capabilities", &cmd, NULL), 0);
+    expect_allowed(&f, cmd);
+    free(cmd);
+    assert_int_equal(bal_qmp_build("query-balloon", &cmd, NULL), 0);
+    expect_allowed(&f, cmd);
+    free(cmd);
+    assert_int_equal(bal_qmp_build_qom_list("/machine/peripheral-anon", &cmd, NULL), 0);
+    expect_allowed(&f, cmd);
+    free(cmd);
+    assert_int_equal(bal_qmp_build_qom_get("/machine/peripheral-anon/device[1]", BAL_QMP_PROP_STATS, &cmd, NULL),
+                     0);
+    expect_allowed(&f, cmd);
+    free(cmd);
+    assert_int_equal(bal_qmp_build_qom_set_int("/machine/peripheral/balloon0", BAL_QMP_PROP_INTERVAL, 5, &cmd,
+                                               NULL),
+                     0);
+    expect_allowed(&f, cmd);
+    free(cmd);
+    assert_int_equal(f.executed, 12);
+}
+
+static void test_refused(void **state)
+{
+    static const char *const bad[] = {
+        /* commands outside the list */
+        "{\"execute\":\"quit\"}",
+        "{\"execute\":\"system_reset\"}",
+        "{\"execute\":\"human-monitor-command\",\"arguments\":{\"command-line\":\"quit\"}}",
+        "{\"execute\":\"balloon\",\"arguments\":{\"value\":1}}",
+        "{\"execute\":\"QOM-GET\",\"arguments\":{\"path\":\"/b\",\"property\":\"guest-stats\"}}",
+        "{\"execute\":\"qom-get \",\"arguments\":{\"path\":\"/b\",\"property\":\"guest-stats\"}}",
+        "{\"exec-oob\":\"qom-get\",\"arguments\":{\"path\":\"/b\",\"property\":\"guest-stats\"}}",
+        /* other properties */
+        "{\"execute\":\"qom-set\",\"arguments\":{\"path\":\"/b\",\"property\":\"stats-polling-interval\","
+        "\"value\":0}}",
+        "{\"execute\":\"qom-get\",\"arguments\":{\"path\":\"/b\",\"property\":\"type\"}}",
+        "{\"execute\":\"qom-set\",\"arguments\":{\"path\":\"/machine\",\"property\":\"memory-backend\","
+        "\"value\":1}}",
+        /* shapes */
+        "{\"execute\":\"qom-get\",\"arguments\":{\"path\":\"/b\"}}",
+        "{\"execute\":\"qom-get\",\"arguments\":{\"property\":\"guest-stats\"}}",
+        "{\"execute\":\"qom-get\",\"arguments\":{\"path\":\"/b\",\"property\":\"guest-stats\",\"extra\":1}}",
+        "{\"execute\":\"qom-get\",\"arguments\":{\"path\":\"/b\",\"property\":\"guest-stats\",\"value\":1}}",
+        "{\"execute\":\"qom-set\",\"arguments\":{\"path\":\"/b\",\"property\":\"guest-stats-polling-interval\"}}",
+        "{\"execute\":\"qom-set\",\"arguments\":{\"path\":\"/b\",\"property\":\"guest-stats-polling-interval\","
+        "\"value\":\"2\"}}",
+        "{\"execute\":\"qom-set\",\"arguments\":{\"path\":\"/b\",\"property\":\"guest-stats-polling-interval\","
+        "\"value\":{\"x\":1}}}",
+        "{\"execute\":\"qom-set\",\"arguments\":{\"path\":\"/b\",\"property\":\"guest-stats-polling-interval\","
+        "\"value\":2.5}}",
+        "{\"execute\":\"qom-get\",\"arguments\":{\"path\":[\"/b\"],\"property\":\"guest-stats\"}}",
+        "{\"execute\":\"qom-list\",\"arguments\":[\"/b\"]}",
+        "{\"execute\":\"query-balloon\",\"arguments\":{\"x\":1}}",
+        "{\"execute\":\"qom-list\"}",
+        "{\"execute\":\"query-balloon\",\"id\":1}",
+        "{\"execute\":\"query-balloon\",\"control\":{\"run-oob\":true}}",
+        "{\"execute\":[\"query-balloon\"]}",
+        "{\"execute\":null}",
+        "{\"arguments\":{}}",
+        "{}",
+        /* hostile paths */
+        "{\"execute\":\"qom-list\",\"arguments\":{\"path\":\"machine\"}}",
+        "{\"execute\":\"qom-list\",\"arguments\":{\"path\":\"/a\\\"b\"}}",
+        "{\"execute\":\"qom-list\",\"arguments\":{\"path\":\"/a\\\\b\"}}",
+        "{\"execute\":\"qom-list\",\"arguments\":{\"path\":\"/a\\nb\"}}",
+        "{\"execute\":\"qom-list\",\"arguments\":{\"path\":\"/a\\u0000b\"}}",
+        "{\"execute\":\"qom-list\",\"arguments\":{\"path\":\"\"}}",
+        /* ambiguity a different JSON parser could read differently */
+        "{\"execute\":\"query-balloon\",\"execute\":\"quit\"}",
+        "{\"execute\":\"qom-get\",\"arguments\":{\"path\":\"/b\",\"property\":\"guest-stats\","
+        "\"property\":\"type\"}}",
+        "{\"execute\":\"qom-get\",\"arguments\":{\"path\":\"/b\",\"property\":\"guest-stats\"},"
+        "\"arguments\":{}}",
+        "{\"execute\":\"query-balloon\"/*\",\"execute\":\"quit*/}",
+        "{\"execute\":\"query-balloon\"}{\"execute\":\"quit\"}",
+        "{\"execute\":\"query-balloon\"} {\"execute\":\"quit\"}",
+        "{'execute':'quit'}",
+        "{\"execute\":\"qu\\u0000it\"}",
+        "{\"exe\\u0000cute\":\"query-balloon\"}",
+        /* not JSON, not an object */
+        "",
+        "quit",
+        "[{\"execute\":\"query-balloon\"}]",
+        "\"query-balloon\"",
+        "{\"execute\":\"query-balloon\"",
+    };
+    fake_t f = {.base.ops = &fake_ops};
+    char big[8192];
+    (void)state;
+
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        expect_refused(&f, bad[i]);
+    /* oversized commands are not ours */
+    memset(big, ' ', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    memcpy(big, "{\"execute\":\"query-balloon\"}", 27);
+    expect_refused(&f, big);
+    assert_int_equal(f.executed, 0);
+}
+
+static void test_other_dispatchers(void **state)
+{
+    fake_t f = {.base.ops = &fake_ops};
+    fake_t g = {.base.ops = &fake_ops_no_changes};
+    bal_domain_list_t list = {0};
+    bal_error_t err = {0};
+    char *reply = NULL;
+    (void)state;
+
+    assert_int_equal(bal_transport_list_domains(&f.base, &list, &err), 0);
+    assert_int_equal(list.count, 2);
+    assert_string_equal(list.items[1].name, "two");
+    bal_domain_list_free(&list);
+    assert_int_equal(list.count, 0);
+    assert_null(list.items);
+    bal_domain_list_free(&list); /* twice is fine */
+    bal_domain_list_free(NULL);
+
+    assert_false(bal_transport_take_changes(&f.base));
+    f.changes = true;
+    assert_true(bal_transport_take_changes(&f.base));
+    assert_false(bal_transport_take_changes(&f.base));
+    assert_false(bal_transport_take_changes(&g.base)); /* optional op */
+    assert_false(bal_transport_take_changes(NULL));
+
+    assert_int_equal(bal_transport_execute(NULL, &dom, "{\"execute\":\"query-balloon\"}", &reply, &err), -EINVAL);
+    assert_int_equal(bal_transport_execute(&f.base, NULL, "{\"execute\":\"query-balloon\"}", &reply, &err),
+                     -EINVAL);
+    assert_int_equal(bal_transport_execute(&f.base, &dom, NULL, &reply, &err), -EINVAL);
+    assert_int_equal(f.executed, 0);
+
+    bal_transport_free(&f.base);
+    assert_int_equal(f.freed, 1);
+    bal_transport_free(NULL);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_allowed),
+        cmocka_unit_test(test_refused),
+        cmocka_unit_test(test_other_dispatchers),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
