@@ -13,6 +13,7 @@
 #include "agent/bal_error.h"
 #include "agent/bal_log.h"
 #include "agent/bal_stats.h"
+#include "agent/bal_transport.h"
 
 typedef enum bal_transport_kind {
     BAL_TRANSPORT_LIBVIRT,     /* virDomainQemuMonitorCommand over libvirt_uri */
@@ -60,7 +61,7 @@ typedef struct bal_agent_config {
     bool ignore_selected;        /* report every domain except the selected ones */
 
     const char *qom_path;        /* NULL: /machine/peripheral/balloon0, else found with qom-list */
-    int64_t polling_interval_s;  /* set in QEMU; >= 1 */
+    int64_t polling_interval_s;  /* set in QEMU; >= 1 (0 keeps polling off: balloonctl set-interval 0) */
     bool observe_only;           /* never set the interval (balloonctl list/stats/watch) */
     unsigned stale_after;        /* intervals without an advance before a re-arm; 0: 3 */
     unsigned verify_every;       /* cycles between qom-get checks of the interval; 0: 5 */
@@ -104,6 +105,11 @@ typedef struct bal_agent bal_agent_t;
  * and a new agent in *out, or a negative errno with a sentence in err. Does not contact any domain yet
  * except to connect. The config's strings are copied. */
 int bal_agent_new(const bal_agent_config_t *config, bal_agent_t **out, bal_error_t *err);
+
+/* The same over a transport the caller made (tests: a fake one); config->transport and its arguments
+ * are ignored. Takes ownership of transport, which is freed even on failure. */
+int bal_agent_new_with_transport(const bal_agent_config_t *config, bal_transport_t *transport,
+                                 bal_agent_t **out, bal_error_t *err);
 
 /* One read cycle over every selected domain, the commands overlapped through the pool. Calls cb once
  * per domain from the calling thread, in name order; the sample's pointers are valid only during the

@@ -1,0 +1,139 @@
+#include "config.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdlib.h>
+
+#include "agent/bal_pool.h"
+
+typedef struct job {
+    bal_pool_fn fn;
+    void *arg;
+    struct job *next;
+} job_t;
+
+struct bal_pool {
+    pthread_mutex_t lock;
+    pthread_cond_t work;  /* a job was queued, or stopping */
+    pthread_cond_t idle;  /* pending dropped to 0 */
+    job_t *head, *tail;
+    size_t pending;       /* queued + running */
+    bool stopping;
+    pthread_t *workers;
+    unsigned n_workers;
+};
+
+static void *worker_main(void *opaque)
+{
+    bal_pool_t *pool = opaque;
+
+    pthread_mutex_lock(&pool->lock);
+    for (;;) {
+        job_t *job;
+
+        while (pool->head == NULL && !pool->stopping)
+            pthread_cond_wait(&pool->work, &pool->lock);
+        if (pool->head == NULL)
+            break; /* stopping, and nothing left to run */
+        job = pool->head;
+        pool->head = job->next;
+        if (pool->head == NULL)
+            pool->tail = NULL;
+        pthread_mutex_unlock(&pool->lock);
+
+        job->fn(job->arg);
+        free(job);
+
+        pthread_mutex_lock(&pool->lock);
+        if (--pool->pending == 0)
+            pthread_cond_broadcast(&pool->idle);
+    }
+    pthread_mutex_unlock(&pool->lock);
+    return NULL;
+}
+
+int bal_pool_new(unsigned threads, bal_pool_t **out, bal_error_t *err)
+{
+    bal_pool_t *pool;
+    int rc = 0;
+
+    if (threads == 0)
+        return bal_error_set(err, -EINVAL, "A worker pool needs at least one thread.");
+    pool = calloc(1, sizeof(*pool));
+    if (pool == NULL)
+        return bal_error_set(err, -ENOMEM, "Out of memory creating a worker pool.");
+    pool->workers = calloc(threads, sizeof(*pool->workers));
+    if (pool->workers == NULL) {
+        free(pool);
+        return bal_error_set(err, -ENOMEM, "Out of memory creating a worker pool.");
+    }
+    pthread_mutex_init(&pool->lock, NULL);
+    pthread_cond_init(&pool->work, NULL);
+    pthread_cond_init(&pool->idle, NULL);
+    for (unsigned i = 0; i < threads; i++) {
+        rc = pthread_create(&pool->workers[i], NULL, worker_main, pool);
+        if (rc != 0)
+            break; /* run with the threads we have */
+        pool->n_workers++;
+    }
+    if (pool->n_workers == 0) {
+        rc = bal_error_set(err, -rc, "Could not start any thread of a worker pool of %u.", threads);
+        bal_pool_free(pool);
+        return rc;
+    }
+    *out = pool;
+    return 0;
+}
+
+void bal_pool_submit(bal_pool_t *pool, bal_pool_fn fn, void *arg)
+{
+    job_t *job = malloc(sizeof(*job));
+
+    if (job == NULL) {
+        fn(arg);
+        return;
+    }
+    job->fn = fn;
+    job->arg = arg;
+    job->next = NULL;
+    pthread_mutex_lock(&pool->lock);
+    if (pool->tail != NULL)
+        pool->tail->next = job;
+    else
+        pool->head = job;
+    pool->tail = job;
+    pool->pending++;
+    pthread_cond_signal(&pool->work);
+    pthread_mutex_unlock(&pool->lock);
+}
+
+void bal_pool_wait(bal_pool_t *pool)
+{
+    pthread_mutex_lock(&pool->lock);
+    while (pool->pending > 0)
+        pthread_cond_wait(&pool->idle, &pool->lock);
+    pthread_mutex_unlock(&pool->lock);
+}
+
+unsigned bal_pool_threads(const bal_pool_t *pool)
+{
+    return pool->n_workers;
+}
+
+void bal_pool_free(bal_pool_t *pool)
+{
+    if (pool == NULL)
+        return;
+    pthread_mutex_lock(&pool->lock);
+    pool->stopping = true;
+    pthread_cond_broadcast(&pool->work);
+    pthread_mutex_unlock(&pool->lock);
+    for (unsigned i = 0; i < pool->n_workers; i++)
+        pthread_join(pool->workers[i], NULL);
+    pthread_cond_destroy(&pool->idle);
+    pthread_cond_destroy(&pool->work);
+    pthread_mutex_destroy(&pool->lock);
+    free(pool->workers);
+    free(pool);
+}

@@ -1,0 +1,156 @@
+/* The bounded worker pool: every job runs once, never more than N at a time, and they do overlap. */
+#include "config.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include <cmocka.h>
+
+#include "agent/bal_pool.h"
+
+typedef struct counter {
+    pthread_mutex_t lock;
+    unsigned running;
+    unsigned max_running;
+    unsigned done;
+} counter_t;
+
+typedef struct task {
+    counter_t *counter;
+    unsigned runs;
+    int sleep_ms;
+} task_t;
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
+
+static void run_task(void *arg)
+{
+    task_t *t = arg;
+    counter_t *c = t->counter;
+
+    pthread_mutex_lock(&c->lock);
+    c->running++;
+    if (c->running > c->max_running)
+        c->max_running = c->running;
+    pthread_mutex_unlock(&c->lock);
+
+    /* Real waiting: the point is that workers overlap while blocked, as on a QMP round trip. */
+    if (t->sleep_ms > 0)
+        sleep_ms(t->sleep_ms);
+    t->runs++;
+
+    pthread_mutex_lock(&c->lock);
+    c->running--;
+    c->done++;
+    pthread_mutex_unlock(&c->lock);
+}
+
+static void test_zero_threads_refused(void **state)
+{
+    bal_pool_t *pool = NULL;
+    bal_error_t err = {0};
+    (void)state;
+    assert_int_equal(bal_pool_new(0, &pool, &err), -EINVAL);
+    assert_null(pool);
+    assert_int_equal(err.code, -EINVAL);
+    bal_pool_free(NULL);
+}
+
+static void test_every_job_runs_once_and_wait_waits(void **state)
+{
+    counter_t c = {.lock = PTHREAD_MUTEX_INITIALIZER};
+    task_t tasks[200];
+    bal_pool_t *pool = NULL;
+    (void)state;
+    assert_int_equal(bal_pool_new(4, &pool, NULL), 0);
+    assert_int_equal(bal_pool_threads(pool), 4);
+    for (int round = 0; round < 3; round++) {
+        for (size_t i = 0; i < 200; i++) {
+            if (round == 0)
+                tasks[i] = (task_t){.counter = &c, .sleep_ms = (i % 17 == 0) ? 2 : 0};
+            bal_pool_submit(pool, run_task, &tasks[i]);
+        }
+        bal_pool_wait(pool);
+        /* wait returned: every job of this batch is finished, none is still running. */
+        assert_int_equal(c.done, 200u * (unsigned)(round + 1));
+        assert_int_equal(c.running, 0);
+    }
+    for (size_t i = 0; i < 200; i++)
+        assert_int_equal(tasks[i].runs, 3);
+    bal_pool_free(pool);
+}
+
+static void test_bounded_and_overlapping(void **state)
+{
+    counter_t c = {.lock = PTHREAD_MUTEX_INITIALIZER};
+    task_t tasks[20];
+    bal_pool_t *pool = NULL;
+    struct timespec t0, t1;
+    int64_t elapsed_ms;
+    (void)state;
+    assert_int_equal(bal_pool_new(5, &pool, NULL), 0);
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (size_t i = 0; i < 20; i++) {
+        tasks[i] = (task_t){.counter = &c, .sleep_ms = 40};
+        bal_pool_submit(pool, run_task, &tasks[i]);
+    }
+    bal_pool_wait(pool);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    elapsed_ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+    assert_int_equal(c.done, 20);
+    /* Never more than 5 at once, and they really overlapped. */
+    assert_true(c.max_running <= 5);
+    assert_true(c.max_running >= 2);
+    /* 20 jobs of 40 ms on 5 workers: 4 rounds, 160 ms; serially it would be 800 ms. */
+    assert_true(elapsed_ms >= 150);
+    assert_true(elapsed_ms < 600);
+    bal_pool_free(pool);
+}
+
+static void test_free_runs_queued_jobs(void **state)
+{
+    counter_t c = {.lock = PTHREAD_MUTEX_INITIALIZER};
+    task_t tasks[10];
+    bal_pool_t *pool = NULL;
+    (void)state;
+    assert_int_equal(bal_pool_new(1, &pool, NULL), 0);
+    for (size_t i = 0; i < 10; i++) {
+        tasks[i] = (task_t){.counter = &c, .sleep_ms = 1};
+        bal_pool_submit(pool, run_task, &tasks[i]);
+    }
+    /* No wait: free must still run them (jobs own nothing the pool could drop). */
+    bal_pool_free(pool);
+    assert_int_equal(c.done, 10);
+    assert_int_equal(c.max_running, 1);
+}
+
+static void test_wait_on_idle_pool_returns(void **state)
+{
+    bal_pool_t *pool = NULL;
+    (void)state;
+    assert_int_equal(bal_pool_new(2, &pool, NULL), 0);
+    bal_pool_wait(pool);
+    bal_pool_free(pool);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_zero_threads_refused),
+        cmocka_unit_test(test_every_job_runs_once_and_wait_waits),
+        cmocka_unit_test(test_bounded_and_overlapping),
+        cmocka_unit_test(test_free_runs_queued_jobs),
+        cmocka_unit_test(test_wait_on_idle_pool_returns),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
