@@ -5,6 +5,14 @@ tests_test_bal_qmp_SOURCES = tests/test_bal_qmp.c
 tests_test_bal_qmp_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) $(YAJL_CFLAGS)
 tests_test_bal_qmp_LDADD = agent/libagent.la $(YAJL_LIBS) $(CMOCKA_LIBS)
 TESTS += tests/test_bal_qmp
+check_PROGRAMS += tests/test_bal_transport tests/test_bal_qmp_socket
+tests_test_bal_transport_SOURCES = tests/test_bal_transport.c
+tests_test_bal_transport_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) $(YAJL_CFLAGS)
+tests_test_bal_transport_LDADD = agent/libagent.la $(YAJL_LIBS) $(CMOCKA_LIBS)
+tests_test_bal_qmp_socket_SOURCES = tests/test_bal_qmp_socket.c
+tests_test_bal_qmp_socket_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) $(YAJL_CFLAGS)
+tests_test_bal_qmp_socket_LDADD = agent/libagent.la $(YAJL_LIBS) $(CMOCKA_LIBS)
+TESTS += tests/test_bal_transport tests/test_bal_qmp_socket
 # Domains, pool, polling state machine, agent core
 check_PROGRAMS += tests/test_bal_filter tests/test_bal_pool tests/test_bal_poller
 tests_test_bal_filter_SOURCES = tests/test_bal_filter.c
@@ -17,3 +25,23 @@ tests_test_bal_poller_SOURCES = tests/test_bal_poller.c
 tests_test_bal_poller_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
 tests_test_bal_poller_LDADD = agent/libagent.la $(CMOCKA_LIBS)
 TESTS += tests/test_bal_filter tests/test_bal_pool tests/test_bal_poller
+# libvirt transport: libvirt's connection and domain API mocked at link time, the device model behind it
+check_PROGRAMS += tests/test_bal_libvirt
+tests_test_bal_libvirt_SOURCES = tests/test_bal_libvirt.c
+tests_test_bal_libvirt_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) $(YAJL_CFLAGS) $(LIBVIRT_CFLAGS) $(LIBVIRT_QEMU_CFLAGS)
+tests_test_bal_libvirt_LDFLAGS = $(AM_LDFLAGS) \
+	-Wl,--wrap=virConnectOpen,--wrap=virConnectClose,--wrap=virConnectRef,--wrap=virConnectIsAlive \
+	-Wl,--wrap=virConnectSetKeepAlive,--wrap=virConnectRegisterCloseCallback \
+	-Wl,--wrap=virConnectUnregisterCloseCallback,--wrap=virConnectDomainEventRegisterAny \
+	-Wl,--wrap=virConnectDomainEventDeregisterAny,--wrap=virConnectListAllDomains \
+	-Wl,--wrap=virDomainLookupByUUIDString,--wrap=virDomainLookupByName,--wrap=virDomainRef \
+	-Wl,--wrap=virDomainFree,--wrap=virDomainGetName,--wrap=virDomainGetUUIDString,--wrap=virDomainGetID \
+	-Wl,--wrap=virDomainQemuMonitorCommand,--wrap=virGetLastError,--wrap=virResetLastError
+tests_test_bal_libvirt_LDADD = agent/libagent.la virtio/libvirtio.la $(LIBVIRT_QEMU_LIBS) $(LIBVIRT_LIBS) \
+	$(YAJL_LIBS) $(CMOCKA_LIBS)
+TESTS += tests/test_bal_libvirt
+check_PROGRAMS += tests/test_bal_agent
+tests_test_bal_agent_SOURCES = tests/test_bal_agent.c
+tests_test_bal_agent_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) $(YAJL_CFLAGS)
+tests_test_bal_agent_LDADD = agent/libagent.la virtio/libvirtio.la $(YAJL_LIBS) $(CMOCKA_LIBS)
+TESTS += tests/test_bal_agent

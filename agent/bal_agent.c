@@ -1,0 +1,578 @@
+#include "config.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agent/bal_agent.h"
+#include "agent/bal_filter.h"
+#include "agent/bal_libvirt.h"
+#include "agent/bal_poller.h"
+#include "agent/bal_pool.h"
+#include "agent/bal_qmp.h"
+#include "agent/bal_qmp_socket.h"
+
+#define DEFAULT_CONCURRENCY 5 /* libvirtd's max_client_requests */
+#define MAX_CONCURRENCY 256
+#define DEFAULT_REFRESH_S 60
+#define DEFAULT_TIMEOUT_MS 5000
+#define MAX_INTERVAL_S INT64_C(4294967295) /* QEMU: "timer value is too big" above */
+
+typedef struct domain {
+    bal_domain_info_t info; /* name owned */
+    bal_poller_t *poller;
+} domain_t;
+
+struct bal_agent {
+    bal_transport_t *transport;
+    bal_filter_t *filter;
+    bal_pool_t *pool;
+    char *qom_path;
+    bal_poller_config_t poller_config;
+    bal_logger_t logger;
+    void (*on_event)(void *opaque, const bal_event_t *event);
+    void *event_opaque;
+    const bal_clock_t *clock;
+    int timeout_ms;
+    int64_t refresh_ms;
+    bool restore_interval;
+
+    domain_t **domains; /* sorted by name */
+    size_t n_domains;
+    bool listed;        /* the list was had at least once */
+    bool refresh_now;
+    int64_t next_refresh_ms;
+};
+
+/* One domain's share of a cycle, run on a pool thread. */
+typedef struct job {
+    const bal_agent_t *agent;
+    domain_t *dom;
+    int64_t deadline_ms;
+} job_t;
+
+static const char *const state_names[] = {
+    [BAL_STATE_OK] = "ok",
+    [BAL_STATE_NEVER_ANSWERED] = "never answered",
+    [BAL_STATE_STALE] = "stale",
+    [BAL_STATE_NO_BALLOON] = "no balloon",
+    [BAL_STATE_FAILED] = "failed",
+};
+
+const char *bal_domain_state_name(bal_domain_state_t state)
+{
+    if ((unsigned)state >= sizeof(state_names) / sizeof(state_names[0]))
+        return "unknown";
+    return state_names[state];
+}
+
+int bal_agent_check_selector(const char *selector, bal_error_t *err)
+{
+    return bal_filter_check_selector(selector, err);
+}
+
+static int64_t monotonic_ms(const bal_agent_t *agent)
+{
+    return agent->clock->monotonic_ms(agent->clock->opaque);
+}
+
+static void domain_free(domain_t *dom)
+{
+    if (dom == NULL)
+        return;
+    bal_poller_free(dom->poller);
+    free(dom->info.name);
+    free(dom);
+}
+
+static int compare_domains(const void *a, const void *b)
+{
+    const domain_t *const *x = a, *const *y = b;
+    return strcmp((*x)->info.name, (*y)->info.name);
+}
+
+/* ---- one domain's commands, on a pool thread ---- */
+
+static int build_command(const bal_poller_step_t *step, char **cmd, bal_error_t *err)
+{
+    switch (step->op) {
+    case BAL_POLLER_GET_INTERVAL:
+        return bal_qmp_build_qom_get(step->path, BAL_QMP_PROP_INTERVAL, cmd, err);
+    case BAL_POLLER_SET_INTERVAL:
+        return bal_qmp_build_qom_set_int(step->path, BAL_QMP_PROP_INTERVAL, step->value, cmd, err);
+    case BAL_POLLER_GET_STATS:
+        return bal_qmp_build_qom_get(step->path, BAL_QMP_PROP_STATS, cmd, err);
+    case BAL_POLLER_LIST:
+        return bal_qmp_build_qom_list(step->path, cmd, err);
+    }
+    return bal_error_set(err, -EINVAL, "The agent asked for an unknown QMP step.");
+}
+
+/* Sends one step and feeds what came back to the poller. */
+static void run_step(const job_t *job, const bal_poller_step_t *step)
+{
+    const bal_agent_t *agent = job->agent;
+    domain_t *dom = job->dom;
+    bal_error_t err = {0};
+    bal_poller_reply_t reply = {.outcome = BAL_POLLER_FAILED, .error = &err};
+    bal_stats_t stats;
+    char *cmd = NULL, *answer = NULL, *found = NULL;
+    int rc;
+
+    if (monotonic_ms(agent) > job->deadline_ms) {
+        /* Keeps a cycle over many hung domains within its time bound. */
+        bal_error_set(&err, -ETIMEDOUT, "The read cycle ran out of time before domain '%s' was done.",
+                      dom->info.name);
+        goto out;
+    }
+    rc = build_command(step, &cmd, &err);
+    if (rc < 0)
+        goto out;
+    rc = bal_transport_execute(agent->transport, &dom->info, cmd, &answer, &err);
+    if (rc < 0)
+        goto out;
+    switch (step->op) {
+    case BAL_POLLER_GET_INTERVAL:
+        rc = bal_qmp_parse_int(answer, strlen(answer), &reply.interval, &err);
+        break;
+    case BAL_POLLER_SET_INTERVAL:
+        rc = bal_qmp_parse_empty(answer, strlen(answer), &err);
+        break;
+    case BAL_POLLER_GET_STATS:
+        rc = bal_qmp_parse_guest_stats(answer, strlen(answer), &stats, &err);
+        reply.stats = &stats;
+        break;
+    case BAL_POLLER_LIST:
+        rc = bal_qmp_find_balloon(answer, strlen(answer), step->path, &found, &err);
+        if (rc == -ENOENT) /* a list without a balloon is an answer */
+            rc = 0;
+        reply.found_path = found;
+        break;
+    }
+    if (rc == 0)
+        reply.outcome = BAL_POLLER_ANSWERED;
+    else if (rc == -EREMOTEIO)
+        reply.outcome = BAL_POLLER_QMP_ERROR;
+out:
+    bal_poller_feed(dom->poller, &reply);
+    free(found);
+    free(answer);
+    free(cmd);
+}
+
+static void run_job(void *opaque)
+{
+    const job_t *job = opaque;
+    bal_poller_step_t step;
+
+    while (bal_poller_next(job->dom->poller, &step))
+        run_step(job, &step);
+}
+
+/* Runs every domain's poller (already begun) through the pool and waits for all of them. */
+static int run_batch(bal_agent_t *agent, bal_error_t *err)
+{
+    job_t *jobs;
+    int64_t deadline;
+
+    if (agent->n_domains == 0)
+        return 0;
+    jobs = calloc(agent->n_domains, sizeof(*jobs));
+    if (jobs == NULL)
+        return bal_error_set(err, -ENOMEM, "Out of memory starting a read cycle.");
+    /* Steps starting after twice the timeout fail at once: with the one in flight, about 3 timeouts. */
+    deadline = monotonic_ms(agent) + 2 * (int64_t)agent->timeout_ms;
+    for (size_t i = 0; i < agent->n_domains; i++) {
+        jobs[i] = (job_t){.agent = agent, .dom = agent->domains[i], .deadline_ms = deadline};
+        bal_pool_submit(agent->pool, run_job, &jobs[i]);
+    }
+    bal_pool_wait(agent->pool);
+    free(jobs);
+    return 0;
+}
+
+/* ---- the domain list ---- */
+
+/* The index of the domain called name in the sorted array, or -1. */
+static ssize_t find_domain(const bal_agent_t *agent, const char *name)
+{
+    size_t lo = 0, hi = agent->n_domains;
+
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(name, agent->domains[mid]->info.name);
+        if (c == 0)
+            return (ssize_t)mid;
+        if (c < 0)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    return -1;
+}
+
+/* Lists the running domains and rebuilds the selection: a domain still there keeps its poller (which
+ * sees a new instance by itself), a new one gets a fresh poller, a vanished one is dropped. Everything
+ * that can fail happens before the old selection is touched. */
+static int refresh_domains(bal_agent_t *agent, bal_error_t *err)
+{
+    bal_domain_list_t list = {0};
+    domain_t **next = NULL;
+    size_t *src = NULL;  /* next[j] comes from list.items[src[j]] */
+    ssize_t *old = NULL; /* ... and was agent->domains[old[j]], or -1 when new */
+    size_t n = 0;
+    int rc;
+
+    rc = bal_transport_list_domains(agent->transport, &list, err);
+    if (rc < 0)
+        return rc;
+    if (list.count > 0) {
+        next = calloc(list.count, sizeof(*next));
+        src = calloc(list.count, sizeof(*src));
+        old = calloc(list.count, sizeof(*old));
+        if (next == NULL || src == NULL || old == NULL) {
+            rc = bal_error_set(err, -ENOMEM, "Out of memory listing domains.");
+            goto out;
+        }
+    }
+    for (size_t i = 0; i < list.count; i++) {
+        const char *name = list.items[i].name;
+        bool duplicate = false;
+
+        if (name == NULL || !bal_filter_match(agent->filter, name))
+            continue;
+        for (size_t j = 0; j < n && !duplicate; j++)
+            duplicate = strcmp(list.items[src[j]].name, name) == 0;
+        if (duplicate)
+            continue;
+        src[n] = i;
+        old[n] = find_domain(agent, name);
+        if (old[n] >= 0) {
+            next[n] = agent->domains[old[n]];
+            n++;
+            continue;
+        }
+        next[n] = calloc(1, sizeof(**next));
+        if (next[n] != NULL)
+            next[n]->poller = bal_poller_new(&agent->poller_config, name);
+        if (next[n] == NULL || next[n]->poller == NULL) {
+            domain_free(next[n]);
+            rc = bal_error_set(err, -ENOMEM, "Out of memory listing domains.");
+            goto out;
+        }
+        n++;
+    }
+
+    /* Commit: nothing fails from here on. */
+    for (size_t j = 0; j < n; j++) {
+        bal_domain_info_t *item = &list.items[src[j]];
+        if (old[j] >= 0) {
+            free(next[j]->info.name);
+            agent->domains[old[j]] = NULL;
+        }
+        next[j]->info = *item; /* name, uuid, instance */
+        item->name = NULL;     /* now the domain's */
+    }
+    if (n > 1)
+        qsort(next, n, sizeof(*next), compare_domains);
+    for (size_t j = 0; j < agent->n_domains; j++)
+        domain_free(agent->domains[j]);
+    free(agent->domains);
+    agent->domains = next;
+    agent->n_domains = n;
+    next = NULL;
+    n = 0;
+    agent->listed = true;
+    agent->refresh_now = false;
+    agent->next_refresh_ms = monotonic_ms(agent) + agent->refresh_ms;
+out:
+    for (size_t j = 0; j < n; j++)
+        if (old[j] < 0)
+            domain_free(next[j]);
+    free(old);
+    free(src);
+    free(next);
+    bal_domain_list_free(&list);
+    return rc;
+}
+
+static bool domain_gone(int code)
+{
+    return code == -ENOENT || code == -ESHUTDOWN;
+}
+
+/* Some command said its domain is gone: list again now, so that a domain that stopped during the cycle
+ * is dropped instead of reported as failed. Keeps the old list if listing fails. */
+static void drop_gone_domains(bal_agent_t *agent)
+{
+    bool any = false;
+
+    for (size_t i = 0; i < agent->n_domains && !any; i++)
+        any = domain_gone(bal_poller_failure(agent->domains[i]->poller));
+    if (!any)
+        return;
+    agent->refresh_now = true;
+    refresh_domains(agent, NULL);
+}
+
+static bal_log_level_t severity_level(bal_severity_t severity)
+{
+    switch (severity) {
+    case BAL_SEVERITY_FAILURE:
+        return BAL_LOG_ERR;
+    case BAL_SEVERITY_WARNING:
+        return BAL_LOG_WARNING;
+    case BAL_SEVERITY_OKAY:
+        break;
+    }
+    return BAL_LOG_NOTICE;
+}
+
+/* Logs a domain's events from this cycle and hands them to on_event. Calling thread only. */
+static void deliver_events(const bal_agent_t *agent, const domain_t *dom)
+{
+    const bal_poller_event_t *events;
+    size_t n = bal_poller_events(dom->poller, &events);
+
+    for (size_t i = 0; i < n; i++) {
+        bal_event_t ev = {
+            .kind = events[i].kind,
+            .severity = events[i].severity,
+            .domain = dom->info.name,
+            .uuid = dom->info.uuid,
+            .message = events[i].message,
+        };
+        bal_log(&agent->logger, severity_level(ev.severity), "%s", ev.message);
+        if (agent->on_event != NULL)
+            agent->on_event(agent->event_opaque, &ev);
+    }
+}
+
+int bal_agent_read(bal_agent_t *agent, bal_sample_cb cb, void *opaque, bal_error_t *err)
+{
+    const domain_t *first_failed = NULL;
+    int read = 0;
+    int rc;
+
+    if (agent == NULL)
+        return bal_error_set(err, -EINVAL, "No agent was given to read with.");
+    if (bal_transport_take_changes(agent->transport))
+        agent->refresh_now = true;
+    if (!agent->listed || agent->refresh_now || monotonic_ms(agent) >= agent->next_refresh_ms) {
+        rc = refresh_domains(agent, err);
+        if (rc < 0)
+            return rc;
+    }
+    for (size_t i = 0; i < agent->n_domains; i++)
+        bal_poller_begin_cycle(agent->domains[i]->poller, agent->domains[i]->info.instance);
+    rc = run_batch(agent, err);
+    if (rc < 0)
+        return rc;
+    drop_gone_domains(agent);
+
+    for (size_t i = 0; i < agent->n_domains; i++) {
+        const domain_t *dom = agent->domains[i];
+        bal_sample_t sample;
+
+        memset(&sample, 0, sizeof(sample));
+        bal_poller_result(dom->poller, &sample);
+        sample.name = dom->info.name;
+        sample.uuid = dom->info.uuid;
+        if (sample.state == BAL_STATE_FAILED) {
+            if (first_failed == NULL)
+                first_failed = dom;
+        } else {
+            read++;
+        }
+        deliver_events(agent, dom);
+        if (cb != NULL)
+            cb(opaque, &sample);
+    }
+    if (read == 0 && first_failed != NULL) {
+        bal_sample_t sample;
+        bal_poller_result(first_failed->poller, &sample);
+        return bal_error_set(err, bal_poller_failure(first_failed->poller),
+                             "None of the %zu selected domains could be read. %s", agent->n_domains,
+                             sample.error);
+    }
+    return read;
+}
+
+/* On shutdown: every domain whose interval we changed gets its original back, concurrently, within
+ * about 3 timeouts. Failures are logged: there is nobody left to return them to. */
+static void restore_intervals(bal_agent_t *agent)
+{
+    for (size_t i = 0; i < agent->n_domains; i++)
+        bal_poller_begin_restore(agent->domains[i]->poller);
+    if (run_batch(agent, NULL) < 0) {
+        bal_log(&agent->logger, BAL_LOG_WARNING,
+                "Out of memory: the original polling intervals were not put back.");
+        return;
+    }
+    for (size_t i = 0; i < agent->n_domains; i++) {
+        const domain_t *dom = agent->domains[i];
+        bal_sample_t sample;
+
+        deliver_events(agent, dom);
+        bal_poller_result(dom->poller, &sample);
+        if (sample.error != NULL)
+            bal_log(&agent->logger, BAL_LOG_WARNING, "%s", sample.error);
+    }
+}
+
+void bal_agent_free(bal_agent_t *agent)
+{
+    if (agent == NULL)
+        return;
+    if (agent->restore_interval && agent->pool != NULL && agent->transport != NULL)
+        restore_intervals(agent);
+    bal_pool_free(agent->pool);
+    for (size_t i = 0; i < agent->n_domains; i++)
+        domain_free(agent->domains[i]);
+    free(agent->domains);
+    bal_transport_free(agent->transport);
+    bal_filter_free(agent->filter);
+    free(agent->qom_path);
+    free(agent);
+}
+
+/* Everything bal_agent_new checks before it opens anything. */
+static int check_config(const bal_agent_config_t *config, bal_error_t *err)
+{
+    int rc;
+
+    if (config == NULL)
+        return bal_error_set(err, -EINVAL, "No agent configuration was given.");
+    if (config->polling_interval_s < 0 || config->polling_interval_s > MAX_INTERVAL_S)
+        return bal_error_set(err, -EINVAL,
+                             "The polling interval %lld s is out of range: it must be between 0 and "
+                             "4294967295 seconds.",
+                             (long long)config->polling_interval_s);
+    if (config->concurrency > MAX_CONCURRENCY)
+        return bal_error_set(err, -EINVAL,
+                             "The concurrency %u is out of range: it must be between 1 and %d.",
+                             config->concurrency, MAX_CONCURRENCY);
+    if (config->timeout_ms < 0)
+        return bal_error_set(err, -EINVAL, "The timeout %d ms is negative.", config->timeout_ms);
+    if (config->qom_path != NULL) {
+        /* Refused before anything is sent: the path goes into every command. */
+        rc = bal_qmp_check_path(config->qom_path, err);
+        if (rc < 0)
+            return rc;
+    }
+    if (config->n_domains > 0 && config->domains == NULL)
+        return bal_error_set(err, -EINVAL, "The domain selectors are missing.");
+    for (size_t i = 0; i < config->n_domains; i++) {
+        rc = bal_filter_check_selector(config->domains[i], err);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+int bal_agent_new_with_transport(const bal_agent_config_t *config, bal_transport_t *transport,
+                                 bal_agent_t **out, bal_error_t *err)
+{
+    bal_agent_t *agent = NULL;
+    int rc;
+
+    rc = check_config(config, err);
+    if (rc < 0)
+        goto fail;
+    if (transport == NULL) {
+        rc = bal_error_set(err, -EINVAL, "No transport was given to the agent.");
+        goto fail;
+    }
+    agent = calloc(1, sizeof(*agent));
+    if (agent == NULL) {
+        rc = bal_error_set(err, -ENOMEM, "Out of memory creating the agent.");
+        goto fail;
+    }
+    agent->transport = transport;
+    transport = NULL;
+    rc = bal_filter_new(config->domains, config->n_domains, config->ignore_selected, &agent->filter,
+                        err);
+    if (rc < 0)
+        goto fail;
+    rc = bal_pool_new(config->concurrency != 0 ? config->concurrency : DEFAULT_CONCURRENCY,
+                      &agent->pool, err);
+    if (rc < 0)
+        goto fail;
+    if (config->qom_path != NULL) {
+        agent->qom_path = strdup(config->qom_path);
+        if (agent->qom_path == NULL) {
+            rc = bal_error_set(err, -ENOMEM, "Out of memory creating the agent.");
+            goto fail;
+        }
+    }
+    agent->clock = config->clock != NULL ? config->clock : bal_clock_system();
+    agent->poller_config = (bal_poller_config_t){
+        .qom_path = agent->qom_path,
+        .polling_interval_s = config->polling_interval_s,
+        .observe_only = config->observe_only,
+        .stale_after = config->stale_after,
+        .verify_every = config->verify_every,
+        .clock = agent->clock,
+    };
+    agent->logger = config->logger;
+    agent->on_event = config->on_event;
+    agent->event_opaque = config->event_opaque;
+    agent->timeout_ms = config->timeout_ms != 0 ? config->timeout_ms : DEFAULT_TIMEOUT_MS;
+    agent->refresh_ms =
+        (int64_t)(config->refresh_interval_s != 0 ? config->refresh_interval_s : DEFAULT_REFRESH_S) * 1000;
+    agent->restore_interval = config->restore_interval && !config->observe_only;
+    *out = agent;
+    return 0;
+fail:
+    bal_transport_free(transport);
+    if (agent != NULL)
+        agent->restore_interval = false;
+    bal_agent_free(agent);
+    return rc;
+}
+
+static bal_transport_t *open_transport(const bal_agent_config_t *config, int timeout_ms, bal_error_t *err)
+{
+    switch (config->transport) {
+    case BAL_TRANSPORT_LIBVIRT:
+        return bal_libvirt_transport_new(config->libvirt_uri, timeout_ms, &config->logger, config->clock,
+                                         err);
+    case BAL_TRANSPORT_QMP_DIR:
+        if (config->qmp_dir == NULL || config->qmp_dir[0] == '\0') {
+            bal_error_set(err, -EINVAL, "The QMP socket transport needs a directory.");
+            return NULL;
+        }
+        return bal_qmp_socket_transport_new_dir(config->qmp_dir, timeout_ms, &config->logger, err);
+    case BAL_TRANSPORT_QMP_SOCKETS:
+        if (config->n_sockets == 0 || config->sockets == NULL) {
+            bal_error_set(err, -EINVAL, "The QMP socket transport needs at least one socket.");
+            return NULL;
+        }
+        return bal_qmp_socket_transport_new_pairs(config->sockets, config->n_sockets, timeout_ms,
+                                                  &config->logger, err);
+    }
+    bal_error_set(err, -EINVAL, "The transport %d is not one the agent knows.", (int)config->transport);
+    return NULL;
+}
+
+int bal_agent_new(const bal_agent_config_t *config, bal_agent_t **out, bal_error_t *err)
+{
+    bal_transport_t *transport;
+    bal_error_t local = {0};
+    int rc;
+
+    /* Validate first: a bad selector or a hostile path must not even open a connection. */
+    rc = check_config(config, err);
+    if (rc < 0)
+        return rc;
+    transport = open_transport(config, config->timeout_ms != 0 ? config->timeout_ms : DEFAULT_TIMEOUT_MS,
+                               &local);
+    if (transport == NULL) {
+        if (local.code >= 0)
+            bal_error_set(&local, -EIO, "The transport could not be opened.");
+        if (err != NULL)
+            *err = local;
+        return local.code;
+    }
+    return bal_agent_new_with_transport(config, transport, out, err);
+}

@@ -1,0 +1,875 @@
+/* The agent core over a fake transport whose execute plays QEMU: it parses the QMP command and
+ * forwards it to the real virtio device model (vb_device_*) on a manual clock, answering with QEMU's
+ * replies and counting what was sent. Covers the cycle over many domains, filtering, discovery, the
+ * interval's life (first sight, restart, changed behind our back, stale re-arm, restore), domains that
+ * vanish, config refusals before anything is sent, and the pool's overlap on a real clock. */
+#include "config.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <cmocka.h>
+#include <yajl/yajl_tree.h>
+
+#include "agent/bal_agent.h"
+#include "agent/bal_transport.h"
+#include "virtio/vb_clock.h"
+#include "virtio/vb_device.h"
+#include "virtio/vb_guest.h"
+
+#define MAX_DOMS 32
+#define WALL_BASE 1700000000
+#define ANON_PATH "/machine/peripheral-anon/device[1]"
+#define BALLOON0 "/machine/peripheral/balloon0"
+#define MEMORY (UINT64_C(1) << 30)
+
+/* ---- the fake transport ---- */
+
+typedef struct fake_dom {
+    char name[64];
+    char uuid[37];
+    uint64_t instance;
+    vb_device_t *dev;  /* NULL: no balloon */
+    bool anon;         /* the balloon is /machine/peripheral-anon/device[1] */
+    bool listed;       /* running, as list_domains sees it */
+    int fail_execute;  /* a negative errno every execute returns */
+    unsigned executed; /* commands that reached this domain */
+} fake_dom_t;
+
+typedef struct fake {
+    bal_transport_t base;
+    pthread_mutex_t lock;
+    vb_manual_clock_t vclock;
+    bal_clock_t clock;   /* the agent's view of vclock */
+    fake_dom_t doms[MAX_DOMS];
+    size_t n_doms;
+    int list_error;      /* list_domains fails with this when negative */
+    bool changes;        /* take_changes answer, once */
+    int sleep_ms;        /* real time each execute takes */
+    int64_t advance_ms;  /* manual time each execute takes */
+    unsigned lists, executes, gets_interval, gets_stats, sets, qom_lists;
+    unsigned in_flight, max_in_flight;
+    bool *freed;         /* set by free */
+} fake_t;
+
+static const bal_transport_ops_t fake_ops;
+
+static int64_t agent_wall(void *opaque)
+{
+    fake_t *f = opaque;
+    return f->vclock.clock.wall_s(&f->vclock);
+}
+
+static int64_t agent_mono(void *opaque)
+{
+    fake_t *f = opaque;
+    return f->vclock.now_ns / VB_NS_PER_MS;
+}
+
+static fake_t *fake_new(bool *freed)
+{
+    fake_t *f = calloc(1, sizeof(*f));
+    assert_non_null(f);
+    f->base.ops = &fake_ops;
+    pthread_mutex_init(&f->lock, NULL);
+    vb_manual_clock_init(&f->vclock, WALL_BASE);
+    f->clock = (bal_clock_t){.wall_s = agent_wall, .monotonic_ms = agent_mono, .opaque = f};
+    f->freed = freed;
+    return f;
+}
+
+/* A running domain; profile < 0: no balloon at all. */
+static fake_dom_t *fake_add(fake_t *f, const char *name, int profile, int64_t interval)
+{
+    fake_dom_t *d;
+
+    assert_true(f->n_doms < MAX_DOMS);
+    d = &f->doms[f->n_doms++];
+    memset(d, 0, sizeof(*d));
+    snprintf(d->name, sizeof(d->name), "%s", name);
+    snprintf(d->uuid, sizeof(d->uuid), "00000000-0000-4000-8000-%012zx", f->n_doms);
+    d->instance = f->n_doms;
+    d->listed = true;
+    if (profile >= 0) {
+        vb_guest_t *g = vb_guest_new((vb_guest_profile_t)profile, MEMORY, f->n_doms);
+        assert_non_null(g);
+        d->dev = vb_device_new(&f->vclock.clock, VB_STATS_QEMU72, g, MEMORY);
+        assert_non_null(d->dev);
+        if (interval > 0)
+            assert_int_equal(vb_device_set_polling_interval(d->dev, interval, NULL, 0), 0);
+        vb_device_run(d->dev);
+    }
+    return d;
+}
+
+static fake_dom_t *fake_find(fake_t *f, const char *name)
+{
+    for (size_t i = 0; i < f->n_doms; i++)
+        if (strcmp(f->doms[i].name, name) == 0)
+            return &f->doms[i];
+    return NULL;
+}
+
+/* Moves time forward one second at a time, letting every device do what is due. */
+static void fake_advance(fake_t *f, int seconds)
+{
+    pthread_mutex_lock(&f->lock);
+    for (int s = 0; s < seconds; s++) {
+        vb_manual_clock_advance(&f->vclock, VB_NS_PER_S);
+        for (size_t i = 0; i < f->n_doms; i++)
+            if (f->doms[i].dev != NULL)
+                vb_device_run(f->doms[i].dev);
+    }
+    pthread_mutex_unlock(&f->lock);
+}
+
+static int fake_list(bal_transport_t *t, bal_domain_list_t *out, bal_error_t *err)
+{
+    fake_t *f = (fake_t *)t;
+    int rc = 0;
+
+    pthread_mutex_lock(&f->lock);
+    f->lists++;
+    if (f->list_error < 0) {
+        rc = bal_error_set(err, f->list_error, "The fake cannot list domains.");
+        goto out;
+    }
+    out->items = calloc(f->n_doms + 1, sizeof(*out->items));
+    out->count = 0;
+    assert_non_null(out->items);
+    for (size_t i = 0; i < f->n_doms; i++) {
+        bal_domain_info_t *item;
+        if (!f->doms[i].listed)
+            continue;
+        item = &out->items[out->count++];
+        item->name = strdup(f->doms[i].name);
+        memcpy(item->uuid, f->doms[i].uuid, sizeof(item->uuid));
+        item->instance = f->doms[i].instance;
+    }
+out:
+    pthread_mutex_unlock(&f->lock);
+    return rc;
+}
+
+static char *str(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static char *str(const char *fmt, ...)
+{
+    char *s = NULL;
+    va_list ap;
+    va_start(ap, fmt);
+    assert_true(vasprintf(&s, fmt, ap) >= 0);
+    va_end(ap);
+    return s;
+}
+
+static char *not_found(const char *path)
+{
+    return str("{\"error\": {\"class\": \"DeviceNotFound\", \"desc\": \"Device '%s' not found\"}}", path);
+}
+
+static char *stats_reply(const vb_device_t *dev)
+{
+    vb_guest_stats_t gs;
+    char buf[2048];
+    size_t len = 0;
+
+    vb_device_get_stats(dev, &gs);
+    len += (size_t)snprintf(buf + len, sizeof(buf) - len, "{\"return\": {\"stats\": {");
+    for (unsigned i = 0; i < gs.count; i++)
+        len += (size_t)snprintf(buf + len, sizeof(buf) - len, "%s\"%s\": %llu", i ? ", " : "",
+                                bal_stat_qmp_name((bal_stat_t)i), (unsigned long long)gs.values[i]);
+    snprintf(buf + len, sizeof(buf) - len, "}, \"last-update\": %lld}}", (long long)gs.last_update);
+    return strdup(buf);
+}
+
+/* QEMU's answer to one command for d, under f->lock. */
+static char *fake_answer(fake_t *f, fake_dom_t *d, const char *command)
+{
+    char ebuf[256];
+    yajl_val tree = yajl_tree_parse(command, ebuf, sizeof(ebuf));
+    const char *exec_path[] = {"execute", NULL};
+    const char *path_path[] = {"arguments", "path", NULL};
+    const char *prop_path[] = {"arguments", "property", NULL};
+    const char *value_path[] = {"arguments", "value", NULL};
+    const char *exec, *path, *prop;
+    const char *balloon = d->anon ? ANON_PATH : BALLOON0;
+    char *reply = NULL;
+
+    assert_non_null(tree);
+    exec = YAJL_GET_STRING(yajl_tree_get(tree, exec_path, yajl_t_string));
+    path = YAJL_GET_STRING(yajl_tree_get(tree, path_path, yajl_t_string));
+    prop = YAJL_GET_STRING(yajl_tree_get(tree, prop_path, yajl_t_string));
+    assert_non_null(exec);
+    assert_non_null(path);
+    /* No "id": libvirt adds its own. */
+    assert_null(strstr(command, "\"id\""));
+
+    if (strcmp(exec, "qom-list") == 0) {
+        f->qom_lists++;
+        if (strcmp(path, "/machine/peripheral") == 0)
+            reply = strdup(d->dev != NULL && !d->anon
+                               ? "{\"return\": [{\"name\": \"type\", \"type\": \"string\"}, "
+                                 "{\"name\": \"balloon0\", \"type\": \"child<virtio-balloon-pci>\"}]}"
+                               : "{\"return\": [{\"name\": \"type\", \"type\": \"string\"}, "
+                                 "{\"name\": \"net0\", \"type\": \"child<virtio-net-pci>\"}]}");
+        else if (strcmp(path, "/machine/peripheral-anon") == 0 && d->dev != NULL && d->anon)
+            reply = strdup("{\"return\": [{\"name\": \"device[1]\", \"type\": \"child<virtio-balloon-pci>\"}]}");
+        else
+            reply = not_found(path);
+    } else if (d->dev == NULL || strcmp(path, balloon) != 0) {
+        reply = not_found(path);
+    } else if (strcmp(exec, "qom-get") == 0 && strcmp(prop, "guest-stats-polling-interval") == 0) {
+        f->gets_interval++;
+        reply = str("{\"return\": %lld}", (long long)vb_device_polling_interval(d->dev));
+    } else if (strcmp(exec, "qom-get") == 0 && strcmp(prop, "guest-stats") == 0) {
+        f->gets_stats++;
+        reply = stats_reply(d->dev);
+    } else if (strcmp(exec, "qom-set") == 0) {
+        yajl_val v = yajl_tree_get(tree, value_path, yajl_t_number);
+        f->sets++;
+        assert_non_null(v);
+        if (vb_device_set_polling_interval(d->dev, YAJL_GET_INTEGER(v), ebuf, sizeof(ebuf)) < 0)
+            reply = str("{\"error\": {\"class\": \"GenericError\", \"desc\": \"%s\"}}", ebuf);
+        else
+            reply = strdup("{\"return\": {}}");
+        vb_device_run(d->dev); /* from 0, QEMU polls at once and the guest answers */
+    } else {
+        fail_msg("unexpected command %s", command);
+    }
+    yajl_tree_free(tree);
+    return reply;
+}
+
+static void real_sleep_ms(int ms)
+{
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
+
+static int fake_execute(bal_transport_t *t, const bal_domain_info_t *dom, const char *command,
+                        char **reply, bal_error_t *err)
+{
+    fake_t *f = (fake_t *)t;
+    fake_dom_t *d;
+    int rc = 0;
+
+    pthread_mutex_lock(&f->lock);
+    f->executes++;
+    f->in_flight++;
+    if (f->in_flight > f->max_in_flight)
+        f->max_in_flight = f->in_flight;
+    pthread_mutex_unlock(&f->lock);
+
+    if (f->sleep_ms > 0)
+        real_sleep_ms(f->sleep_ms); /* a round trip: waiting, not holding anything */
+
+    pthread_mutex_lock(&f->lock);
+    f->in_flight--;
+    if (f->advance_ms > 0)
+        vb_manual_clock_advance(&f->vclock, f->advance_ms * VB_NS_PER_MS);
+    d = fake_find(f, dom->name);
+    if (d == NULL || !d->listed) {
+        rc = bal_error_set(err, -ENOENT, "Domain '%s' does not exist.", dom->name);
+        goto out;
+    }
+    d->executed++;
+    if (d->fail_execute < 0) {
+        rc = bal_error_set(err, d->fail_execute, "The fake fails domain '%s'.", dom->name);
+        goto out;
+    }
+    *reply = fake_answer(f, d, command);
+out:
+    pthread_mutex_unlock(&f->lock);
+    return rc;
+}
+
+static bool fake_take_changes(bal_transport_t *t)
+{
+    fake_t *f = (fake_t *)t;
+    bool c;
+    pthread_mutex_lock(&f->lock);
+    c = f->changes;
+    f->changes = false;
+    pthread_mutex_unlock(&f->lock);
+    return c;
+}
+
+static void fake_free(bal_transport_t *t)
+{
+    fake_t *f = (fake_t *)t;
+    if (f->freed != NULL)
+        *f->freed = true;
+    /* The devices stay: the tests look at them after the agent is gone. */
+}
+
+static void fake_destroy(fake_t *f)
+{
+    for (size_t i = 0; i < f->n_doms; i++)
+        vb_device_free(f->doms[i].dev);
+    pthread_mutex_destroy(&f->lock);
+    free(f);
+}
+
+static const bal_transport_ops_t fake_ops = {
+    .name = "fake",
+    .list_domains = fake_list,
+    .execute = fake_execute,
+    .take_changes = fake_take_changes,
+    .free = fake_free,
+};
+
+/* ---- what the agent hands out ---- */
+
+#define MAX_SEEN 64
+
+typedef struct seen {
+    pthread_t reader;
+    size_t n;
+    char names[MAX_SEEN][64];
+    bal_domain_state_t states[MAX_SEEN];
+    bool fresh[MAX_SEEN], has_stats[MAX_SEEN];
+    int64_t last_update[MAX_SEEN], interval[MAX_SEEN];
+    uint64_t total[MAX_SEEN];
+    char paths[MAX_SEEN][64];
+    unsigned events[8];
+    size_t n_logs;
+    char last_log[512];
+} seen_t;
+
+static void on_sample(void *opaque, const bal_sample_t *s)
+{
+    seen_t *seen = opaque;
+    size_t i = seen->n++;
+
+    assert_true(pthread_equal(pthread_self(), seen->reader)); /* from the calling thread */
+    assert_true(i < MAX_SEEN);
+    snprintf(seen->names[i], sizeof(seen->names[i]), "%s", s->name);
+    seen->states[i] = s->state;
+    seen->fresh[i] = s->fresh;
+    seen->has_stats[i] = s->has_stats;
+    seen->last_update[i] = s->stats.last_update;
+    seen->interval[i] = s->polling_interval_s;
+    seen->total[i] = s->stats.stat[BAL_STAT_TOTAL_MEMORY].set ? s->stats.stat[BAL_STAT_TOTAL_MEMORY].value : 0;
+    snprintf(seen->paths[i], sizeof(seen->paths[i]), "%s", s->balloon_path ? s->balloon_path : "");
+    assert_non_null(s->uuid);
+    if (s->state == BAL_STATE_FAILED)
+        assert_non_null(s->error);
+    else
+        assert_null(s->error);
+}
+
+static void on_event(void *opaque, const bal_event_t *ev)
+{
+    seen_t *seen = opaque;
+    assert_true(pthread_equal(pthread_self(), seen->reader));
+    assert_true((unsigned)ev->kind < 8);
+    seen->events[ev->kind]++;
+    assert_non_null(strstr(ev->message, ev->domain));
+}
+
+static void on_log(void *opaque, bal_log_level_t level, const char *message)
+{
+    seen_t *seen = opaque;
+    (void)level;
+    seen->n_logs++;
+    snprintf(seen->last_log, sizeof(seen->last_log), "%s", message);
+}
+
+typedef struct fixture {
+    fake_t *fake;
+    bool freed;
+    seen_t seen;
+    bal_agent_config_t config;
+    bal_agent_t *agent;
+} fixture_t;
+
+static int setup(void **state)
+{
+    fixture_t *fx = calloc(1, sizeof(*fx));
+    fx->fake = fake_new(&fx->freed);
+    fx->seen.reader = pthread_self();
+    fx->config = (bal_agent_config_t){
+        .polling_interval_s = 2,
+        .stale_after = 3,
+        .verify_every = 1000,
+        .logger = {.log = on_log, .opaque = &fx->seen},
+        .on_event = on_event,
+        .event_opaque = &fx->seen,
+        .clock = &fx->fake->clock,
+    };
+    *state = fx;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture_t *fx = *state;
+    bal_agent_free(fx->agent);
+    fake_destroy(fx->fake);
+    free(fx);
+    return 0;
+}
+
+static void start(fixture_t *fx)
+{
+    bal_error_t err = {0};
+    int rc = bal_agent_new_with_transport(&fx->config, &fx->fake->base, &fx->agent, &err);
+    if (rc != 0)
+        fail_msg("bal_agent_new_with_transport: %s", err.message);
+}
+
+/* One cycle; returns bal_agent_read's value with seen reset to this cycle's samples. */
+static int cycle(fixture_t *fx)
+{
+    bal_error_t err = {0};
+    fx->seen.n = 0;
+    return bal_agent_read(fx->agent, on_sample, &fx->seen, &err);
+}
+
+static void test_one_cycle_reads_every_domain_in_name_order(void **state)
+{
+    fixture_t *fx = *state;
+    fake_t *f = fx->fake;
+    unsigned executes;
+
+    fake_add(f, "web", VB_GUEST_LINUX, 0);
+    fake_add(f, "db \"main\" \\1", VB_GUEST_NONE, 0);
+    fake_add(f, "bare", -1, 0);
+    fake_find(f, "web")->anon = true;
+    start(fx);
+
+    assert_int_equal(cycle(fx), 3);
+    assert_int_equal(fx->seen.n, 3);
+    assert_string_equal(fx->seen.names[0], "bare");
+    assert_string_equal(fx->seen.names[1], "db \"main\" \\1");
+    assert_string_equal(fx->seen.names[2], "web");
+    assert_int_equal(fx->seen.states[0], BAL_STATE_NO_BALLOON);
+    assert_int_equal(fx->seen.states[1], BAL_STATE_NEVER_ANSWERED);
+    assert_false(fx->seen.has_stats[1]);
+    /* Set from 0, QEMU polled at once, the guest answered: fresh stats in the first cycle. */
+    assert_int_equal(fx->seen.states[2], BAL_STATE_OK);
+    assert_true(fx->seen.fresh[2]);
+    assert_true(fx->seen.total[2] == MEMORY);
+    assert_int_equal(fx->seen.last_update[2], WALL_BASE);
+    assert_string_equal(fx->seen.paths[2], ANON_PATH);
+    assert_string_equal(fx->seen.paths[1], BALLOON0);
+    assert_int_equal(fx->seen.interval[2], 2);
+    assert_int_equal(vb_device_polling_interval(fake_find(f, "web")->dev), 2);
+    assert_int_equal(vb_device_polling_interval(fake_find(f, "db \"main\" \\1")->dev), 2);
+    assert_int_equal(fx->seen.events[BAL_EVENT_NO_BALLOON], 1);
+    assert_int_equal(fx->seen.n_logs, 1);
+    assert_non_null(strstr(fx->seen.last_log, "'bare'"));
+    assert_int_equal(f->lists, 1);
+
+    /* Steady state: one qom-get of guest-stats per domain with a balloon, nothing else, no list. */
+    executes = f->executes;
+    fake_advance(f, 2);
+    assert_int_equal(cycle(fx), 3);
+    assert_int_equal(f->executes - executes, 2);
+    assert_int_equal(f->lists, 1);
+    assert_int_equal(fake_find(f, "bare")->executed, 3); /* probe + 2 lists, then never again */
+    assert_int_equal(fx->seen.states[2], BAL_STATE_OK);
+    assert_true(fx->seen.fresh[2]);
+    assert_int_equal(fx->seen.last_update[2], WALL_BASE + 2);
+    assert_int_equal(fx->seen.events[BAL_EVENT_NO_BALLOON], 1);
+    assert_int_equal(fx->seen.n_logs, 1);
+
+    /* Read again before the guest was asked again: the same sample, not fresh. */
+    assert_int_equal(cycle(fx), 3);
+    assert_false(fx->seen.fresh[2]);
+    assert_true(fx->seen.has_stats[2]);
+}
+
+static void test_selection_by_name_regex_and_ignore(void **state)
+{
+    fixture_t *fx = *state;
+    const char *sel[] = {"/^web[0-9]+$/", "db1"};
+
+    fake_add(fx->fake, "web1", VB_GUEST_LINUX, 2);
+    fake_add(fx->fake, "web2", VB_GUEST_LINUX, 2);
+    fake_add(fx->fake, "webmail", VB_GUEST_LINUX, 2);
+    fake_add(fx->fake, "db1", VB_GUEST_LINUX, 2);
+    fake_add(fx->fake, "db2", VB_GUEST_LINUX, 2);
+    fx->config.domains = sel;
+    fx->config.n_domains = 2;
+    start(fx);
+    assert_int_equal(cycle(fx), 3);
+    assert_string_equal(fx->seen.names[0], "db1");
+    assert_string_equal(fx->seen.names[1], "web1");
+    assert_string_equal(fx->seen.names[2], "web2");
+    assert_int_equal(fake_find(fx->fake, "webmail")->executed, 0);
+    assert_int_equal(fake_find(fx->fake, "db2")->executed, 0);
+
+    bal_agent_free(fx->agent);
+    fx->agent = NULL;
+    fx->freed = false;
+    fx->config.ignore_selected = true;
+    start(fx);
+    assert_int_equal(cycle(fx), 2);
+    assert_string_equal(fx->seen.names[0], "db2");
+    assert_string_equal(fx->seen.names[1], "webmail");
+}
+
+static void test_restart_is_found_and_set_again(void **state)
+{
+    fixture_t *fx = *state;
+    fake_t *f = fx->fake;
+    fake_dom_t *d = fake_add(f, "vm", VB_GUEST_LINUX, 0);
+    unsigned sets;
+
+    start(fx);
+    assert_int_equal(cycle(fx), 1);
+    assert_int_equal(f->sets, 1);
+    fake_advance(f, 2);
+    cycle(fx);
+    assert_int_equal(f->sets, 1);
+
+    /* QEMU restarted: a new device with polling off, a new instance id, announced as a change. */
+    pthread_mutex_lock(&f->lock);
+    vb_device_free(d->dev);
+    d->dev = vb_device_new(&f->vclock.clock, VB_STATS_QEMU72, vb_guest_new(VB_GUEST_LINUX, MEMORY, 9), MEMORY);
+    d->instance = 77;
+    f->changes = true;
+    pthread_mutex_unlock(&f->lock);
+    sets = f->sets;
+    fake_advance(f, 2);
+    assert_int_equal(cycle(fx), 1);
+    assert_int_equal(f->lists, 2);
+    assert_int_equal(f->sets, sets + 1);
+    assert_int_equal(vb_device_polling_interval(d->dev), 2);
+    assert_true(fx->seen.fresh[0]);
+    assert_int_equal(fx->seen.states[0], BAL_STATE_OK);
+}
+
+static void test_interval_changed_behind_our_back_is_set_back(void **state)
+{
+    fixture_t *fx = *state;
+    fake_t *f = fx->fake;
+    fake_dom_t *d = fake_add(f, "vm", VB_GUEST_LINUX, 0);
+
+    fx->config.verify_every = 2;
+    start(fx);
+    cycle(fx);
+    pthread_mutex_lock(&f->lock);
+    vb_device_set_polling_interval(d->dev, 30, NULL, 0); /* an operator's qom-set */
+    pthread_mutex_unlock(&f->lock);
+    fake_advance(f, 2);
+    cycle(fx);
+    assert_int_equal(vb_device_polling_interval(d->dev), 30); /* not checked yet */
+    fake_advance(f, 2);
+    cycle(fx);
+    assert_int_equal(vb_device_polling_interval(d->dev), 2);
+    assert_int_equal(fx->seen.events[BAL_EVENT_INTERVAL_RESET], 1);
+    assert_non_null(strstr(fx->seen.last_log, "30 s"));
+    for (int i = 0; i < 4; i++) {
+        fake_advance(f, 2);
+        cycle(fx);
+    }
+    assert_int_equal(fx->seen.events[BAL_EVENT_INTERVAL_RESET], 1);
+}
+
+static void test_stuck_guest_is_rearmed_once(void **state)
+{
+    fixture_t *fx = *state;
+    fake_t *f = fx->fake;
+    unsigned sets_after_first_sight;
+
+    fake_add(f, "stuck", VB_GUEST_STUCK, 0);
+    start(fx);
+    cycle(fx);
+    sets_after_first_sight = f->sets;
+    assert_int_equal(sets_after_first_sight, 1);
+    for (int i = 0; i < 8; i++) {
+        fake_advance(f, 2);
+        cycle(fx);
+    }
+    assert_int_equal(fx->seen.states[0], BAL_STATE_STALE);
+    assert_int_equal(fx->seen.events[BAL_EVENT_STALE_REARMED], 1);
+    /* 0 then 2: a set to 2 alone does nothing in QEMU. */
+    assert_true(f->sets >= sets_after_first_sight + 2);
+    /* 16 s of cycles, window 6 s, backoff 12 s then 24 s: far fewer re-arms than cycles. */
+    assert_true(f->sets <= sets_after_first_sight + 4);
+    assert_int_equal(vb_device_polling_interval(fake_find(f, "stuck")->dev), 2);
+    assert_int_equal(fx->seen.events[BAL_EVENT_RECOVERED], 0);
+}
+
+static void test_never_answering_guest_warned_once(void **state)
+{
+    fixture_t *fx = *state;
+    fake_t *f = fx->fake;
+
+    fake_add(f, "nodriver", VB_GUEST_NONE, 0);
+    start(fx);
+    for (int i = 0; i < 10; i++) {
+        cycle(fx);
+        assert_int_equal(fx->seen.states[0], BAL_STATE_NEVER_ANSWERED);
+        fake_advance(f, 2);
+    }
+    assert_int_equal(fx->seen.events[BAL_EVENT_NEVER_ANSWERED], 1);
+    assert_int_equal(f->sets, 1);
+}
+
+static void test_restore_on_free_puts_originals_back(void **state)
+{
+    fixture_t *fx = *state;
+    fake_t *f = fx->fake;
+    fake_dom_t *a = fake_add(f, "a", VB_GUEST_LINUX, 0);
+    fake_dom_t *b = fake_add(f, "b", VB_GUEST_LINUX, 7);
+    fake_dom_t *c = fake_add(f, "c", VB_GUEST_LINUX, 2);
+
+    fx->config.restore_interval = true;
+    start(fx);
+    cycle(fx);
+    assert_int_equal(vb_device_polling_interval(a->dev), 2);
+    assert_int_equal(vb_device_polling_interval(b->dev), 2);
+    bal_agent_free(fx->agent);
+    fx->agent = NULL;
+    assert_true(fx->freed);
+    assert_int_equal(vb_device_polling_interval(a->dev), 0);
+    assert_int_equal(vb_device_polling_interval(b->dev), 7);
+    assert_int_equal(vb_device_polling_interval(c->dev), 2);
+    assert_int_equal(fx->seen.events[BAL_EVENT_INTERVAL_RESTORED], 2); /* c was never changed */
+}
+
+static void test_observe_only_sends_no_set(void **state)
+{
+    fixture_t *fx = *state;
+    fake_t *f = fx->fake;
+    fake_dom_t *a = fake_add(f, "a", VB_GUEST_LINUX, 0);
+
+    fx->config.observe_only = true;
+    fx->config.restore_interval = true; /* meaningless without sets */
+    start(fx);
+    cycle(fx);
+    fake_advance(f, 10);
+    cycle(fx);
+    bal_agent_free(fx->agent);
+    fx->agent = NULL;
+    assert_int_equal(f->sets, 0);
+    assert_int_equal(vb_device_polling_interval(a->dev), 0);
+    assert_int_equal(fx->seen.interval[0], 0);
+}
+
+static void test_hostile_qom_path_refused_before_anything_is_sent(void **state)
+{
+    fixture_t *fx = *state;
+    const char *hostile[] = {
+        "/machine/peripheral/balloon0\",\"execute\":\"quit",
+        "/machine/x\\y",
+        "machine/peripheral/balloon0",
+        "/machine/peripheral/\nballoon0",
+        "",
+    };
+
+    fake_add(fx->fake, "vm", VB_GUEST_LINUX, 0);
+    for (size_t i = 0; i < sizeof(hostile) / sizeof(hostile[0]); i++) {
+        bal_error_t err = {0};
+        bal_agent_t *agent = NULL;
+
+        fx->freed = false;
+        fx->config.qom_path = hostile[i];
+        assert_int_equal(bal_agent_new_with_transport(&fx->config, &fx->fake->base, &agent, &err), -EINVAL);
+        assert_null(agent);
+        assert_true(fx->freed); /* the transport was taken and freed */
+        assert_true(strlen(err.message) > 0);
+        /* bal_agent_new refuses before even opening a transport. */
+        fx->config.transport = BAL_TRANSPORT_QMP_DIR;
+        fx->config.qmp_dir = "/nonexistent-balloon-test";
+        assert_int_equal(bal_agent_new(&fx->config, &agent, &err), -EINVAL);
+        assert_null(agent);
+    }
+    assert_int_equal(fx->fake->executes, 0);
+    assert_int_equal(fx->fake->lists, 0);
+}
+
+static void test_bad_config_refused(void **state)
+{
+    fixture_t *fx = *state;
+    const char *bad_sel[] = {"ok", "/(/"};
+    bal_error_t err = {0};
+    bal_agent_t *agent = NULL;
+
+    fx->config.domains = bad_sel;
+    fx->config.n_domains = 2;
+    assert_int_equal(bal_agent_new_with_transport(&fx->config, &fx->fake->base, &agent, &err), -EINVAL);
+    assert_non_null(strstr(err.message, "'/(/'"));
+    fx->config.n_domains = 0;
+    fx->config.polling_interval_s = -1;
+    assert_int_equal(bal_agent_new_with_transport(&fx->config, &fx->fake->base, &agent, &err), -EINVAL);
+    fx->config.polling_interval_s = INT64_C(4294967296);
+    assert_int_equal(bal_agent_new_with_transport(&fx->config, &fx->fake->base, &agent, &err), -EINVAL);
+    assert_non_null(strstr(err.message, "4294967296"));
+    fx->config.polling_interval_s = 2;
+    fx->config.transport = BAL_TRANSPORT_QMP_DIR;
+    fx->config.qmp_dir = NULL;
+    assert_int_equal(bal_agent_new(&fx->config, &agent, &err), -EINVAL);
+    assert_null(agent);
+    assert_int_equal(bal_agent_new_with_transport(&fx->config, NULL, &agent, &err), -EINVAL);
+    assert_int_equal(fx->fake->lists + fx->fake->executes, 0);
+    assert_string_equal(bal_domain_state_name(BAL_STATE_NEVER_ANSWERED), "never answered");
+    assert_string_equal(bal_domain_state_name(BAL_STATE_NO_BALLOON), "no balloon");
+}
+
+static void test_domain_gone_mid_cycle_is_dropped_not_failed(void **state)
+{
+    fixture_t *fx = *state;
+    fake_t *f = fx->fake;
+    fake_dom_t *gone;
+
+    fake_add(f, "a", VB_GUEST_LINUX, 2);
+    gone = fake_add(f, "b", VB_GUEST_LINUX, 2);
+    start(fx);
+    assert_int_equal(cycle(fx), 2);
+    /* b stops between the list and its command: its execute says -ENOENT, and the list drops it. */
+    gone->listed = false;
+    fake_advance(f, 2);
+    assert_int_equal(cycle(fx), 1);
+    assert_int_equal(fx->seen.n, 1);
+    assert_string_equal(fx->seen.names[0], "a");
+    assert_int_equal(f->lists, 2);
+}
+
+static void test_failures_and_all_failed(void **state)
+{
+    fixture_t *fx = *state;
+    fake_t *f = fx->fake;
+    bal_error_t err = {0};
+    fake_dom_t *a = fake_add(f, "a", VB_GUEST_LINUX, 2);
+    fake_dom_t *b = fake_add(f, "b", VB_GUEST_LINUX, 2);
+
+    start(fx);
+    a->fail_execute = -ETIMEDOUT;
+    assert_int_equal(cycle(fx), 1); /* one of two: still a success */
+    assert_int_equal(fx->seen.states[0], BAL_STATE_FAILED);
+    assert_int_equal(fx->seen.states[1], BAL_STATE_OK);
+    b->fail_execute = -ENOTCONN;
+    fx->seen.n = 0;
+    assert_int_equal(bal_agent_read(fx->agent, on_sample, &fx->seen, &err), -ETIMEDOUT);
+    assert_int_equal(err.code, -ETIMEDOUT);
+    assert_non_null(strstr(err.message, "'a'"));
+    assert_int_equal(fx->seen.n, 2); /* the failures are still handed out */
+
+    /* The list itself fails: negative, nothing handed out. */
+    f->list_error = -ENOTCONN;
+    f->changes = true;
+    fx->seen.n = 0;
+    assert_int_equal(bal_agent_read(fx->agent, on_sample, &fx->seen, &err), -ENOTCONN);
+    assert_int_equal(fx->seen.n, 0);
+    /* ...and is tried again next time. */
+    f->list_error = 0;
+    a->fail_execute = b->fail_execute = 0;
+    assert_int_equal(cycle(fx), 2);
+}
+
+static void test_list_refreshed_on_changes_and_on_schedule(void **state)
+{
+    fixture_t *fx = *state;
+    fake_t *f = fx->fake;
+
+    fake_add(f, "a", VB_GUEST_LINUX, 2);
+    fx->config.refresh_interval_s = 30;
+    start(fx);
+    assert_int_equal(cycle(fx), 1);
+    fake_add(f, "b", VB_GUEST_LINUX, 2);
+    fake_advance(f, 10);
+    assert_int_equal(cycle(fx), 1); /* not seen yet: no event, not due */
+    assert_int_equal(f->lists, 1);
+    f->changes = true;              /* a lifecycle event */
+    assert_int_equal(cycle(fx), 2);
+    assert_int_equal(f->lists, 2);
+    fake_add(f, "c", VB_GUEST_LINUX, 2);
+    fake_advance(f, 29);
+    assert_int_equal(cycle(fx), 2);
+    fake_advance(f, 1);             /* 30 s after the last list */
+    assert_int_equal(cycle(fx), 3);
+    assert_int_equal(f->lists, 3);
+}
+
+static void test_cycle_time_bound_over_hung_domains(void **state)
+{
+    fixture_t *fx = *state;
+    fake_t *f = fx->fake;
+    bal_error_t err = {0};
+    char name[16];
+
+    for (int i = 0; i < 10; i++) {
+        snprintf(name, sizeof(name), "vm%02d", i);
+        fake_add(f, name, VB_GUEST_LINUX, 2);
+    }
+    fx->config.concurrency = 1;
+    fx->config.timeout_ms = 1000;
+    start(fx);
+    /* Every command takes a whole timeout on the agent's clock: after 2 timeouts, the rest fail fast. */
+    f->advance_ms = 1000;
+    fx->seen.n = 0;
+    assert_int_equal(bal_agent_read(fx->agent, on_sample, &fx->seen, &err), 1);
+    assert_int_equal(fx->seen.n, 10);
+    /* vm00: probe and stats (2 s); vm01: its probe starts right at the deadline; then nothing. */
+    assert_int_equal(f->executes, 3);
+    assert_int_equal(fx->seen.states[0], BAL_STATE_OK);
+    assert_int_equal(fx->seen.states[1], BAL_STATE_FAILED);
+    assert_int_equal(fx->seen.states[9], BAL_STATE_FAILED);
+}
+
+static void test_pool_overlaps_round_trips(void **state)
+{
+    fixture_t *fx = *state;
+    fake_t *f = fx->fake;
+    struct timespec t0, t1;
+    int64_t ms;
+    char name[16];
+
+    for (int i = 0; i < 20; i++) {
+        snprintf(name, sizeof(name), "vm%02d", i);
+        fake_add(f, name, VB_GUEST_LINUX, 2);
+    }
+    fx->config.clock = NULL; /* real time for the deadline: nothing here comes close to it */
+    fx->config.concurrency = 5;
+    start(fx);
+    assert_int_equal(cycle(fx), 20);
+    f->sleep_ms = 50;
+    f->max_in_flight = 0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    assert_int_equal(cycle(fx), 20);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+    /* 20 round trips of 50 ms, 5 at a time: about 4 round trips (200 ms), not 20 (1000 ms). */
+    assert_true(ms >= 190);
+    assert_true(ms < 600);
+    assert_true(f->max_in_flight <= 5);
+    assert_true(f->max_in_flight >= 4);
+}
+
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        T(test_one_cycle_reads_every_domain_in_name_order),
+        T(test_selection_by_name_regex_and_ignore),
+        T(test_restart_is_found_and_set_again),
+        T(test_interval_changed_behind_our_back_is_set_back),
+        T(test_stuck_guest_is_rearmed_once),
+        T(test_never_answering_guest_warned_once),
+        T(test_restore_on_free_puts_originals_back),
+        T(test_observe_only_sends_no_set),
+        T(test_hostile_qom_path_refused_before_anything_is_sent),
+        T(test_bad_config_refused),
+        T(test_domain_gone_mid_cycle_is_dropped_not_failed),
+        T(test_failures_and_all_failed),
+        T(test_list_refreshed_on_changes_and_on_schedule),
+        T(test_cycle_time_bound_over_hung_domains),
+        T(test_pool_overlaps_round_trips),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
