@@ -395,7 +395,7 @@ int bal_qmp_conn_execute(bal_qmp_conn_t *conn, const char *command, int timeout_
 
 bool bal_qmp_conn_stale(bal_qmp_conn_t *conn)
 {
-    size_t mlen;
+    size_t mlen, drained = 0;
     msg_kind_t kind;
 
     if (conn == NULL || conn->fd < 0 || conn->eof)
@@ -405,6 +405,9 @@ bool bal_qmp_conn_stale(bal_qmp_conn_t *conn)
         int ret;
 
         if (n < 0 && n != -EAGAIN)
+            return true;
+        /* a peer that floods events faster than we drain them would keep us here: give up on it */
+        if (n > 0 && (drained += (size_t)n) > 4 * (size_t)BAL_QMP_MAX_REPLY)
             return true;
         while ((ret = scan_message(conn, &mlen, NULL)) == 1) {
             if (classify(conn, mlen, &kind, NULL) < 0 || kind != MSG_EVENT)

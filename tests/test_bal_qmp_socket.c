@@ -48,6 +48,7 @@ typedef enum srv_mode {
     SRV_NOT_QMP,              /* a first message that is not a greeting */
     SRV_CAPS_ERROR,           /* refuses qmp_capabilities */
     SRV_DOUBLE_GREETING,      /* answers a command with a second greeting */
+    SRV_FLOOD,                /* events without pause, replies in between */
     SRV_LATE_FIRST,           /* answers the first command after 1.5 * SHORT_MS, the others at once */
 } srv_mode_t;
 
@@ -144,6 +145,51 @@ static void send_huge(int fd, const char *head, const char *tail)
     send_str(fd, tail, strlen(tail), false);
 }
 
+/* SRV_FLOOD: sends events as fast as the client takes them, and still answers each command line. */
+static void flood(server_t *s, int fd)
+{
+    static const char event[] = "{\"event\": \"FLOOD\", \"data\": {\"n\": 1}}\r\n";
+    static char block[(sizeof(event) - 1) * 2048];
+    size_t off = 0; /* into block: a partial send must not cut the stream short */
+    char buf[2048];
+    size_t have = 0;
+
+    for (size_t i = 0; i < sizeof(block); i += sizeof(event) - 1)
+        memcpy(block + i, event, sizeof(event) - 1);
+
+    for (;;) {
+        struct pollfd p[2] = {{.fd = fd, .events = POLLIN | POLLOUT}, {.fd = s->stop[0], .events = POLLIN}};
+        if (poll(p, 2, -1) < 0)
+            continue;
+        if (p[1].revents)
+            return;
+        if (p[0].revents & POLLIN) {
+            ssize_t n = recv(fd, buf + have, sizeof(buf) - 1 - have, MSG_DONTWAIT);
+            char *nl;
+            if (n <= 0)
+                return;
+            have += (size_t)n;
+            while ((nl = memchr(buf, '\n', have)) != NULL) {
+                char reply[64];
+                size_t len = (size_t)(nl - buf) + 1;
+                int k = atomic_fetch_add(&s->replies, 1) + 1;
+                snprintf(reply, sizeof(reply), "{\"return\": {\"actual\": %d}}\r\n", k);
+                send_str(fd, reply, strlen(reply), false);
+                memmove(buf, buf + len, have - len);
+                have -= len;
+            }
+        } else if (p[0].revents & POLLOUT) {
+            ssize_t n = send(fd, block + off, sizeof(block) - off, MSG_NOSIGNAL | MSG_DONTWAIT);
+            if (n < 0 && errno != EAGAIN)
+                return;
+            if (n > 0)
+                off = (off + (size_t)n) % sizeof(block);
+        } else {
+            return;
+        }
+    }
+}
+
 static void serve(server_t *s, int fd)
 {
     char line[2048];
@@ -221,6 +267,10 @@ static void serve(server_t *s, int fd)
         case SRV_DOUBLE_GREETING:
             send_s(s, fd, GREETING);
             break;
+        case SRV_FLOOD:
+            send_s(s, fd, reply);
+            flood(s, fd);
+            return;
         case SRV_LATE_FIRST:
             if (n == 1) {
                 /* the slow peer under test; it notices a client that gives up, as QEMU would */
@@ -820,6 +870,29 @@ static void test_transport_late_reply_not_misread(void **state)
     server_stop(s);
 }
 
+/* A peer that floods events costs bounded time, never a hang. */
+static void test_transport_event_flood(void **state)
+{
+    fixture_t *f = *state;
+    server_t *s = server_start(sock_path(state, "vm.qmp"), SRV_FLOOD);
+    bal_domain_list_t list = {0};
+    bal_error_t err = {0};
+    bal_transport_t *t = bal_qmp_socket_transport_new_dir(f->dir, 2000, NULL, NULL);
+    int64_t t0 = mono_ms();
+
+    assert_int_equal(bal_transport_list_domains(t, &list, NULL), 0);
+    for (int i = 0; i < 3; i++) {
+        char *reply = NULL;
+        assert_int_equal(execute(t, &list.items[0], &reply, &err), 0);
+        assert_non_null(strstr(reply, "\"actual\""));
+        free(reply);
+    }
+    assert_true(mono_ms() - t0 < 6000);
+    bal_domain_list_free(&list);
+    bal_transport_free(t);
+    server_stop(s);
+}
+
 static void test_transport_pairs(void **state)
 {
     server_t *s = server_start(sock_path(state, "x.sock"), SRV_NORMAL);
@@ -963,6 +1036,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_transport_reconnects_after_close, setup, teardown),
         cmocka_unit_test_setup_teardown(test_transport_drops_after_timeout, setup, teardown),
         cmocka_unit_test_setup_teardown(test_transport_late_reply_not_misread, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_transport_event_flood, setup, teardown),
         cmocka_unit_test_setup_teardown(test_transport_pairs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_transport_threads, setup, teardown),
         cmocka_unit_test_setup_teardown(test_transport_refuses_forbidden, setup, teardown),
