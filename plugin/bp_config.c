@@ -73,6 +73,7 @@ static bool bp_is_string(const oconfig_item_t *ci, int count)
     return true;
 }
 
+/* On success *out is a new string; on failure it is left NULL. */
 static int bp_get_string(bp_parse_t *p, const oconfig_item_t *ci, const char *line, char **out)
 {
     if (!bp_is_string(ci, 1) || cf_util_get_string(ci, out) != 0) {
@@ -83,6 +84,8 @@ static int bp_get_string(bp_parse_t *p, const oconfig_item_t *ci, const char *li
     if ((*out)[0] == '\0') {
         ERROR("balloon plugin: The option '%s' in the line '%s' needs a non-empty string.", ci->key,
               line);
+        free(*out);
+        *out = NULL;
         p->errors++;
         return -EINVAL;
     }

@@ -477,6 +477,9 @@ int plugin_dispatch_values(value_list_t const *vl)
         return -1;
     }
     fc.values = fc_grow(fc.values, fc.n_values, sizeof(*fc.values));
+    /* The array may have moved: each record's vl.values points into the record itself. */
+    for (size_t i = 0; i < fc.n_values; i++)
+        fc.values[i].vl.values = fc.values[i].values;
     rec = &fc.values[fc.n_values++];
     rec->vl = *vl;
     memcpy(rec->values, vl->values, vl->values_len * sizeof(*vl->values));
