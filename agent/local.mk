@@ -21,3 +21,8 @@ agent_libagent_la_SOURCES += agent/bal_filter.c agent/bal_filter.h \
 	agent/bal_pool.c agent/bal_pool.h \
 	agent/bal_poller.c agent/bal_poller.h \
 	agent/bal_agent.c
+# balloonctl, the operator's command-line look at the same agent
+bin_PROGRAMS += agent/balloonctl
+agent_balloonctl_SOURCES = agent/balloonctl.c
+agent_balloonctl_CFLAGS = $(AM_CFLAGS) $(YAJL_CFLAGS)
+agent_balloonctl_LDADD = agent/libagent.la $(YAJL_LIBS)

@@ -45,3 +45,6 @@ tests_test_bal_agent_SOURCES = tests/test_bal_agent.c
 tests_test_bal_agent_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) $(YAJL_CFLAGS)
 tests_test_bal_agent_LDADD = agent/libagent.la virtio/libvirtio.la $(YAJL_LIBS) $(CMOCKA_LIBS)
 TESTS += tests/test_bal_agent
+# balloonctl against balloon-sim
+TESTS += tests/balloonctl.sh
+EXTRA_DIST += tests/balloonctl.sh
