@@ -21,6 +21,7 @@
 typedef struct domain {
     bal_domain_info_t info; /* name owned */
     bal_poller_t *poller;
+    bool in_cycle;          /* begun in this read; false for one listed again mid-cycle */
 } domain_t;
 
 struct bal_agent {
@@ -352,6 +353,7 @@ int bal_agent_read(bal_agent_t *agent, bal_sample_cb cb, void *opaque, bal_error
 {
     const domain_t *first_failed = NULL;
     int read = 0;
+    size_t delivered = 0;
     int rc;
 
     if (agent == NULL)
@@ -363,8 +365,10 @@ int bal_agent_read(bal_agent_t *agent, bal_sample_cb cb, void *opaque, bal_error
         if (rc < 0)
             return rc;
     }
-    for (size_t i = 0; i < agent->n_domains; i++)
+    for (size_t i = 0; i < agent->n_domains; i++) {
         bal_poller_begin_cycle(agent->domains[i]->poller, agent->domains[i]->info.instance);
+        agent->domains[i]->in_cycle = true;
+    }
     rc = run_batch(agent, err);
     if (rc < 0)
         return rc;
@@ -374,7 +378,10 @@ int bal_agent_read(bal_agent_t *agent, bal_sample_cb cb, void *opaque, bal_error
         const domain_t *dom = agent->domains[i];
         bal_sample_t sample;
 
+        if (!dom->in_cycle)
+            continue; /* appeared in the list taken after the batch: read next cycle */
         memset(&sample, 0, sizeof(sample));
+        delivered++;
         bal_poller_result(dom->poller, &sample);
         sample.name = dom->info.name;
         sample.uuid = dom->info.uuid;
@@ -392,7 +399,7 @@ int bal_agent_read(bal_agent_t *agent, bal_sample_cb cb, void *opaque, bal_error
         bal_sample_t sample;
         bal_poller_result(first_failed->poller, &sample);
         return bal_error_set(err, bal_poller_failure(first_failed->poller),
-                             "None of the %zu selected domains could be read. %s", agent->n_domains,
+                             "None of the %zu selected domains could be read. %s", delivered,
                              sample.error);
     }
     return read;

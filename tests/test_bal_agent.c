@@ -732,10 +732,16 @@ static void test_domain_gone_mid_cycle_is_dropped_not_failed(void **state)
     assert_int_equal(cycle(fx), 2);
     /* b stops between the list and its command: its execute says -ENOENT, and the list drops it. */
     gone->listed = false;
+    /* c starts meanwhile: seen by the list taken after the batch, but not read in this cycle. */
+    fake_add(f, "c", VB_GUEST_LINUX, 2);
     fake_advance(f, 2);
     assert_int_equal(cycle(fx), 1);
     assert_int_equal(fx->seen.n, 1);
     assert_string_equal(fx->seen.names[0], "a");
+    assert_int_equal(f->lists, 2);
+    assert_int_equal(cycle(fx), 2);
+    assert_string_equal(fx->seen.names[1], "c");
+    assert_int_equal(fx->seen.states[1], BAL_STATE_OK);
     assert_int_equal(f->lists, 2);
 }
 
