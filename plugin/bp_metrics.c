@@ -118,30 +118,11 @@ static bool bp_to_derive(const bal_stat_value_t *v, value_t *out)
     return true;
 }
 
-int bp_metrics_dispatch_sample(const bal_sample_t *sample, const bp_identity_t *id, cdtime_t now,
-                               int64_t interval_s)
+static int bp_dispatch_stats(const bal_stats_t *st, const bp_identity_t *id, cdtime_t updated,
+                             cdtime_t interval)
 {
-    const bal_stats_t *st = &sample->stats;
-    cdtime_t interval = TIME_T_TO_CDTIME_T(interval_s);
-    cdtime_t updated;
     value_t v[2];
-    double age;
     int n = 0;
-
-    if (!sample->has_stats || st->last_update <= 0)
-        return 0;
-    updated = TIME_T_TO_CDTIME_T(st->last_update);
-
-    /* Every cycle, so that a freshness panel or a threshold sees the age grow while QEMU's stats
-     * stand still. A last-update ahead of our clock (another host's clock, over a remote URI)
-     * counts as age 0, which is what types.db's minimum allows. */
-    age = CDTIME_T_TO_DOUBLE(now) - (double)st->last_update;
-    v[0].gauge = age > 0 ? age : 0;
-    n += bp_dispatch(id, "duration", "stats_age", v, 1, now, interval);
-
-    /* The rest carries QEMU's receive time: sent once per new last-update, never re-sent as new. */
-    if (!sample->fresh)
-        return n;
 
     for (int s = 0; s < BAL_STAT_COUNT; s++) {
         const bp_stat_metric_t *m = &bp_stat_metrics[s];
@@ -164,6 +145,34 @@ int bp_metrics_dispatch_sample(const bal_sample_t *sample, const bp_identity_t *
 
     v[0].gauge = (gauge_t)st->last_update;
     n += bp_dispatch(id, "timestamp", "last_update", v, 1, updated, interval);
+    return n;
+}
+
+int bp_metrics_dispatch_sample(const bal_sample_t *sample, const bp_identity_t *id, cdtime_t now,
+                               int64_t interval_s)
+{
+    const bal_stats_t *st = &sample->stats;
+    cdtime_t interval = TIME_T_TO_CDTIME_T(interval_s);
+    cdtime_t updated;
+    value_t v[1];
+    double age;
+    int n = 0;
+
+    if (!sample->has_stats || st->last_update <= 0)
+        return 0;
+    updated = TIME_T_TO_CDTIME_T(st->last_update);
+
+    /* The stats carry QEMU's receive time: sent once per new last-update, never re-sent as new. */
+    if (sample->fresh)
+        n += bp_dispatch_stats(st, id, updated, interval);
+
+    /* Every cycle, so that a freshness panel or a threshold sees the age grow while QEMU's stats
+     * stand still; last, so that a reader of the stream knows the domain's sample is complete. A
+     * last-update ahead of our clock (another host's clock, over a remote URI) counts as age 0,
+     * which is what types.db's minimum allows. */
+    age = CDTIME_T_TO_DOUBLE(now) - (double)st->last_update;
+    v[0].gauge = age > 0 ? age : 0;
+    n += bp_dispatch(id, "duration", "stats_age", v, 1, now, interval);
     return n;
 }
 

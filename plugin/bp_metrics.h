@@ -36,9 +36,10 @@ typedef struct bp_identity {
 void bp_metrics_identity(const bp_config_t *config, const char *name, const char *uuid,
                          const char *hostname, bp_identity_t *out);
 
-/* Dispatches one sample's value lists with plugin_dispatch_values:
- * - when sample->has_stats: duration-stats_age (now - last_update, at time now), every cycle;
- * - when also sample->fresh: every set stat and timestamp-last_update, at time last_update.
+/* Dispatches one sample's value lists with plugin_dispatch_values, in this order:
+ * - when sample->has_stats and sample->fresh: every set stat and timestamp-last_update, at time
+ *   last_update;
+ * - when sample->has_stats: duration-stats_age (now - last_update, at time now), every cycle, last.
  * Every value list carries interval_s (the polling interval) as its interval. A stat that is not
  * set, or a counter above INT64_MAX, is left out. Returns the number of value lists dispatched. */
 int bp_metrics_dispatch_sample(const bal_sample_t *sample, const bp_identity_t *id, cdtime_t now,

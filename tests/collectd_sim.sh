@@ -8,7 +8,7 @@ set -eu
 
 : "${abs_top_builddir:?}" "${abs_top_srcdir:?}"
 so="$abs_top_builddir/plugin/.libs/balloon.so"
-sim="$abs_top_builddir/virtio/balloon-sim"
+sim=${BALLOON_SIM:-$abs_top_builddir/virtio/balloon-sim}
 collectd=$(command -v collectd 2>/dev/null || echo /usr/sbin/collectd)
 typesdb=/usr/share/collectd/types.db
 

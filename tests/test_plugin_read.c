@@ -116,6 +116,8 @@ static void test_qemu72_sample_maps_every_stat(void **state)
     /* The age is of now, at now. */
     check_value("vm1", "duration", "stats_age", DS_TYPE_GAUGE, 3, NOW_CD, iv);
     assert_int_equal(fc_n_values(), 11);
+    /* The age comes last: a reader of the stream knows the domain's sample is complete. */
+    assert_string_equal(fc_value(10)->vl.type, "duration");
     assert_int_equal(fc_n_notifications(), 0);
 }
 
