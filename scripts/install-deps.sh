@@ -10,6 +10,7 @@ collectd-core collectd-dev
 libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86
 busybox-static cpio socat procps
 jq
+python3 mawk
 "
 
 missing=""
