@@ -10,3 +10,4 @@ include tests/agent.mk
 include tests/plugin.mk
 include tests/e2e.mk
 include tests/bench.mk
+include tests/fuzz/local.mk
