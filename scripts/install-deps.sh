@@ -11,6 +11,7 @@ libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86
 busybox-static cpio socat procps
 jq
 python3 mawk
+gnuplot-nox
 "
 
 missing=""

@@ -26,4 +26,12 @@ tests_bench_test_bench_config_LDADD = $(CMOCKA_LIBS)
 TESTS += tests/bench/test_bench_config
 
 TESTS += tests/bench/smoke.sh
-EXTRA_DIST += tests/bench/smoke.sh
+EXTRA_DIST += tests/bench/smoke.sh tests/bench/sim.sh tests/bench/run.sh tests/bench/plot.gp \
+	tests/bench/guest/boot.S tests/bench/guest/guest.c
+
+# The full benchmark needs root, libvirtd and QEMU; BENCH_QUICK=1 runs the small version. Not part
+# of `make check`: it takes minutes and measures the machine as much as the code.
+.PHONY: bench
+bench: all tests/bench/plugin_host tests/bench/floor
+	abs_top_srcdir='$(abs_top_srcdir)' abs_top_builddir='$(abs_top_builddir)' \
+		$(SHELL) $(srcdir)/tests/bench/run.sh

@@ -68,10 +68,13 @@ if [ -f "$balloon" ] && [ -x "$sim" ]; then
     echo "== balloon.so, 3 cycles against balloon-sim with 3 guests"
     . "$abs_top_srcdir/tests/bench/sim.sh"
     bench_sim_start "$sim" "$work/sim" 3 || fail "balloon-sim did not start."
+    sim_pid=$BENCH_SIM_PID
     "$host" -q -k 3 -w 1 -s 3 -o "QMPSocketDir \"$work/sim\"" "$balloon" >"$work/balloon.out" \
         2>"$work/balloon.err" ||
         { cat "$work/balloon.out" "$work/balloon.err" >&2; fail "plugin_host failed on balloon.so."; }
     cat "$work/balloon.out"
+    grep -q '^result plugin balloon read_callbacks 1 .* failed_cycles 0$' "$work/balloon.out" ||
+        fail "the result line is missing or reports failed cycles."
 else
     echo "(balloon.so or balloon-sim not built yet: our plugin's part is not run)"
 fi

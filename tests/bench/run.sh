@@ -1,0 +1,372 @@
+#!/bin/sh
+# tests/bench/run.sh: `make bench`. The read-cycle benchmark of our collectd plugin (balloon.so)
+# against collectd's own virt plugin and against the floor, then the scale test on balloon-sim.
+#
+#   libvirt workload: N transient TCG domains named bench-NNNN with <memballoon model='virtio'/>
+#     through libvirtd, N = 1 10 50 100. Each N is measured in rounds; each round runs our plugin,
+#     virt (ExtraStats "memory", block devices and interfaces off) and the floor (bare concurrent
+#     virDomainQemuMonitorCommand qom-get guest-stats, the same pool size), in a rotating order, so
+#     drift in the machine's load hits all three alike.
+#   sim workload: balloon-sim with N = 100 1000 10000 guests, read by our plugin through QMPSocketDir.
+#
+# Writes tests/bench/results.json (medians over all measured cycles) and tests/bench/cycle-time.png,
+# prints a table with each target MET / MISSED. BENCH_QUICK=1: libvirt N up to 20, sim N up to 1000.
+# Needs root for libvirtd; started only if not running, and stopped again only if started here.
+set -eu
+
+: "${abs_top_srcdir:?run through make bench}" "${abs_top_builddir:?run through make bench}"
+src=$abs_top_srcdir
+build=$abs_top_builddir
+out=${BENCH_OUT:-$src/tests/bench}
+host=$build/tests/bench/plugin_host
+floor=$build/tests/bench/floor
+balloon=$build/plugin/.libs/balloon.so
+virt=${BENCH_VIRT_SO:-/usr/lib/collectd/virt.so}
+sim=$build/virtio/balloon-sim
+uri=qemu:///system
+pool=5 # the agent's default Concurrency, libvirtd's max_client_requests
+
+if [ "${BENCH_QUICK:-0}" = 1 ]; then
+    lv_ns="1 10 20"; sim_ns="100 1000"; rounds=3; cycles=3; sim_cycles=5
+else
+    lv_ns="1 10 50 100"; sim_ns="100 1000 10000"; rounds=5; cycles=4; sim_cycles=7
+fi
+lv_ns=${BENCH_LIBVIRT_NS-$lv_ns}
+sim_ns=${BENCH_SIM_NS-$sim_ns}
+
+say() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() { printf 'bench: %s\n' "$*" >&2; exit 1; }
+
+for f in "$host" "$floor"; do [ -x "$f" ] || die "'$f' is not built (make check builds it)."; done
+[ -f "$balloon" ] || die "our plugin '$balloon' is not built."
+[ -f "$virt" ] || die "collectd's virt plugin '$virt' is not installed (collectd-core)."
+[ "$(id -u)" = 0 ] || die "the libvirt workload needs root (libvirtd, QEMU)."
+
+work=$(mktemp -d /tmp/bench-run.XXXXXX)
+E2E_WORK=$work
+export E2E_WORK
+# shellcheck source=../e2e/lib.sh
+. "$src/tests/e2e/lib.sh"
+: >"$work/domains"
+sim_pid=
+
+cleanup() {
+    status=$?
+    [ -n "$sim_pid" ] && kill "$sim_pid" 2>/dev/null && wait "$sim_pid" 2>/dev/null
+    if [ -s "$work/domains" ]; then
+        say "destroying $(wc -l <"$work/domains") bench domains"
+        xargs -P 4 -n 1 virsh -q -c "$uri" destroy <"$work/domains" >/dev/null 2>&1 || true
+    fi
+    [ -f "$work/started-libvirtd" ] && e2e_stop_pid "$(cat "$work/started-libvirtd")" 30
+    [ -f "$work/started-virtlogd" ] && e2e_stop_pid "$(cat "$work/started-virtlogd")" 10
+    if [ "$status" = 0 ] || [ "${BENCH_KEEP:-0}" = 1 ]; then
+        [ "${BENCH_KEEP:-0}" = 1 ] && say "kept $work" || rm -rf "$work"
+    else
+        say "failed; logs kept in $work"
+    fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# 10000 guests are 10000 sockets on each side.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+
+# ---- samples: one line per measured cycle: WORKLOAD N TOOL WALL_MS CPU_MS ----
+
+samples=$work/samples
+: >"$samples"
+
+# run_tool WORKLOAD N TOOL LOG CMD...: runs a measuring process and keeps its cycle lines.
+run_tool() {
+    _wl=$1 _n=$2 _tool=$3 _log=$4
+    shift 4
+    if ! timeout 600 "$@" >"$_log.out" 2>"$_log.err"; then
+        tail -n 20 "$_log.out" "$_log.err" >&2
+        die "$_tool failed at N=$_n ($_wl); see $_log.err."
+    fi
+    awk -v wl="$_wl" -v n="$_n" -v t="$_tool" '/^cycle / { print wl, n, t, $4, $6 }' \
+        "$_log.out" >>"$samples"
+}
+
+# median WORKLOAD N TOOL FIELD(4 wall, 5 cpu)
+median() {
+    awk -v wl="$1" -v n="$2" -v t="$3" -v f="$4" '$1 == wl && $2 == n && $3 == t { print $f }' \
+        "$samples" | sort -g | awk '{ v[NR] = $1 } END {
+            if (NR == 0) { print "null"; exit }
+            if (NR % 2) printf "%.3f\n", v[(NR + 1) / 2]
+            else printf "%.3f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
+# ---- the libvirt workload ----
+
+# The guest: tests/bench/guest, a 10 KiB freestanding kernel that drives the virtio balloon's stats
+# queue like Linux's virtio_balloon and otherwise halts. The domain runs (virt reads only running
+# domains), QEMU's guest-stats advance at each polling interval, and the host pays almost no CPU.
+make_guest_kernel() {
+    _g=$src/tests/bench/guest
+    ${CC:-gcc} -m32 -march=i686 -ffreestanding -fno-pic -fno-pie -fno-stack-protector \
+        -fno-asynchronous-unwind-tables -nostdlib -O2 -Wall -Wextra -Werror \
+        -c "$_g/guest.c" -o "$work/guest.o" &&
+        ${CC:-gcc} -m32 -c "$_g/boot.S" -o "$work/boot.o" &&
+        ld -m elf_i386 -Ttext=0x100000 -e _start -o "$work/guest.elf" "$work/boot.o" "$work/guest.o"
+}
+
+domain_xml() {
+    cat <<EOF
+<domain type='qemu'>
+  <name>$1</name>
+  <memory unit='MiB'>64</memory>
+  <vcpu>1</vcpu>
+  <os>
+    <type arch='x86_64' machine='pc'>hvm</type>
+    <kernel>$work/guest.elf</kernel>
+  </os>
+  <on_reboot>destroy</on_reboot>
+  <devices>
+    <emulator>${QEMU_SYSTEM_X86:-/usr/bin/qemu-system-x86_64}</emulator>
+    <controller type='usb' model='none'/>
+    <memballoon model='virtio'/>
+  </devices>
+</domain>
+EOF
+}
+
+have_domains=0
+# grow_domains N: create bench domains up to N, 4 at a time, then wait until their boot is over.
+grow_domains() {
+    _want=$1
+    [ "$_want" -le "$have_domains" ] && return 0
+    _avail=$(awk '/^MemAvailable:/ { print int($2 / 1024) }' /proc/meminfo)
+    # A bench guest of 64 MiB is about 45 MiB of RSS here; keep 2 GiB spare.
+    [ $(( (_want - have_domains) * 64 + 2048 )) -lt "$_avail" ] ||
+        die "not enough memory for $_want guests ($_avail MiB available)."
+    _i=$((have_domains + 1))
+    : >"$work/new"
+    while [ "$_i" -le "$_want" ]; do
+        _name=$(printf 'bench-%04d' "$_i")
+        domain_xml "$_name" >"$work/$_name.xml"
+        echo "$work/$_name.xml" >>"$work/new"
+        echo "$_name" >>"$work/domains"
+        _i=$((_i + 1))
+    done
+    say "creating $((_want - have_domains)) domains (up to $_want)"
+    xargs -P 4 -n 1 virsh -q -c "$uri" create <"$work/new" >"$work/create.log" 2>&1 ||
+        { cat "$work/create.log" >&2; die "virsh create failed."; }
+    have_domains=$_want
+    _running=$(virsh -q -c "$uri" list --name | grep -c '^bench-' || true)
+    [ "$_running" -ge "$_want" ] || die "only $_running of $_want bench domains run."
+    settle
+}
+
+# Waits until the bench guests' QEMUs (booting SeaBIOS, then idle) use under 10% of a CPU in
+# total, at most 60 s.
+settle() {
+    _deadline=$(( $(date +%s) + 60 ))
+    while [ "$(date +%s)" -lt "$_deadline" ]; do
+        _t0=$(qemu_ticks)
+        sleep 1
+        _t1=$(qemu_ticks)
+        [ $((_t1 - _t0)) -lt 10 ] && return 0
+    done
+    say "note: the guests still use CPU after 60 s"
+}
+
+qemu_ticks() {
+    _sum=0
+    for _p in $(pgrep -f 'qemu-system-x86_64 .*guest=bench-' || true); do
+        _t=$(awk '{ print $14 + $15 }' "/proc/$_p/stat" 2>/dev/null || echo 0)
+        _sum=$((_sum + _t))
+    done
+    echo "$_sum"
+}
+
+measure_libvirt() {
+    _n=$1
+    _r=1
+    while [ "$_r" -le "$rounds" ]; do
+        case $((_r % 3)) in
+        1) _order="balloon virt floor" ;;
+        2) _order="virt floor balloon" ;;
+        *) _order="floor balloon virt" ;;
+        esac
+        for _tool in $_order; do
+            _log=$work/libvirt-$_n-$_tool-$_r
+            case $_tool in
+            balloon)
+                run_tool libvirt "$_n" balloon "$_log" "$host" -q -k "$cycles" -w 1 -s "$_n" \
+                    -o "Connection \"$uri\"" -o 'Domain "/^bench-/"' -o "Concurrency $pool" \
+                    "$balloon" ;;
+            virt)
+                # -i 1: virt's shutdown waits up to one interval for its event thread.
+                run_tool libvirt "$_n" virt "$_log" "$host" -q -i 1 -k "$cycles" -w 1 -s "$_n" \
+                    -o "Connection \"$uri\"" -o 'ExtraStats "memory"' \
+                    -o 'ReportBlockDevices false' -o 'ReportNetworkInterfaces false' \
+                    -o 'Domain "/^bench-/"' "$virt" ;;
+            floor)
+                run_tool libvirt "$_n" floor "$_log" "$floor" -u "$uri" -P "$pool" -f bench- \
+                    -k "$cycles" -w 1 -s "$_n" ;;
+            esac
+        done
+        _r=$((_r + 1))
+    done
+    say "N=$_n: balloon $(median libvirt "$_n" balloon 4) ms, virt $(median libvirt "$_n" virt 4) ms, floor $(median libvirt "$_n" floor 4) ms"
+}
+
+# ---- the sim workload ----
+
+# shellcheck source=sim.sh
+. "$src/tests/bench/sim.sh"
+
+: >"$work/sim-rss"
+measure_sim() {
+    _n=$1
+    _dir=$work/sim-$_n
+    bench_sim_start "$sim" "$_dir" "$_n" || die "balloon-sim did not start with $_n guests."
+    sim_pid=$BENCH_SIM_PID
+    _log=$work/sim-$_n-balloon
+    run_tool sim "$_n" balloon "$_log" "$host" -q -k "$sim_cycles" -w 1 -s "$_n" \
+        -o "QMPSocketDir \"$_dir\"" -o "Concurrency $pool" "$balloon"
+    _host_kib=$(awk '/^result / { for (i = 1; i < NF; i++) if ($i == "peak_rss_kib") print $(i + 1) }' \
+        "$_log.out")
+    _sim_kib=$(awk '/^VmHWM:/ { print $2 }' "/proc/$sim_pid/status" 2>/dev/null || echo 0)
+    echo "$_n $_host_kib $_sim_kib" >>"$work/sim-rss"
+    kill "$sim_pid" 2>/dev/null || true
+    wait "$sim_pid" 2>/dev/null || true
+    sim_pid=
+    rm -rf "$_dir"
+    say "sim N=$_n: $(median sim "$_n" balloon 4) ms per cycle, plugin RSS $((_host_kib / 1024)) MiB, balloon-sim RSS $((_sim_kib / 1024)) MiB"
+}
+
+# ---- run ----
+
+started=$(date +%s)
+if [ -n "$lv_ns" ]; then
+    # The e2e test restarts libvirtd on purpose: never measure while it runs.
+    exec 9>/run/lock/collectd-balloon-e2e.lock
+    flock -n 9 || { say "waiting for a running e2e test to finish"; flock -w 1800 9; } || die "an e2e run holds /run/lock/collectd-balloon-e2e.lock."
+    e2e_prepare_host || die "cannot prepare the host for libvirtd."
+    e2e_start_libvirt || die "cannot start libvirtd."
+    make_guest_kernel || die "cannot build the benchmark guest (gcc -m32, binutils)."
+    if virsh -q -c "$uri" list --all --name | grep -q '^bench-'; then
+        die "bench-* domains exist already: another benchmark is running, or destroy them first."
+    fi
+    for n in $lv_ns; do
+        grow_domains "$n"
+        measure_libvirt "$n"
+    done
+    say "destroying the bench domains"
+    xargs -P 4 -n 1 virsh -q -c "$uri" destroy <"$work/domains" >/dev/null 2>&1 || true
+    : >"$work/domains"
+fi
+if [ -n "$sim_ns" ]; then
+    [ -x "$sim" ] || die "balloon-sim '$sim' is not built."
+    for n in $sim_ns; do
+        measure_sim "$n"
+    done
+fi
+
+# ---- results.json, the table, the plot ----
+
+num() { [ "$1" = null ] && echo null || echo "$1"; }
+per_domain_us() { # MEDIAN_CPU_MS N
+    [ "$1" = null ] && { echo null; return; }
+    awk -v c="$1" -v n="$2" 'BEGIN { printf "%.1f\n", c * 1000 / n }'
+}
+
+json=$work/results.json
+{
+    printf '{\n  "libvirt": ['
+    sep=
+    for n in $lv_ns; do
+        printf '%s\n    {"domains": %s, "balloon_cycle_ms": %s, "virt_cycle_ms": %s, "floor_cycle_ms": %s, "balloon_cpu_us_per_domain": %s}' \
+            "$sep" "$n" "$(num "$(median libvirt "$n" balloon 4)")" \
+            "$(num "$(median libvirt "$n" virt 4)")" "$(num "$(median libvirt "$n" floor 4)")" \
+            "$(per_domain_us "$(median libvirt "$n" balloon 5)" "$n")"
+        sep=,
+    done
+    printf '\n  ],\n  "sim": ['
+    sep=
+    for n in $sim_ns; do
+        kib=$(awk -v n="$n" '$1 == n { print $2 }' "$work/sim-rss")
+        printf '%s\n    {"domains": %s, "cycle_ms": %s, "cpu_us_per_domain": %s, "rss_mib": %s}' \
+            "$sep" "$n" "$(num "$(median sim "$n" balloon 4)")" \
+            "$(per_domain_us "$(median sim "$n" balloon 5)" "$n")" \
+            "$(awk -v k="$kib" 'BEGIN { printf "%.1f\n", k / 1024 }')"
+        sep=,
+    done
+    printf '\n  ]\n}\n'
+} >"$json"
+cp "$json" "$out/results.json"
+cp "$samples" "$out/samples.txt" 2>/dev/null || true
+
+# The table and the verdicts, from the medians.
+lv_max=$(echo $lv_ns | awk '{ print $NF }')
+sim_max=$(echo $sim_ns | awk '{ print $NF }')
+{
+    echo "libvirt $lv_max"
+    for n in $lv_ns; do
+        echo "lv $n $(median libvirt "$n" balloon 4) $(median libvirt "$n" virt 4) $(median libvirt "$n" floor 4) $(per_domain_us "$(median libvirt "$n" balloon 5)" "$n")"
+    done
+    for n in $sim_ns; do
+        echo "sim $n $(median sim "$n" balloon 4) $(per_domain_us "$(median sim "$n" balloon 5)" "$n") $(awk -v n="$n" '$1 == n { printf "%.1f %.1f", $2 / 1024, $3 / 1024 }' "$work/sim-rss")"
+    done
+} >"$work/table.in"
+awk -v quick="${BENCH_QUICK:-0}" -f - "$work/table.in" <<'EOF' | tee "$out/table.txt"
+function verdict(ok) { return ok ? "MET" : "MISSED" }
+$1 == "lv" { n = $2; nl++; lvn[nl] = n; b[n] = $3; v[n] = $4; f[n] = $5; c[n] = $6 }
+$1 == "sim" { n = $2; ns++; sn[ns] = n; sc[n] = $3; su[n] = $4; sr[n] = $5; ss[n] = $6 }
+END {
+    printf "\nlibvirt workload (TCG guests running tests/bench/guest, through libvirtd), medians\n"
+    printf "%8s %12s %12s %12s %16s\n", "domains", "balloon ms", "virt ms", "floor ms", "balloon us/dom"
+    for (i = 1; i <= nl; i++) { n = lvn[i]; printf "%8d %12.1f %12.1f %12.1f %16.1f\n", n, b[n], v[n], f[n], c[n] }
+    printf "\nsim workload (balloon-sim, QMPSocketDir), medians\n"
+    printf "%8s %12s %16s %14s %18s\n", "domains", "cycle ms", "cpu us/dom", "plugin MiB", "balloon-sim MiB"
+    for (i = 1; i <= ns; i++) { n = sn[i]; printf "%8d %12.1f %16.1f %14.1f %18.1f\n", n, sc[n], su[n], sr[n], ss[n] }
+
+    printf "\ntargets\n"
+    if (nl > 0) {
+        n = lvn[nl]
+        note = (n == 100) ? "" : sprintf(" (measured at %d, not 100)", n)
+        printf "  %-7s at %d libvirt domains our cycle is >= 2x faster than virt's: %.1f vs %.1f ms (%.2fx)%s\n",
+            verdict(b[n] * 2 <= v[n]), n, b[n], v[n], v[n] / b[n], note
+        printf "  %-7s at %d libvirt domains our cycle is within 1.2x of the floor: %.1f vs %.1f ms (%.2fx)%s\n",
+            verdict(b[n] <= 1.2 * f[n]), n, b[n], f[n], b[n] / f[n], note
+    }
+    worst = 0
+    for (i = 1; i <= nl; i++) if (c[lvn[i]] > worst) { worst = c[lvn[i]]; where = "libvirt N=" lvn[i] }
+    for (i = 1; i <= ns; i++) if (su[sn[i]] > worst) { worst = su[sn[i]]; where = "sim N=" sn[i] }
+    printf "  %-7s CPU at most 50 us per domain read in our process: worst %.1f us (%s)\n",
+        verdict(worst <= 50), worst, where
+    if (ns > 0) {
+        n = sn[ns]
+        note = (n == 10000) ? "" : sprintf(" (measured at %d, not 10000)", n)
+        printf "  %-7s %d simulated guests read in under 1 s per cycle: %.1f ms%s\n", verdict(sc[n] < 1000), n, sc[n], note
+        printf "  %-7s under 64 MiB RSS in the plugin's process at %d guests: %.1f MiB%s\n", verdict(sr[n] < 64), n, sr[n], note
+    }
+    # Linear: the cost per domain at the largest N is at most 1.5x the cost per domain at the N
+    # before it (fixed costs make small N look dearer per domain, so growth above that is
+    # superlinear).
+    lin = 1; detail = ""
+    if (nl >= 2) {
+        a = lvn[nl - 1]; z = lvn[nl]
+        r = (b[z] / z) / (b[a] / a); detail = detail sprintf("libvirt wall/dom %d->%d x%.2f; ", a, z, r); if (r > 1.5) lin = 0
+    }
+    if (ns >= 2) {
+        a = sn[ns - 1]; z = sn[ns]
+        r = (sc[z] / z) / (sc[a] / a); detail = detail sprintf("sim wall/dom %d->%d x%.2f; ", a, z, r); if (r > 1.5) lin = 0
+        r = su[z] / su[a]; detail = detail sprintf("sim cpu/dom %d->%d x%.2f", a, z, r); if (r > 1.5) lin = 0
+    }
+    printf "  %-7s cost grows linearly with N (per-domain cost at the largest N <= 1.5x the previous): %s\n", verdict(lin), detail
+}
+EOF
+
+# The plot: cycle time against N, log-log.
+if command -v gnuplot >/dev/null 2>&1; then
+    awk '$1 == "lv" { print $2, $3, $4, $5 }' "$work/table.in" >"$work/libvirt.dat"
+    awk '$1 == "sim" { print $2, $3 }' "$work/table.in" >"$work/sim.dat"
+    gnuplot -e "libvirt='$work/libvirt.dat'; sim='$work/sim.dat'; out='$out/cycle-time.png'" \
+        "$src/tests/bench/plot.gp" || say "note: gnuplot failed; no plot"
+else
+    say "note: gnuplot is not installed (scripts/install-deps.sh installs gnuplot-nox); no plot"
+fi
+say "done in $(( $(date +%s) - started )) s: $out/results.json, $out/table.txt, $out/cycle-time.png"
