@@ -38,6 +38,8 @@ static void bp_render_line(const oconfig_item_t *ci, char *buf, size_t len)
 
             n = snprintf(buf + used, len - used, " \"");
             used += n < 0 ? 0 : (size_t)n;
+            if (used >= len)
+                break; /* the opening quote did not fit: nothing more will */
             for (; *s != '\0' && used + 2 < len; s++) {
                 if (*s == '"' || *s == '\\')
                     buf[used++] = '\\';
