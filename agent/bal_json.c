@@ -66,6 +66,12 @@ static int strict_check(const char *text, size_t len, bal_error_t *err)
     if (h == NULL)
         return bal_error_set(err, -ENOMEM, "Out of memory while parsing a QMP message.");
     st = yajl_parse(h, (const unsigned char *)text, len);
+    /* yajl takes a token still open at the end of the text (`{...}"abc`, `{...} tru`) as waiting for
+     * more input, and yajl_complete_parse then accepts it as if it were trailing whitespace, so that
+     * `{"execute":"query-balloon"}"` would pass as one object. A line end closes or breaks every open
+     * token (no JSON token may hold one) and is whitespace after a complete value. */
+    if (st == yajl_status_ok)
+        st = yajl_parse(h, (const unsigned char *)"\n", 1);
     if (st == yajl_status_ok)
         st = yajl_complete_parse(h);
     if (st == yajl_status_ok)

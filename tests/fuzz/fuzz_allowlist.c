@@ -91,6 +91,12 @@ static void check_allowed(const char *command)
     const char *cmd;
     size_t want_args;
 
+    /* one object and nothing after it but whitespace, read without yajl (whose end-of-text handling
+     * is part of what is checked) */
+    size_t end = strlen(command);
+    while (end > 0 && strchr(" \t\r\n", command[end - 1]) != NULL)
+        end--;
+    FUZZ_ASSERT(end > 0 && command[end - 1] == '}');
     FUZZ_ASSERT(tree != NULL);
     FUZZ_ASSERT(YAJL_IS_OBJECT(tree));
     for (size_t i = 0; i < tree->u.object.len; i++)
