@@ -167,7 +167,7 @@ static int parse_reply(const char *reply, size_t len, yajl_val *root, yajl_val *
             goto fail;
         if (ret == 0 && YAJL_IS_STRING(v))
             desc = YAJL_GET_STRING(v);
-        if (desc == NULL)
+        if (desc == NULL || desc[0] == '\0')
             desc = "QEMU answered with an error that has no description.";
         ret = bal_error_set_qmp(err, -EREMOTEIO, cls != NULL ? cls : "", desc);
         goto fail;

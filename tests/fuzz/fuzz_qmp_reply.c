@@ -106,6 +106,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         FUZZ_ASSERT(strcmp(e_empty.qmp_class, e_stats.qmp_class) == 0);
         FUZZ_ASSERT(strcmp(e_empty.message, e_stats.message) == 0);
     }
+    /* A reply taken as an object (answered or an error) is one object and nothing after it but
+     * whitespace: read here without yajl, whose own end-of-text handling is what is checked. */
+    if (r_empty == 0 || r_int == 0 || r_stats == 0 || r_actual == 0 || r_empty == -EREMOTEIO) {
+        size_t end = size;
+        while (end > 0 && (reply[end - 1] == ' ' || reply[end - 1] == '\t' || reply[end - 1] == '\r' ||
+                           reply[end - 1] == '\n'))
+            end--;
+        FUZZ_ASSERT(end > 0 && reply[end - 1] == '}');
+    }
     /* one reply cannot be both an empty object and an integer */
     FUZZ_ASSERT(!(r_empty == 0 && r_int == 0));
 
