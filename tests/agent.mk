@@ -13,6 +13,11 @@ tests_test_bal_qmp_socket_SOURCES = tests/test_bal_qmp_socket.c
 tests_test_bal_qmp_socket_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) $(YAJL_CFLAGS)
 tests_test_bal_qmp_socket_LDADD = agent/libagent.la $(YAJL_LIBS) $(CMOCKA_LIBS)
 TESTS += tests/test_bal_transport tests/test_bal_qmp_socket
+check_PROGRAMS += tests/test_qmp_socket_sim
+tests_test_qmp_socket_sim_SOURCES = tests/test_qmp_socket_sim.c
+tests_test_qmp_socket_sim_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) $(YAJL_CFLAGS)
+tests_test_qmp_socket_sim_LDADD = agent/libagent.la $(YAJL_LIBS) $(CMOCKA_LIBS)
+TESTS += tests/test_qmp_socket_sim
 # Domains, pool, polling state machine, agent core
 check_PROGRAMS += tests/test_bal_filter tests/test_bal_pool tests/test_bal_poller
 tests_test_bal_filter_SOURCES = tests/test_bal_filter.c
