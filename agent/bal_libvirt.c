@@ -51,6 +51,7 @@ typedef struct bal_libvirt {
     unsigned generation;  /* bumped per connection, so that results of an older one are not cached */
     bool close_registered;
     int event_id;         /* lifecycle callback, -1 when none */
+    bool opening;         /* a thread is reopening it, without the lock */
     bool in_streak;       /* the connection was lost and not reopened yet; logged once */
     unsigned failures;    /* failed reopens in this streak */
     int64_t next_attempt_ms;
@@ -299,158 +300,9 @@ static const char *lv_close_reason(int reason)
     }
 }
 
-/* ---- the connection ---- */
-
-static int lv_connect_errno(const lv_err_t *e)
-{
-    switch (e->code) {
-    case VIR_ERR_AUTH_FAILED:
-    case VIR_ERR_AUTH_CANCELLED:
-    case VIR_ERR_AUTH_UNAVAILABLE:
-    case VIR_ERR_OPERATION_DENIED:
-        return -EACCES;
-    case VIR_ERR_NO_MEMORY:
-        return -ENOMEM;
-    default:
-        return -ENOTCONN;
-    }
-}
-
-/* Called with t->lock held. */
-static int lv_open_locked(bal_libvirt_t *t, lv_err_t *e)
-{
-    virConnectPtr conn;
-    lv_err_t ev;
-
-    conn = virConnectOpen(t->uri);
-    if (conn == NULL) {
-        lv_err_capture(e);
-        return lv_connect_errno(e);
-    }
-    /* -1: the driver has no keepalive (local drivers need none); 1: the server does not support it. */
-    if (virConnectSetKeepAlive(conn, BAL_LIBVIRT_KEEPALIVE_INTERVAL, BAL_LIBVIRT_KEEPALIVE_COUNT) < 0)
-        virResetLastError();
-    atomic_store(&t->closed, false);
-    atomic_store(&t->live_conn, conn);
-    t->close_registered = virConnectRegisterCloseCallback(conn, lv_on_close, t, NULL) == 0;
-    if (!t->close_registered)
-        virResetLastError();
-    t->event_id = virConnectDomainEventRegisterAny(conn, NULL, VIR_DOMAIN_EVENT_ID_LIFECYCLE,
-                                                   VIR_DOMAIN_EVENT_CALLBACK(lv_on_lifecycle), t, NULL);
-    if (t->event_id < 0) {
-        lv_err_capture(&ev);
-        bal_log(&t->logger, BAL_LOG_WARNING,
-                "libvirt at '%s' sends no lifecycle events (%s); new and stopped domains are seen at the "
-                "next domain list refresh only.",
-                t->uri, ev.message);
-    }
-    t->conn = conn;
-    t->generation++;
-    return 0;
-}
-
-/* Called with t->lock held. Other threads may still hold references to the connection (through their
- * domain handles); libvirt frees it when the last one goes. */
-static void lv_close_locked(bal_libvirt_t *t)
-{
-    if (t->conn == NULL)
-        return;
-    atomic_store(&t->live_conn, NULL);
-    if (t->event_id >= 0)
-        virConnectDomainEventDeregisterAny(t->conn, t->event_id);
-    if (t->close_registered)
-        virConnectUnregisterCloseCallback(t->conn, lv_on_close);
-    virConnectClose(t->conn);
-    /* On a dead connection the above fail; there is nothing more to do about it. */
-    virResetLastError();
-    t->conn = NULL;
-    t->event_id = -1;
-    t->close_registered = false;
-    lv_cache_drop(t, NULL);
-}
-
-/* Called with t->lock held: the connection is gone. Logs once per streak. */
-static void lv_lost_locked(bal_libvirt_t *t, const char *reason)
-{
-    lv_close_locked(t);
-    snprintf(t->last_error, sizeof(t->last_error), "%s", reason);
-    if (t->in_streak)
-        return;
-    t->in_streak = true;
-    t->failures = 0;
-    t->next_attempt_ms = lv_now_ms(t); /* the first reopen is tried at the next call */
-    bal_log(&t->logger, BAL_LOG_WARNING,
-            "The connection to libvirt at '%s' was lost (%s); it is reopened at the next read, then with "
-            "backoff up to %d s.",
-            t->uri, reason, BAL_LIBVIRT_BACKOFF_MAX_MS / 1000);
-}
-
-static void lv_mark_dead(bal_libvirt_t *t, unsigned generation, const char *reason)
-{
-    pthread_mutex_lock(&t->lock);
-    if (t->conn != NULL && t->generation == generation)
-        lv_lost_locked(t, reason);
-    pthread_mutex_unlock(&t->lock);
-}
-
-static int64_t lv_backoff_ms(unsigned failures)
-{
-    int64_t delay = BAL_LIBVIRT_BACKOFF_MIN_MS;
-
-    for (unsigned i = 1; i < failures && delay < BAL_LIBVIRT_BACKOFF_MAX_MS; i++)
-        delay *= 2;
-    return delay < BAL_LIBVIRT_BACKOFF_MAX_MS ? delay : BAL_LIBVIRT_BACKOFF_MAX_MS;
-}
-
-/* Returns 0 with a new reference to a live connection and its generation, reopening it if it was lost
- * and the backoff allows; or -ENOTCONN (-EACCES, -ENOMEM) with err filled. */
-static int lv_acquire(bal_libvirt_t *t, virConnectPtr *conn, unsigned *generation, bal_error_t *err)
-{
-    lv_err_t e;
-    int64_t now;
-    int ret = 0;
-
-    pthread_mutex_lock(&t->lock);
-    if (t->conn != NULL && atomic_load(&t->closed))
-        lv_lost_locked(t, lv_close_reason(atomic_load(&t->close_reason)));
-    if (t->conn == NULL) {
-        now = lv_now_ms(t);
-        if (now < t->next_attempt_ms) {
-            ret = bal_error_set(err, -ENOTCONN,
-                                "There is no connection to libvirt at '%s' (%s); the next attempt is in %lld ms.",
-                                t->uri, t->last_error, (long long)(t->next_attempt_ms - now));
-            goto out;
-        }
-        ret = lv_open_locked(t, &e);
-        if (ret < 0) {
-            t->failures++;
-            t->next_attempt_ms = now + lv_backoff_ms(t->failures);
-            snprintf(t->last_error, sizeof(t->last_error), "%s", e.message);
-            ret = bal_error_set(err, ret, "Cannot reconnect to libvirt at '%s': %s.", t->uri, e.message);
-            goto out;
-        }
-        bal_log(&t->logger, BAL_LOG_NOTICE, "Reconnected to libvirt at '%s' after %u failed attempts.",
-                t->uri, t->failures);
-        t->in_streak = false;
-        t->failures = 0;
-        /* Domains may have started or stopped while no events could arrive. */
-        atomic_store(&t->changed, true);
-    }
-    if (virConnectRef(t->conn) < 0) {
-        virResetLastError();
-        ret = bal_error_set(err, -ENOTCONN, "The connection to libvirt at '%s' could not be used.", t->uri);
-        goto out;
-    }
-    *conn = t->conn;
-    *generation = t->generation;
-out:
-    pthread_mutex_unlock(&t->lock);
-    return ret;
-}
-
 /* ---- calls, on a helper thread when there is a timeout ---- */
 
-typedef enum lv_op { LV_OP_LIST, LV_OP_COMMAND } lv_op_t;
+typedef enum lv_op { LV_OP_OPEN, LV_OP_LIST, LV_OP_COMMAND } lv_op_t;
 
 typedef struct lv_call {
     atomic_int refs;
@@ -461,9 +313,9 @@ typedef struct lv_call {
     bal_libvirt_t *t;
 
     lv_op_t op;
-    virConnectPtr conn; /* owned reference */
-    char *key;          /* LV_OP_COMMAND: the domain's cache key; LV_OP_LIST: "l:" */
-    char *command;
+    virConnectPtr conn; /* owned reference (LV_OP_OPEN: the result, until installed) */
+    char *key;          /* LV_OP_COMMAND: the domain's cache key; LV_OP_LIST: "l:"; LV_OP_OPEN: "o:" */
+    char *command;      /* LV_OP_OPEN: the URI */
 
     /* results, owned by the call until taken */
     int rc;
@@ -473,7 +325,20 @@ typedef struct lv_call {
     char *reply;
     virDomainPtr *doms;
     int ndoms;
+    bool close_registered; /* LV_OP_OPEN */
+    int event_id;
+    lv_err_t event_err;
 } lv_call_t;
+
+/* Undoes what LV_OP_OPEN registered on conn. On a dead connection these fail, which changes nothing. */
+static void lv_unregister(virConnectPtr conn, bool close_registered, int event_id)
+{
+    if (event_id >= 0)
+        virConnectDomainEventDeregisterAny(conn, event_id);
+    if (close_registered)
+        virConnectUnregisterCloseCallback(conn, lv_on_close);
+    virResetLastError();
+}
 
 static void lv_call_unref(lv_call_t *c)
 {
@@ -487,8 +352,13 @@ static void lv_call_unref(lv_call_t *c)
     free(c->reply);
     if (c->dom != NULL)
         virDomainFree(c->dom);
-    if (c->conn != NULL)
+    if (c->conn != NULL) {
+        /* An opened connection that was never installed: abandoned after a timeout. */
+        if (c->op == LV_OP_OPEN)
+            lv_unregister(c->conn, c->close_registered, c->event_id);
         virConnectClose(c->conn);
+        virResetLastError();
+    }
     pthread_cond_destroy(&c->cond);
     pthread_mutex_destroy(&c->m);
     free(c->command);
@@ -523,11 +393,31 @@ static lv_call_t *lv_call_new(bal_libvirt_t *t, lv_op_t op, virConnectPtr conn)
     c->t = t;
     c->op = op;
     c->conn = conn;
+    c->event_id = -1;
     return c;
 }
 
 static void lv_call_work(lv_call_t *c)
 {
+    if (c->op == LV_OP_OPEN) {
+        c->conn = virConnectOpen(c->command);
+        if (c->conn == NULL) {
+            c->rc = -1;
+            lv_err_capture(&c->err);
+            return;
+        }
+        /* -1: the driver has no keepalive (local drivers need none); 1: the server does not support it. */
+        if (virConnectSetKeepAlive(c->conn, BAL_LIBVIRT_KEEPALIVE_INTERVAL, BAL_LIBVIRT_KEEPALIVE_COUNT) < 0)
+            virResetLastError();
+        c->close_registered = virConnectRegisterCloseCallback(c->conn, lv_on_close, c->t, NULL) == 0;
+        if (!c->close_registered)
+            virResetLastError();
+        c->event_id = virConnectDomainEventRegisterAny(c->conn, NULL, VIR_DOMAIN_EVENT_ID_LIFECYCLE,
+                                                       VIR_DOMAIN_EVENT_CALLBACK(lv_on_lifecycle), c->t, NULL);
+        if (c->event_id < 0)
+            lv_err_capture(&c->event_err);
+        return;
+    }
     if (c->op == LV_OP_LIST) {
         c->ndoms = virConnectListAllDomains(c->conn, &c->doms, VIR_CONNECT_LIST_DOMAINS_ACTIVE);
         c->rc = c->ndoms < 0 ? -1 : 0;
@@ -625,6 +515,183 @@ static int lv_call_run(bal_libvirt_t *t, lv_call_t *c)
 inline_call:
     lv_call_work(c);
     return 0;
+}
+
+/* ---- the connection ---- */
+
+static int lv_connect_errno(const lv_err_t *e)
+{
+    switch (e->code) {
+    case VIR_ERR_AUTH_FAILED:
+    case VIR_ERR_AUTH_CANCELLED:
+    case VIR_ERR_AUTH_UNAVAILABLE:
+    case VIR_ERR_OPERATION_DENIED:
+        return -EACCES;
+    case VIR_ERR_NO_MEMORY:
+        return -ENOMEM;
+    default:
+        return -ENOTCONN;
+    }
+}
+
+/* Opens a connection with its keepalive and callbacks, waiting at most the timeout (virConnectOpen to a
+ * hung libvirtd blocks in its handshake). Returns 0 with the call holding the connection in *out, or a
+ * negative errno with libvirt's reason in e. Called without t->lock. */
+static int lv_open(bal_libvirt_t *t, lv_call_t **out, lv_err_t *e)
+{
+    lv_call_t *c = lv_call_new(t, LV_OP_OPEN, NULL);
+    int ret;
+
+    if (c == NULL || (c->key = strdup("o:")) == NULL || (c->command = strdup(t->uri)) == NULL) {
+        if (c != NULL)
+            lv_call_unref(c);
+        e->code = VIR_ERR_NO_MEMORY;
+        e->domain = VIR_FROM_NONE;
+        lv_copy_message(e->message, sizeof(e->message), "out of memory");
+        return -ENOMEM;
+    }
+    ret = lv_call_run(t, c);
+    if (ret == -ETIMEDOUT) {
+        e->code = VIR_ERR_OPERATION_TIMEOUT;
+        e->domain = VIR_FROM_NONE;
+        snprintf(e->message, sizeof(e->message), "no answer within %d ms", t->timeout_ms);
+        lv_call_unref(c);
+        return ret;
+    }
+    if (c->rc < 0) {
+        *e = c->err;
+        lv_call_unref(c);
+        return lv_connect_errno(e);
+    }
+    *out = c;
+    return 0;
+}
+
+/* Called with t->lock held: c's connection becomes the transport's. */
+static void lv_install_locked(bal_libvirt_t *t, lv_call_t *c)
+{
+    t->conn = c->conn;
+    c->conn = NULL;
+    t->close_registered = c->close_registered;
+    t->event_id = c->event_id;
+    t->generation++;
+    atomic_store(&t->closed, false);
+    atomic_store(&t->live_conn, t->conn);
+    if (t->event_id < 0)
+        bal_log(&t->logger, BAL_LOG_WARNING,
+                "libvirt at '%s' sends no lifecycle events (%s); new and stopped domains are seen at the "
+                "next domain list refresh only.",
+                t->uri, c->event_err.message);
+    lv_call_unref(c);
+}
+
+/* Called with t->lock held. Other threads may still hold references to the connection (through their
+ * domain handles); libvirt frees it when the last one goes. */
+static void lv_close_locked(bal_libvirt_t *t)
+{
+    if (t->conn == NULL)
+        return;
+    atomic_store(&t->live_conn, NULL);
+    lv_unregister(t->conn, t->close_registered, t->event_id);
+    virConnectClose(t->conn);
+    virResetLastError();
+    t->conn = NULL;
+    t->event_id = -1;
+    t->close_registered = false;
+    lv_cache_drop(t, NULL);
+}
+
+/* Called with t->lock held: the connection is gone. Logs once per streak. */
+static void lv_lost_locked(bal_libvirt_t *t, const char *reason)
+{
+    lv_close_locked(t);
+    snprintf(t->last_error, sizeof(t->last_error), "%s", reason);
+    if (t->in_streak)
+        return;
+    t->in_streak = true;
+    t->failures = 0;
+    t->next_attempt_ms = lv_now_ms(t); /* the first reopen is tried at the next call */
+    bal_log(&t->logger, BAL_LOG_WARNING,
+            "The connection to libvirt at '%s' was lost (%s); it is reopened at the next read, then with "
+            "backoff up to %d s.",
+            t->uri, reason, BAL_LIBVIRT_BACKOFF_MAX_MS / 1000);
+}
+
+static void lv_mark_dead(bal_libvirt_t *t, unsigned generation, const char *reason)
+{
+    pthread_mutex_lock(&t->lock);
+    if (t->conn != NULL && t->generation == generation)
+        lv_lost_locked(t, reason);
+    pthread_mutex_unlock(&t->lock);
+}
+
+static int64_t lv_backoff_ms(unsigned failures)
+{
+    int64_t delay = BAL_LIBVIRT_BACKOFF_MIN_MS;
+
+    for (unsigned i = 1; i < failures && delay < BAL_LIBVIRT_BACKOFF_MAX_MS; i++)
+        delay *= 2;
+    return delay < BAL_LIBVIRT_BACKOFF_MAX_MS ? delay : BAL_LIBVIRT_BACKOFF_MAX_MS;
+}
+
+/* Returns 0 with a new reference to a live connection and its generation, reopening it if it was lost
+ * and the backoff allows; or -ENOTCONN (-EACCES, -ENOMEM) with err filled. */
+static int lv_acquire(bal_libvirt_t *t, virConnectPtr *conn, unsigned *generation, bal_error_t *err)
+{
+    lv_call_t *c = NULL;
+    lv_err_t e;
+    int64_t now;
+    int ret = 0;
+
+    pthread_mutex_lock(&t->lock);
+    if (t->conn != NULL && atomic_load(&t->closed))
+        lv_lost_locked(t, lv_close_reason(atomic_load(&t->close_reason)));
+    if (t->conn == NULL) {
+        now = lv_now_ms(t);
+        /* One attempt at a time, and none while an abandoned one still waits for libvirtd. */
+        if (t->opening || lv_pending_has(t, "o:")) {
+            ret = bal_error_set(err, -ENOTCONN,
+                                "The connection to libvirt at '%s' is being reopened; the last attempt failed: %s.",
+                                t->uri, t->last_error);
+            goto out;
+        }
+        if (now < t->next_attempt_ms) {
+            ret = bal_error_set(err, -ENOTCONN,
+                                "There is no connection to libvirt at '%s' (%s); the next attempt is in %lld ms.",
+                                t->uri, t->last_error, (long long)(t->next_attempt_ms - now));
+            goto out;
+        }
+        t->opening = true;
+        pthread_mutex_unlock(&t->lock);
+        ret = lv_open(t, &c, &e);
+        pthread_mutex_lock(&t->lock);
+        t->opening = false;
+        if (ret < 0) {
+            t->failures++;
+            t->next_attempt_ms = now + lv_backoff_ms(t->failures);
+            snprintf(t->last_error, sizeof(t->last_error), "%s", e.message);
+            ret = bal_error_set(err, ret == -ETIMEDOUT ? -ENOTCONN : ret, "Cannot reconnect to libvirt at '%s': %s.",
+                                t->uri, e.message);
+            goto out;
+        }
+        lv_install_locked(t, c);
+        bal_log(&t->logger, BAL_LOG_NOTICE, "Reconnected to libvirt at '%s' after %u failed attempts.",
+                t->uri, t->failures);
+        t->in_streak = false;
+        t->failures = 0;
+        /* Domains may have started or stopped while no events could arrive. */
+        atomic_store(&t->changed, true);
+    }
+    if (virConnectRef(t->conn) < 0) {
+        virResetLastError();
+        ret = bal_error_set(err, -ENOTCONN, "The connection to libvirt at '%s' could not be used.", t->uri);
+        goto out;
+    }
+    *conn = t->conn;
+    *generation = t->generation;
+out:
+    pthread_mutex_unlock(&t->lock);
+    return ret;
 }
 
 /* A failed call's libvirt error as one of the transport's errors. */
@@ -946,6 +1013,7 @@ bal_transport_t *bal_libvirt_transport_new(const char *uri, int timeout_ms, cons
                                            const bal_clock_t *clock, bal_error_t *err)
 {
     bal_libvirt_t *t = NULL;
+    lv_call_t *c = NULL;
     lv_err_t e;
     int ret;
 
@@ -977,14 +1045,15 @@ bal_transport_t *bal_libvirt_transport_new(const char *uri, int timeout_ms, cons
         goto nomem;
     }
 
-    pthread_mutex_lock(&t->lock);
-    ret = lv_open_locked(t, &e);
-    pthread_mutex_unlock(&t->lock);
+    ret = lv_open(t, &c, &e);
     if (ret < 0) {
         bal_error_set(err, ret, "Cannot connect to libvirt at '%s': %s.", uri, e.message);
-        lv_unref(t);
+        lv_unref(t); /* a helper still in virConnectOpen keeps its own reference */
         return NULL;
     }
+    pthread_mutex_lock(&t->lock);
+    lv_install_locked(t, c);
+    pthread_mutex_unlock(&t->lock);
     t->wake_timer = virEventAddTimeout(-1, lv_wake, t, NULL);
     if (t->wake_timer < 0) {
         lv_err_capture(&e);

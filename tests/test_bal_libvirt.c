@@ -82,6 +82,7 @@ static struct {
     unsigned next_id;
     unsigned server_gen;
     bool server_down;
+    bool open_hang; /* virConnectOpen blocks until cleared (a hung libvirtd accepts, then never answers) */
 
     unsigned opens, lookups, live_conns, live_doms, hanging, violations, id_violations;
     char last_uri[256];
@@ -199,6 +200,14 @@ virConnectPtr __wrap_virConnectOpen(const char *name)
     pthread_mutex_lock(&fk.lock);
     fk.opens++;
     snprintf(fk.last_uri, sizeof(fk.last_uri), "%s", name != NULL ? name : "(null)");
+    if (fk.open_hang) {
+        fk.hanging++;
+        pthread_cond_broadcast(&fk.cond);
+        while (fk.open_hang)
+            pthread_cond_wait(&fk.cond, &fk.lock);
+        fk.hanging--;
+        pthread_cond_broadcast(&fk.cond);
+    }
     if (fk.server_down) {
         fake_error(VIR_ERR_SYSTEM_ERROR, VIR_FROM_RPC,
                    "Failed to connect socket to '/var/run/libvirt/libvirt-sock': Connection refused");
@@ -730,6 +739,7 @@ static int setup(void **state)
     fk.next_id = 0;
     fk.server_gen = 1;
     fk.server_down = false;
+    fk.open_hang = false;
     fk.opens = fk.lookups = fk.violations = fk.id_violations = 0;
     fk.inject_armed = false;
     fk.keepalive_interval = fk.keepalive_count = 0;
@@ -757,6 +767,7 @@ static int teardown(void **state)
         current = NULL;
     }
     pthread_mutex_lock(&fk.lock);
+    fk.open_hang = false;
     for (size_t i = 0; i < fk.n_vms; i++)
         fk.vms[i].hang = false;
     pthread_cond_broadcast(&fk.cond);
@@ -1374,6 +1385,87 @@ static void test_reconnect_with_backoff(void **state)
     assert_fake_released();
 }
 
+static void release_open(void)
+{
+    pthread_mutex_lock(&fk.lock);
+    fk.open_hang = false;
+    pthread_cond_broadcast(&fk.cond);
+    pthread_mutex_unlock(&fk.lock);
+}
+
+/* The abandoned open's helper has undone its callbacks and closed its connection. */
+static bool abandoned_open_cleaned(void)
+{
+    return fk.hanging == 0 && fk.live_conns == 0 && fk.close_cb == NULL && fk.event_registrations == 0;
+}
+
+/* libvirtd hangs (accepts, never answers): the constructor gives up after the timeout instead of
+ * blocking its caller (collectd's init) forever. */
+static void test_new_with_hung_libvirtd(void **state)
+{
+    bal_error_t err;
+    struct timespec start;
+
+    (void)state;
+    fk.open_hang = true;
+    memset(&err, 0, sizeof(err));
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    assert_null(bal_libvirt_transport_new(NULL, 100, &logger, &fake_clock, &err));
+    assert_true(elapsed_s(&start) < WAIT_S);
+    assert_int_equal(err.code, -ETIMEDOUT);
+    assert_non_null(strstr(err.message, "no answer within 100 ms"));
+    assert_true(wait_for(one_hanging));
+    release_open();
+    assert_true(wait_for(abandoned_open_cleaned));
+    assert_fake_released();
+}
+
+/* The same while reconnecting: the reopen gives up after the timeout, no second attempt is stacked on
+ * the hung one, the abandoned connection is cleaned up when it finally opens, and the next attempt
+ * (after the backoff) succeeds. */
+static void test_reconnect_to_hung_libvirtd(void **state)
+{
+    fake_vm_t *vm;
+    bal_transport_t *t;
+    bal_error_t err;
+    char *reply = NULL;
+    struct timespec start;
+
+    (void)state;
+    vm = add_vm("vm-a", 512 * MIB, true);
+    t = open_transport(100);
+    pthread_mutex_lock(&fk.lock);
+    fk.server_gen++;
+    fk.open_hang = true;
+    pthread_mutex_unlock(&fk.lock);
+    assert_int_equal(exec(t, vm, "{\"execute\":\"query-balloon\"}", &reply, &err), -ENOTCONN);
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    assert_int_equal(exec(t, vm, "{\"execute\":\"query-balloon\"}", &reply, &err), -ENOTCONN);
+    assert_true(elapsed_s(&start) < WAIT_S);
+    assert_non_null(strstr(err.message, "no answer within 100 ms"));
+    assert_int_equal(opens(), 2);
+    assert_true(wait_for(one_hanging));
+
+    atomic_fetch_add(&now_ms, BAL_LIBVIRT_BACKOFF_MAX_MS);
+    assert_int_equal(exec(t, vm, "{\"execute\":\"query-balloon\"}", &reply, &err), -ENOTCONN);
+    assert_non_null(strstr(err.message, "being reopened"));
+    assert_int_equal(opens(), 2);
+
+    release_open();
+    assert_true(wait_for(abandoned_open_cleaned));
+    /* The helper lets go of the pending attempt right after; then the next call reconnects. */
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    while (exec(t, vm, "{\"execute\":\"query-balloon\"}", &reply, &err) == -ENOTCONN && elapsed_s(&start) < WAIT_S)
+        usleep(1000);
+    assert_int_equal(err.code, 0);
+    free(reply);
+    assert_int_equal(opens(), 3);
+    assert_int_equal(log_count(BAL_LOG_WARNING), 1);
+    assert_int_equal(log_count(BAL_LOG_NOTICE), 1);
+    close_transport(t);
+    assert_fake_released();
+}
+
 /* The close callback (libvirtd restarted, seen by the event loop) marks the connection dead: the next
  * call reconnects without first failing on the dead one. */
 static void test_close_callback_reconnects(void **state)
@@ -1619,6 +1711,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_lookup_by_name, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reconnect_with_backoff, setup, teardown),
         cmocka_unit_test_setup_teardown(test_close_callback_reconnects, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_new_with_hung_libvirtd, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reconnect_to_hung_libvirtd, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lifecycle_events, setup, teardown),
         cmocka_unit_test_setup_teardown(test_timeout_and_pending, setup, teardown),
         cmocka_unit_test_setup_teardown(test_free_while_command_hangs, setup, teardown),
