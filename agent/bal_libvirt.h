@@ -19,10 +19,12 @@
  * stopped and joined by bal_transport_free().
  *
  * Timeouts: libvirt has no per-call timeout (a hung QEMU blocks virDomainQemuMonitorCommand until
- * libvirtd gives up, which may be never). With timeout_ms > 0 each libvirt call runs on a short-lived
- * helper thread and the caller waits at most timeout_ms (real monotonic time) before returning
- * -ETIMEDOUT. The abandoned call finishes in the background, owning its results; until it does, new
- * commands for that domain fail at once with -ETIMEDOUT, so a hung domain holds at most one thread. */
+ * libvirtd gives up, which may be never; a hung libvirtd blocks virConnectOpen in its handshake). With
+ * timeout_ms > 0 each blocking libvirt call (open, list, lookup + command) runs on a short-lived helper
+ * thread and the caller waits at most timeout_ms (real monotonic time, not the injected clock). The
+ * abandoned call finishes in the background, owning and then releasing its results; until it does, new
+ * commands for that domain (or new opens, or lists) fail at once, so a hung peer holds at most one
+ * thread per domain. */
 #ifndef BAL_LIBVIRT_H
 #define BAL_LIBVIRT_H
 
@@ -46,9 +48,10 @@
  * thread. timeout_ms bounds each call (<= 0: no timeout of ours). logger and clock are copied / borrowed
  * (clock must outlive the transport; NULL: bal_clock_system()); logger may be NULL.
  * Returns a transport whose ops are "libvirt" (free it with bal_transport_free), or NULL with err
- * filled: -ENOTCONN when libvirt cannot be reached (libvirt's reason quoted), -EACCES when it refuses
- * us, -ENOMEM, -EAGAIN (no thread), -EIO (libvirt's event loop could not be set up). Blocks while
- * connecting. Thread-safe, as are the transport's list_domains, execute and take_changes. */
+ * filled: -ENOTCONN when libvirt cannot be reached (libvirt's reason quoted), -ETIMEDOUT when it did
+ * not answer within timeout_ms, -EACCES when it refuses us, -ENOMEM, -EAGAIN (no thread), -EIO
+ * (libvirt's event loop could not be set up). Blocks while connecting (at most about timeout_ms).
+ * Thread-safe, as are the transport's list_domains, execute and take_changes; free must not race them. */
 bal_transport_t *bal_libvirt_transport_new(const char *uri, int timeout_ms, const bal_logger_t *logger,
                                            const bal_clock_t *clock, bal_error_t *err);
 
