@@ -109,6 +109,11 @@ int bal_json_parse(const char *text, size_t len, size_t max, yajl_val *out, bal_
         return bal_error_set(err, -EPROTO, "The QMP message is empty.");
     if (memchr(text, '\0', len) != NULL)
         return bal_error_set(err, -EPROTO, "The QMP message holds a NUL byte.");
+    /* yajl skips vertical tabs and form feeds as whitespace; JSON and QEMU do not (QEMU would answer a
+     * trailing one with an error of its own, a reply nobody waits for). They cannot be inside a
+     * string either: raw control characters are invalid there. */
+    if (memchr(text, '\v', len) != NULL || memchr(text, '\f', len) != NULL)
+        return bal_error_set(err, -EPROTO, "The QMP message holds a vertical tab or a form feed.");
     ret = strict_check(text, len, err);
     if (ret < 0)
         return ret;
