@@ -23,6 +23,8 @@
 /* Room for a whole message of the maximum size plus one read beyond it. */
 #define READ_CHUNK 8192
 #define BUF_LIMIT (BAL_QMP_MAX_REPLY + READ_CHUNK)
+/* What bal_qmp_conn_stale reads at most before it gives up on a connection. */
+#define STALE_DRAIN_LIMIT (256 * 1024)
 
 struct bal_qmp_conn {
     int fd;
@@ -406,8 +408,9 @@ bool bal_qmp_conn_stale(bal_qmp_conn_t *conn)
 
         if (n < 0 && n != -EAGAIN)
             return true;
-        /* a peer that floods events faster than we drain them would keep us here: give up on it */
-        if (n > 0 && (drained += (size_t)n) > 4 * (size_t)BAL_QMP_MAX_REPLY)
+        /* QEMU sends a few events between two cycles; a peer that floods them would keep us here
+         * (this check has no deadline): give up on the connection instead */
+        if (n > 0 && (drained += (size_t)n) > STALE_DRAIN_LIMIT)
             return true;
         while ((ret = scan_message(conn, &mlen, NULL)) == 1) {
             if (classify(conn, mlen, &kind, NULL) < 0 || kind != MSG_EVENT)

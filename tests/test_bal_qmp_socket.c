@@ -446,7 +446,7 @@ static void expect_open_fails(void **state, srv_mode_t mode, int code, int timeo
     if (code == -ETIMEDOUT) {
         /* the timeout is honoured: not early, not much late */
         assert_true(elapsed >= timeout_ms - 5);
-        assert_true(elapsed < timeout_ms + 1000);
+        assert_true(elapsed < timeout_ms + 2000); /* slack for a loaded machine */
     } else {
         assert_true(elapsed < timeout_ms);
     }
@@ -533,7 +533,7 @@ static void test_execute_never_answers(void **state)
 
     assert_int_equal(run_one(state, SRV_STALL_AFTER_CAPS, SHORT_MS, &reply, &err, &elapsed), -ETIMEDOUT);
     assert_true(elapsed >= SHORT_MS - 5);
-    assert_true(elapsed < SHORT_MS + 1000);
+    assert_true(elapsed < SHORT_MS + 2000);
     assert_non_null(strstr(err.message, "did not answer within 200 ms"));
     assert_string_equal(reply, "untouched");
 }
@@ -836,7 +836,7 @@ static void test_transport_drops_after_timeout(void **state)
     assert_int_equal(bal_transport_list_domains(t, &list, NULL), 0);
     t0 = mono_ms();
     assert_int_equal(execute(t, &list.items[0], &reply, &err), -ETIMEDOUT);
-    assert_true(mono_ms() - t0 < SHORT_MS + 1000);
+    assert_true(mono_ms() - t0 < SHORT_MS + 2000);
     server_stop(s);
     s = server_start(sock_path(state, "vm.qmp"), SRV_NORMAL);
     bal_domain_list_free(&list);
@@ -887,7 +887,8 @@ static void test_transport_event_flood(void **state)
         assert_non_null(strstr(reply, "\"actual\""));
         free(reply);
     }
-    assert_true(mono_ms() - t0 < 6000);
+    /* each command costs at most a connect and a reply timeout, plus a bounded drain */
+    assert_true(mono_ms() - t0 < 3 * 2 * 2000 + 3000);
     bal_domain_list_free(&list);
     bal_transport_free(t);
     server_stop(s);

