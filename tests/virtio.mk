@@ -14,3 +14,12 @@ tests_test_vb_guest_SOURCES = tests/test_vb_guest.c
 tests_test_vb_guest_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
 tests_test_vb_guest_LDADD = virtio/libvirtio.la $(CMOCKA_LIBS)
 TESTS += tests/test_vb_device tests/test_vb_guest
+
+# QMP server and balloon-sim
+check_PROGRAMS += tests/qmp_replay
+tests_qmp_replay_SOURCES = tests/qmp_replay.c
+tests_qmp_replay_CFLAGS = $(AM_CFLAGS) $(YAJL_CFLAGS)
+tests_qmp_replay_LDADD = $(YAJL_LIBS)
+TESTS += tests/qmp_transcript.sh tests/qmp_transcript_qemu.sh
+EXTRA_DIST += tests/qmp_transcript.sh tests/qmp_transcript_qemu.sh tests/qmp/qemu.sh tests/qmp/record.sh \
+	tests/qmp/balloon0.cmds tests/qmp/balloon0.qemu-7.2.txt tests/qmp/anon.cmds tests/qmp/anon.qemu-7.2.txt
