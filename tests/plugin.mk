@@ -21,5 +21,5 @@ tests_test_plugin_read_LDFLAGS = $(AM_LDFLAGS) $(PLUGIN_TEST_WRAP)
 tests_test_plugin_read_LDADD = $(PLUGIN_TEST_LIBS)
 TESTS += tests/test_plugin_config tests/test_plugin_read
 
-TESTS += tests/test_plugin_exports.sh tests/collectd_sim.sh
-EXTRA_DIST += tests/test_plugin_exports.sh tests/collectd_sim.sh
+TESTS += tests/test_plugin_exports.sh tests/collectd_sim.sh tests/test_plugin_demo.sh
+EXTRA_DIST += tests/test_plugin_exports.sh tests/collectd_sim.sh tests/test_plugin_demo.sh
