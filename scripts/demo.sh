@@ -72,7 +72,9 @@ if [ -n "$connection" ]; then
     source_line="Connection \"$connection\""
 else
     echo "== balloon-sim: web, batch (linux), legacy-app (legacy), no-driver (none), stuck (stuck)"
-    "$sim" --socket-dir "$T/qmp" --domain web:linux --domain batch:linux --domain legacy-app:legacy \
+    # Own sessions for balloon-sim and collectd: Ctrl-C reaches only this script, which then stops
+    # collectd first (it puts the intervals back over balloon-sim's sockets), then balloon-sim.
+    setsid "$sim" --socket-dir "$T/qmp" --domain web:linux --domain batch:linux --domain legacy-app:legacy \
         --domain no-driver:none --domain stuck:stuck >"$T/sim.out" 2>&1 &
     sim_pid=$!
     i=0
@@ -198,7 +200,7 @@ VIEW
 version=$("$collectd" -h 2>/dev/null | sed -n 's/^collectd \([0-9][0-9.]*[0-9]\).*/\1/p' | head -1)
 echo "== collectd $version with balloon.so, Interval $interval s, write_log shown below; Ctrl-C to stop"
 : >"$T/collectd.out" # before tail opens it: the background job's redirection may come later
-"$collectd" -f -C "$T/collectd.conf" >>"$T/collectd.out" 2>&1 &
+setsid "$collectd" -f -C "$T/collectd.conf" >>"$T/collectd.out" 2>&1 &
 collectd_pid=$!
 tail -n +1 --pid="$collectd_pid" -f "$T/collectd.out" | awk -v interval="$interval" -f "$T/view.awk" &
 view_pid=$!
