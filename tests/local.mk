@@ -11,3 +11,4 @@ include tests/plugin.mk
 include tests/e2e.mk
 include tests/bench.mk
 include tests/fuzz/local.mk
+include tests/fault.mk

@@ -1,0 +1,27 @@
+# tests/fault.mk: hardening. Fault injection (fault_*), the transport boundary (least privilege), the
+# soak (make soak, not part of check), and valgrind over the suite (tests/valgrind.sh).
+FAULT_FAKE_SRC = tests/fault_fake.c tests/fault_fake.h
+check_PROGRAMS += tests/fault_churn
+tests_fault_churn_SOURCES = tests/fault_churn.c $(FAULT_FAKE_SRC)
+tests_fault_churn_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) $(YAJL_CFLAGS)
+tests_fault_churn_LDADD = agent/libagent.la virtio/libvirtio.la $(YAJL_LIBS) $(CMOCKA_LIBS)
+TESTS += tests/fault_churn
+
+# The soak: a short run in make check, the long one (100000 cycles over 100 guests) with make soak.
+check_PROGRAMS += tests/soak
+tests_soak_SOURCES = tests/soak.c $(FAULT_FAKE_SRC)
+tests_soak_CFLAGS = $(AM_CFLAGS) $(YAJL_CFLAGS)
+tests_soak_LDADD = agent/libagent.la virtio/libvirtio.la $(YAJL_LIBS)
+TESTS += tests/soak
+SOAK_CYCLES = 100000
+SOAK_GUESTS = 100
+soak: tests/soak$(EXEEXT)
+	$(builddir)/tests/soak $(SOAK_CYCLES) $(SOAK_GUESTS)
+.PHONY: soak
+
+# Least privilege: the transport boundary's refusals, and the agent sending nothing else.
+check_PROGRAMS += tests/test_least_privilege
+tests_test_least_privilege_SOURCES = tests/test_least_privilege.c $(FAULT_FAKE_SRC)
+tests_test_least_privilege_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) $(YAJL_CFLAGS)
+tests_test_least_privilege_LDADD = agent/libagent.la virtio/libvirtio.la $(YAJL_LIBS) $(CMOCKA_LIBS)
+TESTS += tests/test_least_privilege
