@@ -78,9 +78,10 @@ EOF
 }
 
 # Starts virtlogd and libvirtd unless they run already; writes E2E_WORK/started-* for those it started.
+# Daemons never get file descriptor 9, run.sh's lock: a daemon that outlives the run would hold it.
 e2e_start_libvirt() {
     if ! e2e_pidfile_alive "$E2E_VIRTLOGD_PIDFILE" virtlogd; then
-        virtlogd -d || return 1
+        virtlogd -d 9>&- || return 1
         _i=0
         while ! e2e_pidfile_alive "$E2E_VIRTLOGD_PIDFILE" virtlogd && [ $_i -lt 50 ]; do
             sleep 0.1; _i=$((_i + 1))
@@ -98,9 +99,16 @@ e2e_start_libvirt() {
 }
 
 # Runs `libvirtd -d` and waits until it answers; its pid goes to E2E_WORK/libvirtd.pid. Its stderr
-# (noise about dnsmasq, D-Bus, DMI and /dev/kvm on this machine) goes to E2E_WORK/libvirtd.err.
+# (noise about dnsmasq, D-Bus, DMI and /dev/kvm on this machine) goes to E2E_WORK/libvirtd.err. Once
+# e2e_monitor_log_on has run, the new daemon logs QEMU monitor traffic from its first command on.
 e2e_run_libvirtd() {
-    libvirtd -d 2>>"$E2E_WORK/libvirtd.err" || return 1
+    if [ -f "$E2E_WORK/log-outputs.on" ]; then
+        LIBVIRT_LOG_FILTERS=$(cat "$E2E_WORK/log-filters.on") \
+        LIBVIRT_LOG_OUTPUTS=$(cat "$E2E_WORK/log-outputs.on") \
+            libvirtd -d 9>&- 2>>"$E2E_WORK/libvirtd.err" || return 1
+    else
+        libvirtd -d 9>&- 2>>"$E2E_WORK/libvirtd.err" || return 1
+    fi
     e2e_wait_libvirtd 30 || { e2e_log "libvirtd did not answer within 30 s"; return 1; }
     e2e_pidfile_alive "$E2E_LIBVIRTD_PIDFILE" libvirtd || return 1
     cat "$E2E_LIBVIRTD_PIDFILE" >"$E2E_WORK/libvirtd.pid"
@@ -140,6 +148,8 @@ e2e_stop_pid() {
 e2e_prepare_images() {
     _kdir=$(sh "$E2E_SRCDIR/tests/e2e/fetch-kernel.sh") || return 1
     E2E_KERNEL="$_kdir/vmlinuz"
+    # The PVH ELF kernel boots seconds faster under TCG (fetch-kernel.sh); E2E_NO_PVH=1 to compare.
+    [ -f "$_kdir/vmlinux-pvh" ] && [ "${E2E_NO_PVH:-0}" != 1 ] && E2E_KERNEL="$_kdir/vmlinux-pvh"
     sh "$E2E_SRCDIR/tests/e2e/mkinitramfs.sh" "$_kdir" "$E2E_WORK/with-balloon.cpio" with-balloon || return 1
     sh "$E2E_SRCDIR/tests/e2e/mkinitramfs.sh" "$_kdir" "$E2E_WORK/without-balloon.cpio" without-balloon \
         || return 1
@@ -149,6 +159,9 @@ e2e_prepare_images() {
 # Writes E2E_WORK/SLUG.xml for domain NAME. SLUG is a short file-name-safe handle for the guest's
 # files (SLUG.xml, SLUG.sock its console, SLUG.console its console log); NAME may hold anything
 # libvirt accepts. INITRD: with-balloon or without-balloon.
+# Kernel options: no_timer_check, because under TCG on a loaded host the IO-APIC timer check fails
+# and the kernel panics ("IO-APIC + timer doesn't work!"); panic=-1 with on_reboot=destroy turns any
+# panic into a domain that is gone, which e2e_wait_console notices at once.
 e2e_define() {
     _slug=$1
     printf '%s\n' "$2" >"$E2E_WORK/$_slug.name"
@@ -156,7 +169,7 @@ e2e_define() {
     E2E_T_MEMORY_MIB=${E2E_GUEST_MIB:-128} \
     E2E_T_KERNEL=$(e2e_xml_escape "$E2E_KERNEL") \
     E2E_T_INITRD=$(e2e_xml_escape "$E2E_WORK/$3.cpio") \
-    E2E_T_CMDLINE=$(e2e_xml_escape "console=ttyS0 quiet loglevel=3 panic=-1 mitigations=off ${5:-}") \
+    E2E_T_CMDLINE=$(e2e_xml_escape "console=ttyS0 quiet loglevel=3 panic=-1 no_timer_check mitigations=off ${5:-}") \
     E2E_T_EMULATOR=$(command -v qemu-system-x86_64) \
     E2E_T_SERIAL_SOCKET=$(e2e_xml_escape "$E2E_WORK/$_slug.sock") \
     E2E_T_CONSOLE_LOG=$(e2e_xml_escape "$E2E_WORK/$_slug.console") \
@@ -193,14 +206,32 @@ e2e_start() {
 }
 
 # e2e_wait_console SLUG PATTERN SECONDS: waits for a line matching the fixed string PATTERN on the
-# guest's console.
+# guest's console. Returns 1 after SECONDS, or at once if the guest panicked or its domain is gone.
 e2e_wait_console() {
     _deadline=$(( $(date +%s) + $3 ))
+    _n=0
     while [ "$(date +%s)" -lt "$_deadline" ]; do
         grep -qF "$2" "$E2E_WORK/$1.console" 2>/dev/null && return 0
+        grep -qF "Kernel panic" "$E2E_WORK/$1.console" 2>/dev/null && return 1
+        _n=$((_n + 1))
+        if [ $((_n % 10)) = 0 ] && ! e2e_virsh domid "$(e2e_name "$1")" >/dev/null 2>&1; then
+            return 1
+        fi
         sleep 0.2
     done
     return 1
+}
+
+# e2e_wait_boot SLUG: waits for the guest's "e2e: ready"; if it panicked or died, shows why and boots
+# it once more (a guest kernel under TCG on an overloaded host is not fully deterministic).
+e2e_wait_boot() {
+    e2e_wait_console "$1" "e2e: ready" 150 && return 0
+    e2e_log "guest '$(e2e_name "$1")' did not boot; its console ends with:"
+    tail -n 3 "$E2E_WORK/$1.console" >&2 2>/dev/null
+    e2e_log "booting '$(e2e_name "$1")' once more"
+    cp "$E2E_WORK/$1.console" "$E2E_WORK/$1.console.failed" 2>/dev/null
+    e2e_start "$1" || return 1
+    e2e_wait_console "$1" "e2e: ready" 150
 }
 
 # Types a command line on the guest's serial console (guest-init.sh reads it).
@@ -234,8 +265,105 @@ e2e_memstat_field() {
     printf '%s\n' "$1" | awk -v k="$2" '{ for (i = 1; i < NF; i += 2) if ($i == k) print $(i + 1) }'
 }
 
+# --- QEMU monitor traffic ----------------------------------------------------------------------------
+# libvirtd's own log of the QMP commands it sends (QEMU_MONITOR_SEND_MSG lines) is the ground truth
+# of what the plugin asked QEMU to do, domain by domain. It is switched on at run time with virt-admin
+# (the daemon's settings are saved and put back by e2e_monitor_log_off), and given to a libvirtd that
+# e2e_run_libvirtd starts later through LIBVIRT_LOG_FILTERS / LIBVIRT_LOG_OUTPUTS.
+e2e_monitor_log_on() {
+    if [ ! -f "$E2E_WORK/log-outputs.on" ]; then
+        _f=$(virt-admin daemon-log-filters | sed -n 's/^ *Logging filters: *//p') || return 1
+        _o=$(virt-admin daemon-log-outputs | sed -n 's/^ *Logging outputs: *//p') || return 1
+        printf '%s\n' "$_f" >"$E2E_WORK/log-filters.saved"
+        printf '%s\n' "$_o" >"$E2E_WORK/log-outputs.saved"
+        printf '%s\n' "${_f:+$_f }2:qemu.qemu_monitor" >"$E2E_WORK/log-filters.on"
+        printf '%s\n' "${_o:+$_o }2:file:$E2E_WORK/monitor.log" >"$E2E_WORK/log-outputs.on"
+    fi
+    virt-admin -q daemon-log-filters "$(cat "$E2E_WORK/log-filters.on")" >/dev/null || return 1
+    virt-admin -q daemon-log-outputs "$(cat "$E2E_WORK/log-outputs.on")" >/dev/null
+}
+
+e2e_monitor_log_off() {
+    [ -f "$E2E_WORK/log-outputs.saved" ] || return 0
+    virt-admin -q daemon-log-filters "$(cat "$E2E_WORK/log-filters.saved")" >/dev/null 2>&1
+    virt-admin -q daemon-log-outputs "$(cat "$E2E_WORK/log-outputs.saved")" >/dev/null 2>&1
+    rm -f "$E2E_WORK/log-outputs.saved"
+}
+
+# Sends a harmless command that names the guest (QEMU answers DeviceNotFound), so that the monitor the
+# log shows it on can be tied to the guest: libvirt logs monitors by address, not by domain.
+e2e_monitor_mark() {
+    e2e_qmp "$(e2e_name "$1")" "{\"execute\":\"qom-list\",\"arguments\":{\"path\":\"/e2e-marker/$1\"}}" \
+        >/dev/null 2>&1
+}
+
+# e2e_monitor_commands [LAST_LINE]: every command sent to a marked monitor, up to LAST_LINE of the log,
+# as "SLUG<TAB>LINE<TAB>JSON". A monitor address is reused after QEMU_MONITOR_CLOSE, so each address is
+# split into lives at QEMU_MONITOR_NEW; a life's commands belong to the guest marked in that life.
+e2e_monitor_commands() {
+    [ -f "$E2E_WORK/monitor.log" ] || return 0
+    awk -v last="${1:-0}" '
+        last > 0 && NR > last { exit }
+        {
+            if (!match($0, /mon=0x[0-9a-f]+/)) next
+            mon = substr($0, RSTART + 4, RLENGTH - 4)
+        }
+        /QEMU_MONITOR_NEW:/ { life[mon]++; next }
+        /QEMU_MONITOR_SEND_MSG:/ {
+            id = mon "#" (life[mon] + 0)
+            msg = $0; sub(/.* msg=/, "", msg); sub(/\r$/, "", msg)
+            if (match(msg, /"\/e2e-marker\/[a-z]+"/)) slug[id] = substr(msg, RSTART + 13, RLENGTH - 14)
+            n++; cmd_id[n] = id; cmd_line[n] = NR; cmd_msg[n] = msg
+        }
+        END {
+            for (i = 1; i <= n; i++)
+                if (cmd_id[i] in slug) printf "%s\t%d\t%s\n", slug[cmd_id[i]], cmd_line[i], cmd_msg[i]
+        }' "$E2E_WORK/monitor.log"
+}
+
+# --- collectd's csv files ----------------------------------------------------------------------------
+# e2e_csv_rows DIR TYPE: the data rows of the csv files DIR/TYPE-YYYY-MM-DD ("epoch,value..."), oldest
+# first (a run across midnight has two files).
+e2e_csv_rows() {
+    for _f in "$1/$2"-[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]; do
+        [ -f "$_f" ] && grep -v '^epoch' "$_f"
+    done | sort -t, -k1,1n
+}
+
+# e2e_balloon_table DIR: our plugin's values for one domain as "FIELD EPOCH VALUE" lines, FIELD being
+# the dommemstat name the value must match: unused, available, usable, disk_caches (bytes here, KiB in
+# dommemstat), swap_in, swap_out (bytes / KiB), minor_fault, major_fault, last_update.
+e2e_balloon_table() {
+    for _p in memory-free:unused memory-total:available memory-available:usable \
+              memory-disk_caches:disk_caches swap_io-in:swap_in swap_io-out:swap_out \
+              timestamp-last_update:last_update; do
+        e2e_csv_rows "$1" "${_p%%:*}" | awk -F, -v k="${_p#*:}" '{ print k, $1, $2 }'
+    done
+    e2e_csv_rows "$1" vmpage_faults | awk -F, '{ print "minor_fault", $1, $2; print "major_fault", $1, $3 }'
+}
+
+# e2e_virt_table DIR: collectd's virt plugin's memory values, named and scaled alike (its epoch is the
+# time it read them, not last_update).
+e2e_virt_table() {
+    for _p in memory-unused:unused memory-available:available memory-usable:usable \
+              memory-disk_caches:disk_caches; do
+        e2e_csv_rows "$1" "${_p%%:*}" | awk -F, -v k="${_p#*:}" '{ print k, $1, $2 }'
+    done
+}
+
+# e2e_memstat_sampler NAME OUT: appends `virsh dommemstat NAME` to OUT as "TIME key value ..." every
+# half second until the file OUT.stop exists.
+e2e_memstat_sampler() {
+    while [ ! -f "$2.stop" ]; do
+        _line=$(e2e_dommemstat "$1")
+        [ -n "$_line" ] && printf '%s %s\n' "$(e2e_now)" "$_line" >>"$2"
+        sleep 0.5
+    done
+}
+
 # Destroys every domain this run started (by name) and stops the daemons it started (by pid).
 e2e_cleanup_stack() {
+    e2e_virsh uri >/dev/null 2>&1 && e2e_monitor_log_off
     if [ -f "$E2E_WORK/domains" ]; then
         while IFS= read -r _name; do
             if virsh -q -c "$E2E_URI" domid "$_name" >/dev/null 2>&1; then
