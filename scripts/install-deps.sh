@@ -8,7 +8,7 @@ autoconf automake libtool make gcc pkg-config
 libvirt-dev libyajl-dev libcmocka-dev
 collectd-core collectd-dev
 libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86
-busybox-static cpio socat procps
+busybox-static cpio socat procps xz-utils binutils
 jq
 python3 mawk
 gnuplot-nox

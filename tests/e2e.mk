@@ -7,4 +7,5 @@ EXTRA_DIST += \
 	tests/e2e/fetch-kernel.sh \
 	tests/e2e/mkinitramfs.sh \
 	tests/e2e/guest-init.sh \
-	tests/e2e/domain.xml.in
+	tests/e2e/domain.xml.in \
+	tests/e2e/collectd.conf.in
