@@ -25,3 +25,10 @@ tests_test_least_privilege_SOURCES = tests/test_least_privilege.c $(FAULT_FAKE_S
 tests_test_least_privilege_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) $(YAJL_CFLAGS)
 tests_test_least_privilege_LDADD = agent/libagent.la virtio/libvirtio.la $(YAJL_LIBS) $(CMOCKA_LIBS)
 TESTS += tests/test_least_privilege
+
+# The whole read path over QMP sockets, against a server that fails in the issue's ways.
+check_PROGRAMS += tests/fault_qmp
+tests_fault_qmp_SOURCES = tests/fault_qmp.c tests/fault_server.c tests/fault_server.h $(FAULT_FAKE_SRC)
+tests_fault_qmp_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) $(YAJL_CFLAGS)
+tests_fault_qmp_LDADD = agent/libagent.la virtio/libvirtio.la $(YAJL_LIBS) $(CMOCKA_LIBS)
+TESTS += tests/fault_qmp

@@ -139,6 +139,16 @@ static bool allowed(yajl_val tree)
     return !dup;
 }
 
+bool ff_command_allowed(const char *command)
+{
+    char ebuf[128];
+    yajl_val tree = yajl_tree_parse(command, ebuf, sizeof(ebuf));
+    bool ok = tree != NULL && allowed(tree);
+
+    yajl_tree_free(tree);
+    return ok;
+}
+
 /* ---- QEMU's answers ---- */
 
 static char *fmt(const char *format, ...) __attribute__((format(printf, 1, 2)));

@@ -41,6 +41,11 @@ void ff_set_failures(ff_t *f, unsigned permille, unsigned seed);
 /* The domain name for an id, as listed ("vm-000042"). buf must hold 16 bytes. */
 void ff_name(size_t id, char *buf);
 
+/* The check every command passes here, for other fakes (a QMP socket server) to use: true when
+ * command is exactly one of the commands the agent may send, read with yajl's tree parser
+ * independently of the agent's allow-list. */
+bool ff_command_allowed(const char *command);
+
 typedef struct ff_counts {
     unsigned long lists, executes, failures_injected, refused; /* refused: broke the contract */
 } ff_counts_t;
