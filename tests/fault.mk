@@ -32,3 +32,19 @@ tests_fault_qmp_SOURCES = tests/fault_qmp.c tests/fault_server.c tests/fault_ser
 tests_fault_qmp_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) $(YAJL_CFLAGS)
 tests_fault_qmp_LDADD = agent/libagent.la virtio/libvirtio.la $(YAJL_LIBS) $(CMOCKA_LIBS)
 TESTS += tests/fault_qmp
+
+# libvirt calls failing at random under the libvirt transport (libvirt's API wrapped at link time).
+check_PROGRAMS += tests/fault_libvirt
+tests_fault_libvirt_SOURCES = tests/fault_libvirt.c $(FAULT_FAKE_SRC)
+tests_fault_libvirt_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) $(YAJL_CFLAGS) $(LIBVIRT_CFLAGS) $(LIBVIRT_QEMU_CFLAGS)
+tests_fault_libvirt_LDFLAGS = $(AM_LDFLAGS) \
+	-Wl,--wrap=virConnectOpen,--wrap=virConnectClose,--wrap=virConnectRef,--wrap=virConnectIsAlive \
+	-Wl,--wrap=virConnectSetKeepAlive,--wrap=virConnectRegisterCloseCallback \
+	-Wl,--wrap=virConnectUnregisterCloseCallback,--wrap=virConnectDomainEventRegisterAny \
+	-Wl,--wrap=virConnectDomainEventDeregisterAny,--wrap=virConnectListAllDomains \
+	-Wl,--wrap=virDomainLookupByUUIDString,--wrap=virDomainLookupByName,--wrap=virDomainRef \
+	-Wl,--wrap=virDomainFree,--wrap=virDomainGetName,--wrap=virDomainGetUUIDString,--wrap=virDomainGetID \
+	-Wl,--wrap=virDomainQemuMonitorCommand,--wrap=virGetLastError,--wrap=virResetLastError
+tests_fault_libvirt_LDADD = agent/libagent.la virtio/libvirtio.la $(LIBVIRT_QEMU_LIBS) $(LIBVIRT_LIBS) \
+	$(YAJL_LIBS) $(CMOCKA_LIBS)
+TESTS += tests/fault_libvirt
