@@ -101,7 +101,7 @@ static void test_bounded_and_overlapping(void **state)
     assert_int_equal(bal_pool_new(5, &pool, NULL), 0);
     clock_gettime(CLOCK_MONOTONIC, &t0);
     for (size_t i = 0; i < 20; i++) {
-        tasks[i] = (task_t){.counter = &c, .sleep_ms = 40};
+        tasks[i] = (task_t){.counter = &c, .sleep_ms = 100};
         bal_pool_submit(pool, run_task, &tasks[i]);
     }
     bal_pool_wait(pool);
@@ -110,10 +110,11 @@ static void test_bounded_and_overlapping(void **state)
     assert_int_equal(c.done, 20);
     /* Never more than 5 at once, and they really overlapped. */
     assert_true(c.max_running <= 5);
-    assert_true(c.max_running >= 2);
-    /* 20 jobs of 40 ms on 5 workers: 4 rounds, 160 ms; serially it would be 800 ms. */
-    assert_true(elapsed_ms >= 150);
-    assert_true(elapsed_ms < 600);
+    assert_true(c.max_running >= 4);
+    /* 20 jobs of 100 ms on 5 workers: 4 rounds, 400 ms; serially 2000 ms. Loose above, for loaded
+     * machines: what matters is far below serial. */
+    assert_true(elapsed_ms >= 390);
+    assert_true(elapsed_ms < 1400);
     bal_pool_free(pool);
 }
 
