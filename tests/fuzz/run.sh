@@ -1,9 +1,10 @@
 #!/bin/sh
 # Builds the libFuzzer targets with clang (ASan + UBSan + libFuzzer) in FUZZ_BUILD_DIR and runs each
 # for FUZZ_SECONDS (default 60) from its seed corpus (tests/fuzz/corpus/NAME, plus the recorded QMP
-# transcripts under tests/qmp/ for the QMP targets) and its kept regressions. Fails on any crash, leak,
-# sanitizer report or broken invariant, leaving the input under FUZZ_BUILD_DIR/tests/fuzz/artifacts/:
-# fix the bug, then copy the input to tests/fuzz/regressions/NAME/ so that make check replays it.
+# transcripts under tests/qmp/ for the reply parsers and the allow-list) and its kept regressions.
+# Fails on any crash, leak, sanitizer report or broken invariant, leaving the input under
+# FUZZ_BUILD_DIR/tests/fuzz/artifacts/: fix the bug, then copy the input to
+# tests/fuzz/regressions/NAME/ so that make check replays it.
 #   FUZZ_TARGETS   space-separated subset of the targets (default: all)
 #   FUZZ_JOBS      targets run at once (default: the number of CPUs)
 #   RECONFIGURE=1  configure the build directory again
@@ -12,7 +13,7 @@ top=$(cd "$(dirname "$0")/../.." && pwd)
 build=${FUZZ_BUILD_DIR:-$top/build/fuzz}
 seconds=${FUZZ_SECONDS:-60}
 jobs=${FUZZ_JOBS:-$(nproc)}
-all_targets="qmp_reply allowlist plugin_config"
+all_targets="qmp_reply allowlist plugin_config qmp_server"
 targets=${FUZZ_TARGETS:-$all_targets}
 
 command -v clang >/dev/null || { echo "fuzz: clang is not installed (scripts/install-deps.sh)" >&2; exit 1; }
@@ -34,13 +35,13 @@ make -C "$build" -s -j"$(nproc)" FUZZ_ENGINE=-fsanitize=fuzzer $progs
 out="$build/tests/fuzz"
 mkdir -p "$out/artifacts" "$out/logs"
 
-# Seeds from the recorded transcripts: every line of tests/qmp/*, one file per distinct message.
-transcript_seeds() { # dir
+# Seeds from the recorded transcripts (tests/qmp/*.txt): one file per distinct line, the server's
+# ("S: ") for the reply parsers, the client's ("C: ") for the allow-list.
+transcript_seeds() { # dir S|C
     mkdir -p "$1"
-    for f in "$top"/tests/qmp/*; do
+    for f in "$top"/tests/qmp/*.txt; do
         [ -f "$f" ] || continue
-        # one line per message; the recorder's direction markers ("<- ", "-> ") are dropped
-        sed -e 's/^[<>-]*[<>] *//' "$f" | grep '^[[:space:]]*[{[]' | while IFS= read -r line; do
+        sed -n "s/^$2: //p" "$f" | while IFS= read -r line; do
             sum=$(printf '%s' "$line" | cksum | cut -d' ' -f1)
             printf '%s' "$line" >"$1/qmp-$sum"
         done
@@ -55,11 +56,14 @@ run_target() { # name
     dict="$top/tests/fuzz/json.dict"
     maxlen=65536
     case $t in
-        qmp_reply|allowlist) transcript_seeds "$extra" ;;
+        qmp_reply) transcript_seeds "$extra" S ;;
+        allowlist) transcript_seeds "$extra" C ;;
         plugin_config) dict="$top/tests/fuzz/config.dict"; maxlen=4096 ;;
+        qmp_server) maxlen=4096 ;; # each run builds two VMs: keep inputs to a few commands
     esac
     log="$out/logs/$t.log"
-    if ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+    # a smaller quarantine and shorter allocation stacks: several times the runs per second
+    if ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:quarantine_size_mb=32:malloc_context_size=10 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
         "$out/fuzz_$t" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len="$maxlen" \
         -dict="$dict" -artifact_prefix="$out/artifacts/$t-" -print_final_stats=1 \
         "$work" "$top/tests/fuzz/corpus/$t" "$extra" "$top/tests/fuzz/regressions/$t" >"$log" 2>&1; then
