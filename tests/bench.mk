@@ -27,7 +27,8 @@ TESTS += tests/bench/test_bench_config
 
 TESTS += tests/bench/smoke.sh
 EXTRA_DIST += tests/bench/smoke.sh tests/bench/sim.sh tests/bench/run.sh tests/bench/plot.gp \
-	tests/bench/guest/boot.S tests/bench/guest/guest.c
+	tests/bench/guest/boot.S tests/bench/guest/guest.c \
+	tests/bench/results.json tests/bench/table.txt tests/bench/cycle-time.png
 
 # The full benchmark needs root, libvirtd and QEMU; BENCH_QUICK=1 runs the small version. Not part
 # of `make check`: it takes minutes and measures the machine as much as the code.

@@ -8,11 +8,13 @@ build=${abs_top_builddir:-.}
 host="$build/tests/bench/plugin_host"
 virt=/usr/lib/collectd/virt.so
 work=$(mktemp -d /tmp/bench-smoke.XXXXXX)
-sim_pid=
+BENCH_SIM_PIDS=
 cleanup() {
-    [ -n "$sim_pid" ] && kill "$sim_pid" 2>/dev/null && wait "$sim_pid" 2>/dev/null
+    [ -n "$BENCH_SIM_PIDS" ] && bench_sim_stop
     rm -rf "$work"
 }
+# shellcheck source=sim.sh
+. "${abs_top_srcdir:-.}/tests/bench/sim.sh"
 trap cleanup EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
 
@@ -66,9 +68,7 @@ balloon="$build/plugin/.libs/balloon.so"
 sim="$build/virtio/balloon-sim"
 if [ -f "$balloon" ] && [ -x "$sim" ]; then
     echo "== balloon.so, 3 cycles against balloon-sim with 3 guests"
-    . "$abs_top_srcdir/tests/bench/sim.sh"
     bench_sim_start "$sim" "$work/sim" 3 || fail "balloon-sim did not start."
-    sim_pid=$BENCH_SIM_PID
     "$host" -q -k 3 -w 1 -s 3 -o "QMPSocketDir \"$work/sim\"" "$balloon" >"$work/balloon.out" \
         2>"$work/balloon.err" ||
         { cat "$work/balloon.out" "$work/balloon.err" >&2; fail "plugin_host failed on balloon.so."; }
