@@ -3,6 +3,10 @@
  *
  *   qmp_replay --record SOCKET < COMMANDS > TRANSCRIPT
  *   qmp_replay --check SOCKET TRANSCRIPT
+ *   qmp_replay --query SOCKET COMMAND...
+ *
+ * --query, for shell tests: negotiates capabilities, sends each COMMAND and prints every line the
+ * server sends (events included) until each command has its reply; exits 1 if one never comes.
  *
  * COMMANDS: one client line per line, sent as is with "\n"; lines starting with '#' and empty lines
  * are skipped; "!hex HEX" sends the bytes HEX stands for (for control bytes and invalid UTF-8).
@@ -153,7 +157,7 @@ static int next_line(conn_t *c, int64_t deadline, char **out)
 static int send_all(int fd, const char *buf, size_t len)
 {
     while (len > 0) {
-        ssize_t n = write(fd, buf, len);
+        ssize_t n = send(fd, buf, len, MSG_NOSIGNAL);
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0)
@@ -563,8 +567,9 @@ static int check(const char *path, const char *file)
         const char *what = s->cmd_text ? s->cmd_text : "(greeting)";
 
         if (s->cmd != NULL) {
+            /* one write: a server may act on a complete object before its newline (quit) */
             s->cmd[s->cmd_len] = '\n';
-            if (send_all(c.fd, s->cmd, s->cmd_len + 1) < 0) {
+            if (send_all(c.fd, s->cmd, s->cmd_len + 1) < 0 && s->count == 0 && !s->eof) {
                 printf("FAIL step %zu %s: the server closed the connection.\n", i, what);
                 return 1;
             }
@@ -606,13 +611,60 @@ static int check(const char *path, const char *file)
     return 0;
 }
 
+/* ---- --query ---- */
+
+static int query(const char *path, int ncmds, char **cmds)
+{
+    static conn_t c;
+    char *line;
+    int64_t deadline = now_ms() + CHECK_MAX_MS;
+
+    c.fd = connect_socket(path);
+    if (c.fd < 0)
+        return 2;
+    if (next_line(&c, deadline, &line) <= 0) {
+        fprintf(stderr, "qmp_replay: no greeting from '%s'.\n", path);
+        return 1;
+    }
+    free(line);
+    for (int i = -1; i < ncmds; i++) {
+        const char *cmd = i < 0 ? "{\"execute\":\"qmp_capabilities\"}" : cmds[i];
+        char *line_out = NULL;
+        /* one write: a server may act on a complete object before its newline (quit); if it closed
+         * the connection, what it said before is still there to read */
+        if (asprintf(&line_out, "%s\n", cmd) < 0)
+            return 2;
+        send_all(c.fd, line_out, strlen(line_out));
+        free(line_out);
+        for (;;) {
+            int rc = next_line(&c, deadline, &line);
+            bool reply;
+            if (rc <= 0) {
+                fprintf(stderr, "qmp_replay: no reply to '%s'.\n", cmd);
+                return 1;
+            }
+            reply = strncmp(line, "{\"timestamp\": ", 14) != 0;
+            if (i >= 0 || !reply)
+                printf("%s\n", line);
+            free(line);
+            if (reply)
+                break;
+        }
+    }
+    close(c.fd);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc >= 3 && strcmp(argv[1], "--query") == 0)
+        return query(argv[2], argc - 3, argv + 3);
     if (argc == 3 && strcmp(argv[1], "--record") == 0)
         return record(argv[2]);
     if (argc == 4 && strcmp(argv[1], "--check") == 0)
         return check(argv[2], argv[3]);
     fprintf(stderr, "usage: qmp_replay --record SOCKET < COMMANDS > TRANSCRIPT\n"
-                    "       qmp_replay --check SOCKET TRANSCRIPT\n");
+                    "       qmp_replay --check SOCKET TRANSCRIPT\n"
+                    "       qmp_replay --query SOCKET COMMAND...\n");
     return 2;
 }

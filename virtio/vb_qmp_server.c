@@ -10,8 +10,9 @@
 #include "virtio/vb_json.h"
 #include "virtio/vb_qmp_server.h"
 
-/* A client that does not read its replies loses its connection past this much queued output. */
-#define MAX_OUTPUT (16u << 20)
+/* A client that does not read its replies loses its connection past this much queued output: reading
+ * its input is never suspended (QEMU would stall it, and it us), so this bounds what it costs. */
+#define MAX_OUTPUT (4u << 20)
 
 typedef struct entry {
     vb_machine_t *m;

@@ -72,7 +72,8 @@ size_t vb_qmp_conn_output(const vb_qmp_conn_t *conn, const char **data);
 void vb_qmp_conn_consume(vb_qmp_conn_t *conn, size_t n);
 /* Bytes held for an unfinished message. */
 size_t vb_qmp_conn_pending_input(const vb_qmp_conn_t *conn);
-/* The VM quit: send what is queued, then close. */
+/* The VM quit, or the client let more than 4 MiB of replies pile up unread: send what is queued (if
+ * anything can be), then close. */
 bool vb_qmp_conn_finished(const vb_qmp_conn_t *conn);
 
 #endif
