@@ -133,8 +133,8 @@ static void teardown(fixture_t *fx)
     assert_int_equal(counts.refused, 0);
 }
 
-/* One cycle; checks its duration against bal_agent_read's bound. */
-static int cycle(fixture_t *fx, seen_t *seen)
+/* One cycle; checks its duration against bounds timeouts (bal_agent_read documents 3). */
+static int cycle_within(fixture_t *fx, seen_t *seen, int bounds)
 {
     bal_error_t err = {0};
     int64_t start = real_ms(), took;
@@ -145,14 +145,19 @@ static int cycle(fixture_t *fx, seen_t *seen)
     rc = bal_agent_read(fx->agent, on_sample, seen, &err);
     took = real_ms() - start;
     print_message("  cycle: %d read, %zu ok, %zu failed, %lld ms (bound %d ms)\n", rc, seen->ok, seen->failed,
-                  (long long)took, 3 * fx->timeout_ms);
+                  (long long)took, bounds * fx->timeout_ms);
     for (size_t i = 0; i < seen->samples && i < MAX_SEEN; i++)
         if (seen->states[i] != BAL_STATE_OK)
             print_message("    %s: %s %s\n", seen->names[i], bal_domain_state_name(seen->states[i]),
                           seen->errors[i]);
-    if (took > 3 * fx->timeout_ms + slack_ms())
-        fail_msg("the cycle took %lld ms, more than 3 timeouts of %d ms", (long long)took, fx->timeout_ms);
+    if (took > bounds * fx->timeout_ms + slack_ms())
+        fail_msg("the cycle took %lld ms, more than %d timeouts of %d ms", (long long)took, bounds, fx->timeout_ms);
     return rc;
+}
+
+static int cycle(fixture_t *fx, seen_t *seen)
+{
+    return cycle_within(fx, seen, 3);
 }
 
 static bal_domain_state_t state_of(const seen_t *seen, const char *name)
@@ -269,6 +274,31 @@ static void test_killed_mid_cycle(void **state)
     teardown(&fx);
 }
 
+/* The worst case for the cycle's bound: every domain's QEMU greets just before the timeout, then stalls
+ * on the command, so each step costs a timeout to connect and another to wait; with more such domains
+ * than the pool runs at once, a second wave starts just before the cycle's deadline (2 timeouts). The
+ * cycle then takes nearly 4 timeouts, not the 3 bal_agent.h documents (the qmp-socket transport gives
+ * connecting and the reply a timeout each): held to 4 here, reported to the lead. */
+static void test_slow_greeting_then_stall(void **state)
+{
+    fixture_t fx;
+    seen_t seen;
+    char name[16];
+    (void)state;
+
+    setup(&fx, 400);
+    fs_set_delay(fx.server, 360);
+    fs_add(fx.server, "good", FS_NORMAL);
+    for (int i = 0; i < 10; i++) {
+        snprintf(name, sizeof(name), "slow%d", i);
+        fs_add(fx.server, name, FS_SLOW_THEN_STALL);
+    }
+    assert_int_equal(cycle_within(&fx, &seen, 4), 1);
+    assert_int_equal(state_of(&seen, "good"), BAL_STATE_OK);
+    assert_int_equal(seen.failed, 10);
+    teardown(&fx);
+}
+
 static long open_fds(void)
 {
     DIR *d = opendir("/proc/self/fd");
@@ -338,6 +368,7 @@ int main(void)
         cmocka_unit_test(test_one_byte_at_a_time),
         cmocka_unit_test(test_close_mid_reply),
         cmocka_unit_test(test_killed_mid_cycle),
+        cmocka_unit_test(test_slow_greeting_then_stall),
         cmocka_unit_test(test_socket_domains_churn),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -60,6 +60,7 @@ struct fs_server {
     dom_t **doms;
     size_t n_doms;
     fs_counts_t counts;
+    int delay_ms;
 };
 
 /* epoll tags: a dom_t * or a conn_t *, told apart by the low bit (both are aligned) */
@@ -128,10 +129,11 @@ static bool flush(fs_server_t *s, conn_t *c)
         size_t chunk = c->out_len - c->out_off;
         ssize_t n;
 
-        if (c->dom->mode == FS_ONE_BYTE) {
+        if (c->dom->mode == FS_ONE_BYTE || c->dom->mode == FS_SLOW_THEN_STALL) {
             if (now_ms() < c->next_byte_ms)
                 break; /* the loop's timeout comes back for it */
-            chunk = 1;
+            if (c->dom->mode == FS_ONE_BYTE)
+                chunk = 1;
         }
         n = send(c->fd, c->out + c->out_off, chunk, MSG_NOSIGNAL);
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
@@ -232,6 +234,10 @@ static bool handle_line(fs_server_t *s, conn_t *c, const char *line)
     switch (d->mode) {
     case FS_STALL_AFTER_GREETING:
         break;
+    case FS_SLOW_THEN_STALL:
+        if (negotiating)
+            answer_normal(d, c, tree);
+        break;
     case FS_HUGE_REPLY:
         if (negotiating) {
             answer_normal(d, c, tree);
@@ -316,6 +322,8 @@ static void on_accept(fs_server_t *s, dom_t *d)
         ev.data.u64 = (uint64_t)(uintptr_t)c | TAG_CONN;
         if (epoll_ctl(s->ep, EPOLL_CTL_ADD, fd, &ev) < 0)
             die("epoll_ctl");
+        if (d->mode == FS_SLOW_THEN_STALL)
+            c->next_byte_ms = now_ms() + s->delay_ms;
         queue_str(c, GREETING);
         flush(s, c);
     }
@@ -328,7 +336,8 @@ static int next_timeout(fs_server_t *s)
 
     for (size_t i = 0; i < s->n_doms; i++)
         for (conn_t *c = s->doms[i]->conns; c != NULL; c = c->next)
-            if (c->out_off < c->out_len && s->doms[i]->mode == FS_ONE_BYTE &&
+            if (c->out_off < c->out_len &&
+                (s->doms[i]->mode == FS_ONE_BYTE || s->doms[i]->mode == FS_SLOW_THEN_STALL) &&
                 (soonest < 0 || c->next_byte_ms < soonest))
                 soonest = c->next_byte_ms;
     if (soonest < 0)
@@ -342,7 +351,8 @@ static void flush_paced(fs_server_t *s)
         conn_t *c = s->doms[i]->conns;
         while (c != NULL) {
             conn_t *next = c->next;
-            if (c->out_off < c->out_len && s->doms[i]->mode == FS_ONE_BYTE)
+            if (c->out_off < c->out_len &&
+                (s->doms[i]->mode == FS_ONE_BYTE || s->doms[i]->mode == FS_SLOW_THEN_STALL))
                 flush(s, c);
             c = next;
         }
@@ -516,6 +526,13 @@ void fs_set_mode(fs_server_t *s, const char *name, fs_mode_t mode)
         s->doms[i]->mode = mode;
     pthread_mutex_unlock(&s->lock);
     wake(s);
+}
+
+void fs_set_delay(fs_server_t *s, int delay_ms)
+{
+    pthread_mutex_lock(&s->lock);
+    s->delay_ms = delay_ms;
+    pthread_mutex_unlock(&s->lock);
 }
 
 void fs_counts(fs_server_t *s, fs_counts_t *out)

@@ -16,6 +16,7 @@ typedef enum fs_mode {
     FS_HUGE_REPLY,           /* negotiates, then answers a command with a 10 MiB reply */
     FS_ONE_BYTE,             /* every byte it sends is a write of its own, 1 ms apart */
     FS_CLOSE_MID_REPLY,      /* negotiates, then sends half a reply and closes (killed mid-cycle) */
+    FS_SLOW_THEN_STALL,      /* greets only after fs_set_delay ms, negotiates, then never answers */
 } fs_mode_t;
 
 typedef struct fs_server fs_server_t;
@@ -31,6 +32,8 @@ void fs_remove(fs_server_t *s, const char *name);
 /* The domain's QEMU dies: connections and listener closed at once, the socket file left behind (as a
  * killed QEMU leaves it; nothing listens on it). fs_add of the same name is its restart. */
 void fs_kill(fs_server_t *s, const char *name);
+/* FS_SLOW_THEN_STALL's delay before the greeting (default 0). */
+void fs_set_delay(fs_server_t *s, int delay_ms);
 /* Applies to what the domain does from now on, on open connections too. */
 void fs_set_mode(fs_server_t *s, const char *name, fs_mode_t mode);
 
