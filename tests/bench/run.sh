@@ -10,14 +10,20 @@
 #   sim workload: balloon-sim with N = 100 1000 10000 guests, read by our plugin through QMPSocketDir.
 #
 # Writes tests/bench/results.json (medians over all measured cycles) and tests/bench/cycle-time.png,
-# prints a table with each target MET / MISSED. BENCH_QUICK=1: libvirt N up to 20, sim N up to 1000.
+# prints a table with each target MET / MISSED. BENCH_QUICK=1: libvirt N up to 20, sim N up to 1000,
+# results in the build tree (BENCH_OUT=DIR elsewhere).
 # Needs root for libvirtd; started only if not running, and stopped again only if started here.
 set -eu
 
 : "${abs_top_srcdir:?run through make bench}" "${abs_top_builddir:?run through make bench}"
 src=$abs_top_srcdir
 build=$abs_top_builddir
-out=${BENCH_OUT:-$src/tests/bench}
+# The full run's results are the ones the README shows; a quick run's stay in the build tree.
+if [ "${BENCH_QUICK:-0}" = 1 ]; then
+    out=${BENCH_OUT:-$build/tests/bench}
+else
+    out=${BENCH_OUT:-$src/tests/bench}
+fi
 host=$build/tests/bench/plugin_host
 floor=$build/tests/bench/floor
 balloon=$build/plugin/.libs/balloon.so
@@ -57,7 +63,13 @@ cleanup() {
     [ -n "$BENCH_SIM_PIDS" ] && bench_sim_stop
     if [ -s "$work/domains" ]; then
         say "destroying $(wc -l <"$work/domains") bench domains"
-        xargs -P 4 -n 1 virsh -q -c "$uri" destroy <"$work/domains" >/dev/null 2>&1 || true
+        if ! xargs -P 4 -n 1 virsh -q -c "$uri" destroy <"$work/domains" >/dev/null 2>&1; then
+            # libvirtd may have been restarted under us: once more when it answers.
+            e2e_wait_libvirtd 30 || true
+            for _d in $(virsh -q -c "$uri" list --name 2>/dev/null | grep -Fx -f "$work/domains"); do
+                virsh -q -c "$uri" destroy "$_d" >/dev/null 2>&1 || say "could not destroy $_d"
+            done
+        fi
     fi
     [ -f "$work/started-libvirtd" ] && e2e_stop_pid "$(cat "$work/started-libvirtd")" 30
     [ -f "$work/started-virtlogd" ] && e2e_stop_pid "$(cat "$work/started-virtlogd")" 10
@@ -246,30 +258,41 @@ measure_sim() {
 
 lock=/run/lock/collectd-balloon-e2e.lock
 
-# The pid that holds the e2e lock, from /proc/locks ("" when none holds it).
+# A process that holds the e2e lock: one that has the lock file open and is neither a libvirtd (an
+# e2e run starts it with the descriptor inherited, which holds the lock after the run has ended),
+# nor a `flock` waiting for the lock, nor that waiter's shell. Prints its pid, or nothing. Call it
+# before this shell opens the file, or its own children would count.
 lock_holder() {
     [ -e "$lock" ] || return 0
     _ino=$(stat -c %i "$lock")
-    awk -v ino="$_ino" '$2 == "FLOCK" && $3 != "->" { split($6, f, ":"); if (f[3] == ino) print $5 }' \
-        /proc/locks | head -n 1
+    _skip=
+    for _w in $(awk -v ino="$_ino" '$2 == "->" { split($7, f, ":"); if (f[3] == ino) print $6 }' /proc/locks); do
+        _skip="$_skip $_w $(awk '{ print $4 }' "/proc/$_w/stat" 2>/dev/null)"
+    done
+    for _d in /proc/[0-9]*; do
+        _p=${_d#/proc/}
+        [ "$_p" = "$$" ] && continue
+        case " $_skip " in *" $_p "*) continue ;; esac
+        ls -l "$_d/fd" 2>/dev/null | grep -q -- "-> $lock\$" || continue
+        [ "$(cat "$_d/comm" 2>/dev/null)" = libvirtd ] && continue
+        echo "$_p"
+        return 0
+    done
 }
 
-# Waits (at most 30 min) while an e2e run holds the lock. A lock held only through a daemon that
-# inherited the descriptor (a libvirtd started by an e2e run, whose holder has exited) is stale.
+# Waits (at most 30 min) while an e2e run holds the lock, then takes it. When it is held only
+# through a libvirtd that inherited it, going on is safe.
 take_e2e_lock() {
-    exec 9>"$lock"
-    flock -n 9 && return 0
     _deadline=$(( $(date +%s) + 1800 ))
-    while [ "$(date +%s)" -lt "$_deadline" ]; do
+    while :; do
         _h=$(lock_holder)
-        if [ -z "$_h" ] || [ ! -d "/proc/$_h" ] || [ "$(cat "/proc/$_h/comm" 2>/dev/null)" = libvirtd ]; then
-            say "note: the e2e lock is held only by a daemon that inherited it; going on"
-            return 0
-        fi
+        [ -z "$_h" ] && break
+        [ "$(date +%s)" -lt "$_deadline" ] || die "an e2e run (pid $_h) still holds $lock after 30 minutes."
         say "waiting for the e2e run (pid $_h) to finish"
-        flock -w 30 9 && return 0
+        sleep 15
     done
-    die "an e2e run still holds $lock after 30 minutes."
+    exec 9>"$lock"
+    flock -n 9 || say "note: the e2e lock is held only by a libvirtd that inherited it; going on"
 }
 
 # ---- run ----
