@@ -12,6 +12,7 @@ busybox-static cpio socat procps xz-utils binutils
 jq
 python3 mawk
 gnuplot-nox
+clang libclang-rt-14-dev valgrind
 "
 
 missing=""

@@ -48,3 +48,6 @@ tests_fault_libvirt_LDFLAGS = $(AM_LDFLAGS) \
 tests_fault_libvirt_LDADD = agent/libagent.la virtio/libvirtio.la $(LIBVIRT_QEMU_LIBS) $(LIBVIRT_LIBS) \
 	$(YAJL_LIBS) $(CMOCKA_LIBS)
 TESTS += tests/fault_libvirt
+
+# valgrind over the C tests and balloon-sim / balloonctl (run by scripts/test.sh, not by make check)
+EXTRA_DIST += tests/valgrind.sh tests/valgrind.supp
