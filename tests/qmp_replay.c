@@ -550,17 +550,32 @@ static int load(const char *file, step_t **out, size_t *nout)
     return 0;
 }
 
+static void steps_free(step_t *steps, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        for (size_t k = 0; k < steps[i].count; k++)
+            free(steps[i].lines[k]);
+        free(steps[i].lines);
+        free(steps[i].cmd);
+        free(steps[i].cmd_text);
+    }
+    free(steps);
+}
+
 static int check(const char *path, const char *file)
 {
     static conn_t c;
     step_t *steps;
     size_t nsteps, failures = 0, compared = 0;
+    int rc = 1;
 
     if (load(file, &steps, &nsteps) < 0)
         return 2;
     c.fd = connect_socket(path);
-    if (c.fd < 0)
-        return 2;
+    if (c.fd < 0) {
+        rc = 2;
+        goto out;
+    }
     for (size_t i = 0; i < nsteps; i++) {
         step_t *s = &steps[i];
         int64_t deadline = now_ms() + CHECK_MAX_MS;
@@ -571,17 +586,17 @@ static int check(const char *path, const char *file)
             s->cmd[s->cmd_len] = '\n';
             if (send_all(c.fd, s->cmd, s->cmd_len + 1) < 0 && s->count == 0 && !s->eof) {
                 printf("FAIL step %zu %s: the server closed the connection.\n", i, what);
-                return 1;
+                goto out;
             }
             s->cmd[s->cmd_len] = '\0';
         }
         for (size_t k = 0; k < s->count; k++) {
             char *got = NULL, why[200];
-            int rc = next_line(&c, deadline, &got);
-            if (rc <= 0) {
+            int n = next_line(&c, deadline, &got);
+            if (n <= 0) {
                 printf("FAIL step %zu %s\n  expected: %s\n  got:      %s\n", i, what, s->lines[k],
-                       rc < 0 ? "(a line without CRLF)" : c.eof ? "(EOF)" : "(nothing in time)");
-                return 1;
+                       n < 0 ? "(a line without CRLF)" : c.eof ? "(EOF)" : "(nothing in time)");
+                goto out;
             }
             compared++;
             if (!lines_match(s->lines[k], got, s->cmd, why, sizeof(why))) {
@@ -594,21 +609,25 @@ static int check(const char *path, const char *file)
         }
         if (s->eof) {
             char *extra = NULL;
-            int rc = next_line(&c, deadline, &extra);
-            if (rc != 0 || !c.eof) {
+            int n = next_line(&c, deadline, &extra);
+            if (n != 0 || !c.eof) {
                 printf("FAIL step %zu %s\n  expected: EOF\n  got:      %s\n", i, what,
-                       rc > 0 ? extra : rc < 0 ? "(a line without CRLF)" : "(no EOF in time)");
+                       n > 0 ? extra : n < 0 ? "(a line without CRLF)" : "(no EOF in time)");
                 free(extra);
-                return 1;
+                goto out;
             }
             break;
         }
     }
-    close(c.fd);
-    if (failures > 0)
-        return 1;
-    printf("ok: %zu steps, %zu replies and events as recorded\n", nsteps, compared);
-    return 0;
+    if (failures == 0) {
+        printf("ok: %zu steps, %zu replies and events as recorded\n", nsteps, compared);
+        rc = 0;
+    }
+out:
+    if (c.fd >= 0)
+        close(c.fd);
+    steps_free(steps, nsteps);
+    return rc;
 }
 
 /* ---- --query ---- */
