@@ -51,3 +51,10 @@ TESTS += tests/fault_libvirt
 
 # valgrind over the C tests and balloon-sim / balloonctl (run by scripts/test.sh, not by make check)
 EXTRA_DIST += tests/valgrind.sh tests/valgrind.supp
+
+# balloon-sim killed mid-cycle (SIGKILL) and restarted under the agent's cycles
+check_PROGRAMS += tests/fault_cycles
+tests_fault_cycles_SOURCES = tests/fault_cycles.c
+tests_fault_cycles_LDADD = agent/libagent.la $(YAJL_LIBS)
+TESTS += tests/fault_sim.sh
+EXTRA_DIST += tests/fault_sim.sh
