@@ -3,7 +3,9 @@
 # against collectd's own virt plugin and against the floor, then the scale test on balloon-sim.
 #
 #   libvirt workload: N transient TCG domains named bench-NNNN with <memballoon model='virtio'/>
-#     through libvirtd, N = 1 10 50 100. Each N is measured in rounds; each round runs our plugin,
+#     through libvirtd, N = 1 10 50 100, running tests/bench/guest (they must run: virt reads
+#     nothing from a paused domain, and our plugin dispatches nothing for a guest that never
+#     answers; this guest answers like Linux's virtio_balloon and costs no CPU). Each N is measured in rounds; each round runs our plugin,
 #     virt (ExtraStats "memory", block devices and interfaces off) and the floor (bare concurrent
 #     virDomainQemuMonitorCommand qom-get guest-stats, the same pool size), in a rotating order, so
 #     drift in the machine's load hits all three alike.
