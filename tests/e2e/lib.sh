@@ -99,19 +99,17 @@ e2e_start_libvirt() {
 }
 
 # Runs `libvirtd -d` and waits until it answers; its pid goes to E2E_WORK/libvirtd.pid. Its stderr
-# (noise about dnsmasq, D-Bus, DMI and /dev/kvm on this machine) goes to E2E_WORK/libvirtd.err. Once
-# e2e_monitor_log_on has run, the new daemon logs QEMU monitor traffic from its first command on.
+# (noise about dnsmasq, D-Bus, DMI and /dev/kvm on this machine) goes to E2E_WORK/libvirtd.err. If the
+# monitor log was on, it is switched on in the new daemon at once (not with LIBVIRT_LOG_OUTPUTS in its
+# environment: libvirtd hands that on to every QEMU it starts, for good).
 e2e_run_libvirtd() {
-    if [ -f "$E2E_WORK/log-outputs.on" ]; then
-        LIBVIRT_LOG_FILTERS=$(cat "$E2E_WORK/log-filters.on") \
-        LIBVIRT_LOG_OUTPUTS=$(cat "$E2E_WORK/log-outputs.on") \
-            libvirtd -d 9>&- 2>>"$E2E_WORK/libvirtd.err" || return 1
-    else
-        libvirtd -d 9>&- 2>>"$E2E_WORK/libvirtd.err" || return 1
-    fi
+    env -u LIBVIRT_LOG_FILTERS -u LIBVIRT_LOG_OUTPUTS libvirtd -d 9>&- 2>>"$E2E_WORK/libvirtd.err" || return 1
     e2e_wait_libvirtd 30 || { e2e_log "libvirtd did not answer within 30 s"; return 1; }
     e2e_pidfile_alive "$E2E_LIBVIRTD_PIDFILE" libvirtd || return 1
     cat "$E2E_LIBVIRTD_PIDFILE" >"$E2E_WORK/libvirtd.pid"
+    if [ -f "$E2E_WORK/log-outputs.on" ]; then
+        e2e_monitor_log_on || return 1
+    fi
 }
 
 # Stops libvirtd (whoever started it) and starts it again: the "libvirtd restarted mid-run" event.
@@ -268,16 +266,21 @@ e2e_memstat_field() {
 # --- QEMU monitor traffic ----------------------------------------------------------------------------
 # libvirtd's own log of the QMP commands it sends (QEMU_MONITOR_SEND_MSG lines) is the ground truth
 # of what the plugin asked QEMU to do, domain by domain. It is switched on at run time with virt-admin
-# (the daemon's settings are saved and put back by e2e_monitor_log_off), and given to a libvirtd that
-# e2e_run_libvirtd starts later through LIBVIRT_LOG_FILTERS / LIBVIRT_LOG_OUTPUTS.
+# (the daemon's settings are saved and put back by e2e_monitor_log_off). The file is not in E2E_WORK:
+# libvirtd passes its log outputs on to the processes it starts, and one of them that finds the file's
+# directory gone fails (QEMU would not start) if the settings were ever left behind. It is emptied at
+# each run (the run lock makes it ours) and copied into E2E_WORK at the end.
+E2E_MONITOR_LOG=/var/log/libvirt/collectd-balloon-e2e-monitor.log
+
 e2e_monitor_log_on() {
     if [ ! -f "$E2E_WORK/log-outputs.on" ]; then
+        : >"$E2E_MONITOR_LOG" || return 1
         _f=$(virt-admin daemon-log-filters | sed -n 's/^ *Logging filters: *//p') || return 1
         _o=$(virt-admin daemon-log-outputs | sed -n 's/^ *Logging outputs: *//p') || return 1
         printf '%s\n' "$_f" >"$E2E_WORK/log-filters.saved"
         printf '%s\n' "$_o" >"$E2E_WORK/log-outputs.saved"
         printf '%s\n' "${_f:+$_f }2:qemu.qemu_monitor" >"$E2E_WORK/log-filters.on"
-        printf '%s\n' "${_o:+$_o }2:file:$E2E_WORK/monitor.log" >"$E2E_WORK/log-outputs.on"
+        printf '%s\n' "${_o:+$_o }2:file:$E2E_MONITOR_LOG" >"$E2E_WORK/log-outputs.on"
     fi
     virt-admin -q daemon-log-filters "$(cat "$E2E_WORK/log-filters.on")" >/dev/null || return 1
     virt-admin -q daemon-log-outputs "$(cat "$E2E_WORK/log-outputs.on")" >/dev/null
@@ -287,7 +290,14 @@ e2e_monitor_log_off() {
     [ -f "$E2E_WORK/log-outputs.saved" ] || return 0
     virt-admin -q daemon-log-filters "$(cat "$E2E_WORK/log-filters.saved")" >/dev/null 2>&1
     virt-admin -q daemon-log-outputs "$(cat "$E2E_WORK/log-outputs.saved")" >/dev/null 2>&1
-    rm -f "$E2E_WORK/log-outputs.saved"
+    rm -f "$E2E_WORK/log-outputs.saved" "$E2E_WORK/log-outputs.on"
+    cp "$E2E_MONITOR_LOG" "$E2E_WORK/monitor.log" 2>/dev/null
+    : >"$E2E_MONITOR_LOG"
+}
+
+# Lines in the monitor log so far (a position for e2e_monitor_commands).
+e2e_monitor_lines() {
+    wc -l <"$E2E_MONITOR_LOG" | tr -d ' '
 }
 
 # Sends a harmless command that names the guest (QEMU answers DeviceNotFound), so that the monitor the
@@ -301,7 +311,9 @@ e2e_monitor_mark() {
 # as "SLUG<TAB>LINE<TAB>JSON". A monitor address is reused after QEMU_MONITOR_CLOSE, so each address is
 # split into lives at QEMU_MONITOR_NEW; a life's commands belong to the guest marked in that life.
 e2e_monitor_commands() {
-    [ -f "$E2E_WORK/monitor.log" ] || return 0
+    _mlog=$E2E_MONITOR_LOG
+    [ -f "$E2E_WORK/monitor.log" ] && [ ! -f "$E2E_WORK/log-outputs.on" ] && _mlog=$E2E_WORK/monitor.log
+    [ -f "$_mlog" ] || return 0
     awk -v last="${1:-0}" '
         last > 0 && NR > last { exit }
         {
@@ -318,7 +330,7 @@ e2e_monitor_commands() {
         END {
             for (i = 1; i <= n; i++)
                 if (cmd_id[i] in slug) printf "%s\t%d\t%s\n", slug[cmd_id[i]], cmd_line[i], cmd_msg[i]
-        }' "$E2E_WORK/monitor.log"
+        }' "$_mlog"
 }
 
 # --- collectd's csv files ----------------------------------------------------------------------------
