@@ -4,7 +4,7 @@
 FUZZ_ENGINE =
 FUZZ_PLUGIN_CPP = $(AM_CPPFLAGS) $(COLLECTD_CPPFLAGS)
 EXTRA_PROGRAMS = tests/fuzz/fuzz_qmp_reply tests/fuzz/fuzz_allowlist tests/fuzz/fuzz_plugin_config \
-	tests/fuzz/fuzz_qmp_server
+	tests/fuzz/fuzz_qmp_server tests/fuzz/fuzz_qmp_stream
 CLEANFILES += $(EXTRA_PROGRAMS)
 EXTRA_DIST += tests/fuzz/run.sh tests/fuzz/json.dict tests/fuzz/corpus tests/fuzz/regressions
 
@@ -23,9 +23,12 @@ tests_fuzz_fuzz_qmp_server_SOURCES = tests/fuzz/fuzz_qmp_server.c tests/fuzz/fuz
 tests_fuzz_fuzz_qmp_server_CFLAGS = $(AM_CFLAGS) $(YAJL_CFLAGS)
 tests_fuzz_fuzz_qmp_server_LDFLAGS = $(AM_LDFLAGS) $(FUZZ_ENGINE)
 tests_fuzz_fuzz_qmp_server_LDADD = virtio/libvirtio.la $(YAJL_LIBS)
+tests_fuzz_fuzz_qmp_stream_SOURCES = tests/fuzz/fuzz_qmp_stream.c tests/fuzz/fuzz.h
+tests_fuzz_fuzz_qmp_stream_LDFLAGS = $(AM_LDFLAGS) $(FUZZ_ENGINE)
+tests_fuzz_fuzz_qmp_stream_LDADD = agent/libagent.la $(YAJL_LIBS)
 
 check_PROGRAMS += tests/fuzz/replay_qmp_reply tests/fuzz/replay_allowlist tests/fuzz/replay_plugin_config \
-	tests/fuzz/replay_qmp_server
+	tests/fuzz/replay_qmp_server tests/fuzz/replay_qmp_stream
 tests_fuzz_replay_qmp_reply_SOURCES = tests/fuzz/fuzz_qmp_reply.c tests/fuzz/replay.c tests/fuzz/fuzz.h
 tests_fuzz_replay_qmp_reply_CPPFLAGS = $(AM_CPPFLAGS) -DFUZZ_NAME='"qmp_reply"'
 tests_fuzz_replay_qmp_reply_LDADD = agent/libagent.la $(YAJL_LIBS)
@@ -41,5 +44,8 @@ tests_fuzz_replay_qmp_server_SOURCES = tests/fuzz/fuzz_qmp_server.c tests/fuzz/r
 tests_fuzz_replay_qmp_server_CPPFLAGS = $(AM_CPPFLAGS) -DFUZZ_NAME='"qmp_server"'
 tests_fuzz_replay_qmp_server_CFLAGS = $(AM_CFLAGS) $(YAJL_CFLAGS)
 tests_fuzz_replay_qmp_server_LDADD = virtio/libvirtio.la $(YAJL_LIBS)
+tests_fuzz_replay_qmp_stream_SOURCES = tests/fuzz/fuzz_qmp_stream.c tests/fuzz/replay.c tests/fuzz/fuzz.h
+tests_fuzz_replay_qmp_stream_CPPFLAGS = $(AM_CPPFLAGS) -DFUZZ_NAME='"qmp_stream"'
+tests_fuzz_replay_qmp_stream_LDADD = agent/libagent.la $(YAJL_LIBS)
 TESTS += tests/fuzz/replay_qmp_reply tests/fuzz/replay_allowlist tests/fuzz/replay_plugin_config \
-	tests/fuzz/replay_qmp_server
+	tests/fuzz/replay_qmp_server tests/fuzz/replay_qmp_stream

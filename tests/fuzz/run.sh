@@ -13,7 +13,7 @@ top=$(cd "$(dirname "$0")/../.." && pwd)
 build=${FUZZ_BUILD_DIR:-$top/build/fuzz}
 seconds=${FUZZ_SECONDS:-60}
 jobs=${FUZZ_JOBS:-$(nproc)}
-all_targets="qmp_reply allowlist plugin_config qmp_server"
+all_targets="qmp_reply allowlist plugin_config qmp_server qmp_stream"
 targets=${FUZZ_TARGETS:-$all_targets}
 
 command -v clang >/dev/null || { echo "fuzz: clang is not installed (scripts/install-deps.sh)" >&2; exit 1; }
