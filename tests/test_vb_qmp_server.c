@@ -884,6 +884,34 @@ static void test_garbage_affects_only_its_connection(void **state)
     vb_qmp_conn_free(good);
 }
 
+/* A huge object costs linear time (a duplicate key found by hashing, QEMU's orders by sorting). */
+static void test_huge_objects(void **state)
+{
+    fx_t *fx = *state;
+    vb_qmp_conn_t *c;
+    size_t n = 5000, len = 0, cap = n * 16 + 128; /* yajl_tree grows objects one member at a time */
+    char *in = malloc(cap);
+    const char *reply;
+
+    add_vm(fx, "vm", VB_GUEST_NONE);
+    c = negotiated(fx, "vm");
+    assert_non_null(in);
+    len += (size_t)sprintf(in + len, "{\"execute\":\"query-status\",\"arguments\":{");
+    for (size_t i = 0; i < n; i++)
+        len += (size_t)sprintf(in + len, "%s\"k%zu\":%zu", i ? "," : "", i, i);
+    strcpy(in + len, ",\"k77\":0}}");
+    EXPECT(fx, c, in, GENERIC("JSON parse error, duplicate key"));
+    strcpy(in + len, "}}");
+    reply = send_str(fx, c, in);
+    {
+        const char *prefix = "{\"error\": {\"class\": \"GenericError\", \"desc\": \"Parameter 'k";
+        assert_true(strncmp(reply, prefix, strlen(prefix)) == 0);
+    }
+    assert_non_null(strstr(reply, "' is unexpected\"}}\r\n"));
+    free(in);
+    vb_qmp_conn_free(c);
+}
+
 /* ---- the pieces ---- */
 
 static void test_qdict_order_is_qemus(void **state)
@@ -975,6 +1003,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_quit_ends_the_vm, setup, teardown),
         cmocka_unit_test_setup_teardown(test_named_vms, setup, teardown),
         cmocka_unit_test_setup_teardown(test_garbage_affects_only_its_connection, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_huge_objects, setup, teardown),
         cmocka_unit_test(test_qdict_order_is_qemus),
         cmocka_unit_test(test_first_unexpected),
         cmocka_unit_test(test_qobj_printing),

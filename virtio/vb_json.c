@@ -291,23 +291,38 @@ static unsigned qdict_bucket(const char *key)
     return (1103515243u * value + 12345u) % 512u;
 }
 
+typedef struct ordered_key {
+    unsigned bucket;
+    size_t index;
+} ordered_key_t;
+
+static int cmp_ordered_key(const void *a, const void *b)
+{
+    const ordered_key_t *x = a, *y = b;
+    if (x->bucket != y->bucket)
+        return x->bucket < y->bucket ? -1 : 1;
+    /* same bucket: QDict puts the later insertion at the head of the bucket's list */
+    return x->index > y->index ? -1 : x->index < y->index;
+}
+
 void vb_json_qdict_order(const char *const *keys, size_t n, size_t *order)
 {
-    /* Insertion sort: lower bucket first; within a bucket, later insertions first (list head). */
-    for (size_t i = 0; i < n; i++) {
-        unsigned b = qdict_bucket(keys[i]);
-        size_t j = i;
-        while (j > 0 && qdict_bucket(keys[order[j - 1]]) > b) {
-            order[j] = order[j - 1];
-            j--;
-        }
-        /* same bucket: i was inserted after order[j-1], so it goes before it */
-        while (j > 0 && qdict_bucket(keys[order[j - 1]]) == b) {
-            order[j] = order[j - 1];
-            j--;
-        }
-        order[j] = i;
+    ordered_key_t small[16], *k = n <= 16 ? small : malloc(n * sizeof(*k));
+
+    if (k == NULL) { /* out of memory: insertion order, still every key once */
+        for (size_t i = 0; i < n; i++)
+            order[i] = i;
+        return;
     }
+    for (size_t i = 0; i < n; i++) {
+        k[i].bucket = qdict_bucket(keys[i]);
+        k[i].index = i;
+    }
+    qsort(k, n, sizeof(*k), cmp_ordered_key);
+    for (size_t i = 0; i < n; i++)
+        order[i] = k[i].index;
+    if (k != small)
+        free(k);
 }
 
 /* GLib's g_str_hash (djb2 over signed chars). */
@@ -930,12 +945,15 @@ static void emit_errorf(vb_json_stream_t *s, const char *fmt, ...)
 
 /* ---- the parser, over one message's tokens ---- */
 
+/* The keys of one object, for QEMU's duplicate-key check: an open-addressing hash set, so that a
+ * huge object costs linear time. */
 typedef struct key_set {
     struct {
         char *key;
         size_t len;
     } *items;
-    size_t n, cap;
+    size_t *slots; /* index + 1 into items, 0 for empty */
+    size_t n, nslots;
 } key_set_t;
 
 typedef struct parser {
@@ -1059,24 +1077,50 @@ static int parse_string(parser_t *p, const token_t *t, buf_t *out)
 
 static bool parse_value(parser_t *p);
 
+static size_t key_hash(const char *key, size_t len)
+{
+    uint64_t h = UINT64_C(14695981039346656037);
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ (unsigned char)key[i]) * UINT64_C(1099511628211);
+    return (size_t)h;
+}
+
+/* Returns false if key is there already; otherwise takes key->p over. */
 static bool key_set_add(parser_t *p, key_set_t *ks, buf_t *key)
 {
-    for (size_t i = 0; i < ks->n; i++)
-        if (ks->items[i].len == key->len && memcmp(ks->items[i].key, key->p, key->len) == 0)
-            return false;
-    if (ks->n == ks->cap) {
-        size_t cap = ks->cap ? ks->cap * 2 : 8;
-        void *items = realloc(ks->items, cap * sizeof(*ks->items));
-        if (items == NULL) {
+    size_t mask, i;
+
+    if (ks->n * 2 >= ks->nslots) { /* grow: rebuild the slots from the items */
+        size_t nslots = ks->nslots ? ks->nslots * 2 : 16;
+        size_t *slots = calloc(nslots, sizeof(*slots));
+        void *items = realloc(ks->items, nslots / 2 * sizeof(*ks->items));
+        if (slots == NULL || items == NULL) {
+            free(slots);
+            if (items != NULL)
+                ks->items = items;
             p->oom = true;
             return true;
         }
         ks->items = items;
-        ks->cap = cap;
+        for (size_t k = 0; k < ks->n; k++) {
+            i = key_hash(ks->items[k].key, ks->items[k].len) & (nslots - 1);
+            while (slots[i] != 0)
+                i = (i + 1) & (nslots - 1);
+            slots[i] = k + 1;
+        }
+        free(ks->slots);
+        ks->slots = slots;
+        ks->nslots = nslots;
+    }
+    mask = ks->nslots - 1;
+    for (i = key_hash(key->p, key->len) & mask; ks->slots[i] != 0; i = (i + 1) & mask) {
+        size_t k = ks->slots[i] - 1;
+        if (ks->items[k].len == key->len && memcmp(ks->items[k].key, key->p, key->len) == 0)
+            return false;
     }
     ks->items[ks->n].key = key->p;
     ks->items[ks->n].len = key->len;
-    ks->n++;
+    ks->slots[i] = ++ks->n;
     key->p = NULL; /* owned by the set now */
     key->len = key->cap = 0;
     return true;
@@ -1087,11 +1131,8 @@ static void key_set_free(key_set_t *ks)
     for (size_t i = 0; i < ks->n; i++)
         free(ks->items[i].key);
     free(ks->items);
+    free(ks->slots);
 }
-
-/* Objects with many members make the linear duplicate check quadratic; QEMU's message limits
- * (2M tokens) bound it, and we refuse the tail of absurdly large objects with QEMU's own text. */
-#define MAX_MEMBERS 65536
 
 static bool parse_pair(parser_t *p, key_set_t *keys)
 {
@@ -1130,10 +1171,6 @@ static bool parse_pair(parser_t *p, key_set_t *keys)
     }
     if (!parse_value(p)) {
         perr(p, "Missing value in dict");
-        goto out;
-    }
-    if (keys->n >= MAX_MEMBERS) {
-        perr(p, "JSON token count limit exceeded");
         goto out;
     }
     if (!key_set_add(p, keys, &key)) {
