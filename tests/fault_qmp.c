@@ -198,7 +198,7 @@ static void run_fault(fs_mode_t mode, int timeout_ms, bal_domain_state_t bad_sta
 static void test_stall_after_greeting(void **state)
 {
     (void)state;
-    run_fault(FS_STALL_AFTER_GREETING, 300, BAL_STATE_FAILED);
+    run_fault(FS_STALL_AFTER_GREETING, 1000, BAL_STATE_FAILED);
 }
 
 static void test_10mib_reply(void **state)
@@ -217,7 +217,7 @@ static void test_one_byte_at_a_time(void **state)
 static void test_close_mid_reply(void **state)
 {
     (void)state;
-    run_fault(FS_CLOSE_MID_REPLY, 300, BAL_STATE_FAILED);
+    run_fault(FS_CLOSE_MID_REPLY, 1000, BAL_STATE_FAILED);
 }
 
 typedef struct killer {
@@ -286,8 +286,9 @@ static void test_slow_greeting_then_stall(void **state)
     char name[16];
     (void)state;
 
-    setup(&fx, 400);
-    fs_set_delay(fx.server, 360);
+    /* long enough that the healthy domain answers in time on a loaded machine under ASan */
+    setup(&fx, 1000);
+    fs_set_delay(fx.server, 900);
     fs_add(fx.server, "good", FS_NORMAL);
     for (int i = 0; i < 10; i++) {
         snprintf(name, sizeof(name), "slow%d", i);
