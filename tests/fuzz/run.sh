@@ -59,7 +59,7 @@ run_target() { # name
         qmp_reply) transcript_seeds "$extra" S ;;
         allowlist) transcript_seeds "$extra" C ;;
         plugin_config) dict="$top/tests/fuzz/config.dict"; maxlen=4096 ;;
-        qmp_server) maxlen=4096 ;; # each run builds two VMs: keep inputs to a few commands
+        qmp_server) maxlen=1024 ;; # a run answers every command twice under ASan: a few commands each
     esac
     log="$out/logs/$t.log"
     # a smaller quarantine and shorter allocation stacks: several times the runs per second
