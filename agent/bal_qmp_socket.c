@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,9 +21,12 @@
 #include "agent/bal_qmp_socket.h"
 
 #define DEFAULT_TIMEOUT_MS 5000
-/* Room for a whole message of the maximum size plus one read beyond it. */
-#define READ_CHUNK 8192
-#define BUF_LIMIT (BAL_QMP_MAX_REPLY + READ_CHUNK)
+/* The receive buffer starts with room for a guest-stats reply (about 700 bytes) and doubles while a
+ * message needs more, up to a whole message of the maximum size plus one read beyond it. It is freed
+ * whenever it holds nothing, so that thousands of idle connections hold no buffer at all. */
+#define BUF_START 1024
+#define READ_MIN 256 /* grow rather than read fewer bytes than this */
+#define BUF_LIMIT (BAL_QMP_MAX_REPLY + 8192)
 /* What bal_qmp_conn_stale reads at most before it gives up on a connection. */
 #define STALE_DRAIN_LIMIT (256 * 1024)
 
@@ -71,6 +75,11 @@ static int wait_fd(int fd, short events, int64_t deadline)
     }
 }
 
+static bool is_blank(char ch)
+{
+    return ch == ' ' || ch == '\t' || ch == '\r' || ch == '\n';
+}
+
 /* Finds the next complete message in the buffer. Returns 1 with its length in *mlen (it starts at
  * buf[0]), 0 when more bytes are needed, or -EPROTO when the peer sends something else than objects. */
 static int scan_message(bal_qmp_conn_t *c, size_t *mlen, bal_error_t *err)
@@ -79,7 +88,7 @@ static int scan_message(bal_qmp_conn_t *c, size_t *mlen, bal_error_t *err)
         char ch = c->buf[c->scan++];
 
         if (!c->in_msg) {
-            if (ch == ' ' || ch == '\t' || ch == '\r' || ch == '\n')
+            if (is_blank(ch))
                 continue;
             if (ch != '{')
                 return bal_error_set(err, -EPROTO, "The QMP socket '%s' sent something that is not a JSON object.",
@@ -113,11 +122,26 @@ static int scan_message(bal_qmp_conn_t *c, size_t *mlen, bal_error_t *err)
     return 0;
 }
 
+/* Drops the buffer when it holds nothing. */
+static void release_if_empty(bal_qmp_conn_t *c)
+{
+    if (c->len > 0 || c->buf == NULL)
+        return;
+    free(c->buf);
+    c->buf = NULL;
+    c->cap = c->scan = 0;
+}
+
+/* Drops the first n bytes, and with them the line end QEMU sends after a message, so that the buffer
+ * is empty (and released) between commands. */
 static void consume(bal_qmp_conn_t *c, size_t n)
 {
+    while (n < c->len && is_blank(c->buf[n]))
+        n++;
     memmove(c->buf, c->buf + n, c->len - n);
     c->len -= n;
-    c->scan -= n;
+    c->scan = c->scan > n ? c->scan - n : 0;
+    release_if_empty(c);
 }
 
 /* Reads what the socket has, without waiting. Returns bytes read (0 at EOF, with c->eof set), -EAGAIN
@@ -126,8 +150,8 @@ static ssize_t read_some(bal_qmp_conn_t *c, bal_error_t *err)
 {
     ssize_t n;
 
-    if (c->cap - c->len < READ_CHUNK) {
-        size_t ncap = c->cap == 0 ? 2 * READ_CHUNK : c->cap * 2;
+    if (c->cap - c->len < READ_MIN) {
+        size_t ncap = c->cap == 0 ? BUF_START : c->cap * 2;
         char *nbuf;
         if (ncap > BUF_LIMIT)
             ncap = BUF_LIMIT;
@@ -146,10 +170,13 @@ static ssize_t read_some(bal_qmp_conn_t *c, bal_error_t *err)
             break;
         if (errno == EINTR)
             continue;
-        if (errno == EAGAIN || errno == EWOULDBLOCK)
+        if (errno == EAGAIN || errno == EWOULDBLOCK) {
+            release_if_empty(c);
             return -EAGAIN;
+        }
         if (errno == ECONNRESET || errno == EPIPE) {
             c->eof = true;
+            release_if_empty(c);
             return 0;
         }
         return bal_error_set(err, -errno, "Reading from the QMP socket '%s' failed: %s.", c->path,
@@ -158,6 +185,7 @@ static ssize_t read_some(bal_qmp_conn_t *c, bal_error_t *err)
     if (n == 0)
         c->eof = true;
     c->len += (size_t)n;
+    release_if_empty(c);
     return n;
 }
 
@@ -274,7 +302,7 @@ static int send_all(bal_qmp_conn_t *c, const char *data, size_t len, int64_t dea
 /* Sends command and reads its reply; the caller owns the deadline. */
 static int run_command(bal_qmp_conn_t *c, const char *command, int64_t deadline, char **reply, bal_error_t *err)
 {
-    size_t mlen;
+    size_t mlen, end;
     char *r;
     int ret;
 
@@ -285,12 +313,23 @@ static int run_command(bal_qmp_conn_t *c, const char *command, int64_t deadline,
         ret = read_until(c, MSG_REPLY, deadline, &mlen, err);
     if (ret < 0)
         return ret;
-    r = malloc(mlen + 1);
-    if (r == NULL)
-        return bal_error_set(err, -ENOMEM, "Out of memory while reading from the QMP socket '%s'.", c->path);
-    memcpy(r, c->buf, mlen);
+    end = mlen;
+    while (end < c->len && is_blank(c->buf[end]))
+        end++;
+    if (end == c->len && c->cap > mlen) {
+        /* The usual case: the buffer holds the reply and its line end, so it becomes the reply. */
+        r = c->buf;
+        c->buf = NULL;
+        c->len = c->cap = c->scan = 0;
+    } else {
+        r = malloc(mlen + 1);
+        if (r == NULL)
+            return bal_error_set(err, -ENOMEM, "Out of memory while reading from the QMP socket '%s'.",
+                                 c->path);
+        memcpy(r, c->buf, mlen);
+        consume(c, mlen);
+    }
     r[mlen] = '\0';
-    consume(c, mlen);
     *reply = r;
     return 0;
 }
@@ -402,6 +441,17 @@ bool bal_qmp_conn_stale(bal_qmp_conn_t *conn)
 
     if (conn == NULL || conn->fd < 0 || conn->eof)
         return true;
+    if (conn->len == 0) {
+        /* The usual case, nothing arrived since the last reply: found out without taking a buffer. */
+        char byte;
+        ssize_t n;
+        while ((n = recv(conn->fd, &byte, 1, MSG_PEEK)) < 0 && errno == EINTR)
+            ;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return false;
+        if (n <= 0)
+            return true; /* closed, reset, or failing */
+    }
     for (;;) {
         ssize_t n = read_some(conn, NULL);
         int ret;
@@ -440,8 +490,11 @@ void bal_qmp_conn_free(bal_qmp_conn_t *conn)
 typedef struct sock_domain {
     char *name;
     char *path;
-    unsigned refs;        /* the table's one plus one per execute in progress; under the transport lock */
-    pthread_mutex_t lock; /* one command at a time on conn */
+    uint64_t hash;            /* of name */
+    struct sock_domain *next; /* the bucket's chain; under the table lock */
+    unsigned listed;          /* the listing that last saw it; under the table's write lock */
+    atomic_uint refs;         /* the table's one plus one per execute in progress */
+    pthread_mutex_t lock;     /* one command at a time on conn */
     bal_qmp_conn_t *conn;
     uint64_t conn_instance;
 } sock_domain_t;
@@ -449,25 +502,84 @@ typedef struct sock_domain {
 typedef struct sock_transport {
     bal_transport_t base;
     char *dir;                 /* the directory form; NULL for pairs */
-    bal_socket_spec_t *pairs;  /* the pairs form: names and paths owned */
+    bal_socket_spec_t *pairs;  /* the pairs form: names and paths owned, sorted by name */
     size_t n_pairs;
     int timeout_ms;
     bal_logger_t logger;
-    pthread_mutex_t lock; /* the table */
-    sock_domain_t **doms;
+    /* The table, a hash of names, so that finding a domain costs the same with 10 or 10000 of them.
+     * Commands only look up (read lock, shared by the pool's threads); listing and a domain's first
+     * command change it (write lock). */
+    pthread_rwlock_t lock;
+    sock_domain_t **buckets; /* n_buckets, a power of two; NULL until the first domain */
+    size_t n_buckets;
     size_t n_doms;
+    unsigned listing;        /* counts listings, to mark the domains each one saw */
 } sock_transport_t;
+
+#define MIN_BUCKETS 64
 
 static void domain_unref(sock_domain_t *d)
 {
-    /* called under the transport lock */
-    if (--d->refs > 0)
+    /* the last reference: the table let go of it (under its lock) before, so nobody can find it */
+    if (atomic_fetch_sub_explicit(&d->refs, 1, memory_order_acq_rel) != 1)
         return;
     bal_qmp_conn_free(d->conn);
     pthread_mutex_destroy(&d->lock);
     free(d->name);
     free(d->path);
     free(d);
+}
+
+/* FNV-1a: names are short, and nothing hostile chooses them but the owner of the socket directory. */
+static uint64_t name_hash(const char *name)
+{
+    uint64_t h = UINT64_C(0xcbf29ce484222325);
+
+    for (const unsigned char *p = (const unsigned char *)name; *p != '\0'; p++)
+        h = (h ^ *p) * UINT64_C(0x100000001b3);
+    return h;
+}
+
+/* The entry for name, or NULL. Under the table lock (either mode). */
+static sock_domain_t *table_find(const sock_transport_t *t, const char *name, uint64_t hash)
+{
+    if (t->buckets == NULL)
+        return NULL;
+    for (sock_domain_t *d = t->buckets[hash & (t->n_buckets - 1)]; d != NULL; d = d->next)
+        if (d->hash == hash && strcmp(d->name, name) == 0)
+            return d;
+    return NULL;
+}
+
+/* Links d in, growing the table to keep chains short. Under the write lock. Returns 0 or -ENOMEM. */
+static int table_insert(sock_transport_t *t, sock_domain_t *d)
+{
+    if (t->n_doms >= t->n_buckets) {
+        size_t n = t->n_buckets != 0 ? t->n_buckets * 2 : MIN_BUCKETS;
+        sock_domain_t **b = calloc(n, sizeof(*b));
+
+        if (b == NULL) {
+            if (t->buckets == NULL)
+                return -ENOMEM;
+            /* longer chains, still correct */
+        } else {
+            for (size_t i = 0; i < t->n_buckets; i++) {
+                sock_domain_t *e = t->buckets[i], *next;
+                for (; e != NULL; e = next) {
+                    next = e->next;
+                    e->next = b[e->hash & (n - 1)];
+                    b[e->hash & (n - 1)] = e;
+                }
+            }
+            free(t->buckets);
+            t->buckets = b;
+            t->n_buckets = n;
+        }
+    }
+    d->next = t->buckets[d->hash & (t->n_buckets - 1)];
+    t->buckets[d->hash & (t->n_buckets - 1)] = d;
+    t->n_doms++;
+    return 0;
 }
 
 static uint64_t mix(uint64_t h, uint64_t v)
@@ -567,7 +679,7 @@ static int sock_list_domains(bal_transport_t *base, bal_domain_list_t *out, bal_
 {
     sock_transport_t *t = (sock_transport_t *)base;
     bal_domain_list_t list = {0};
-    size_t cap = 0, keep = 0;
+    size_t cap = 0;
     int ret;
 
     ret = t->dir != NULL ? list_dir(t, &list, &cap, err) : list_pairs(t, &list, &cap, err);
@@ -579,77 +691,119 @@ static int sock_list_domains(bal_transport_t *base, bal_domain_list_t *out, bal_
         qsort(list.items, list.count, sizeof(list.items[0]), cmp_item);
 
     /* Domains whose socket is gone let go of their connection now, not at the next command. */
-    pthread_mutex_lock(&t->lock);
-    for (size_t i = 0; i < t->n_doms; i++) {
-        bal_domain_info_t key = {.name = t->doms[i]->name};
-        if (list.count > 0 && bsearch(&key, list.items, list.count, sizeof(list.items[0]), cmp_item) != NULL)
-            t->doms[keep++] = t->doms[i];
-        else
-            domain_unref(t->doms[i]);
+    pthread_rwlock_wrlock(&t->lock);
+    t->listing++;
+    for (size_t i = 0; i < list.count; i++) {
+        sock_domain_t *d = table_find(t, list.items[i].name, name_hash(list.items[i].name));
+        if (d != NULL)
+            d->listed = t->listing;
     }
-    t->n_doms = keep;
-    pthread_mutex_unlock(&t->lock);
+    for (size_t i = 0; i < t->n_buckets; i++) {
+        sock_domain_t **link = &t->buckets[i];
+        while (*link != NULL) {
+            sock_domain_t *d = *link;
+            if (d->listed == t->listing) {
+                link = &d->next;
+                continue;
+            }
+            *link = d->next;
+            t->n_doms--;
+            domain_unref(d);
+        }
+    }
+    pthread_rwlock_unlock(&t->lock);
     *out = list;
     return 0;
+}
+
+static int cmp_pair(const void *a, const void *b)
+{
+    return strcmp(((const bal_socket_spec_t *)a)->name, ((const bal_socket_spec_t *)b)->name);
+}
+
+/* A new entry for name, with its socket path; not in the table yet. */
+static int domain_new(sock_transport_t *t, const char *name, uint64_t hash, sock_domain_t **out,
+                      bal_error_t *err)
+{
+    const char *path = NULL;
+    bal_socket_spec_t key = {.name = name};
+    const bal_socket_spec_t *pair;
+    sock_domain_t *d;
+    int ret;
+
+    if (t->dir != NULL && (name[0] == '\0' || strchr(name, '/') != NULL))
+        return bal_error_set(err, -ENOENT, "The domain name '%s' cannot name a socket in '%s'.", name, t->dir);
+    if (t->dir == NULL) {
+        pair = t->n_pairs > 0 ? bsearch(&key, t->pairs, t->n_pairs, sizeof(*t->pairs), cmp_pair) : NULL;
+        if (pair == NULL)
+            return bal_error_set(err, -ENOENT, "The domain '%s' is not one of the configured QMP sockets.", name);
+        path = pair->path;
+    }
+    d = calloc(1, sizeof(*d));
+    if (d == NULL || (d->name = strdup(name)) == NULL)
+        goto nomem;
+    if (path != NULL) {
+        d->path = strdup(path);
+    } else {
+        size_t len = strlen(t->dir) + 1 + strlen(name) + strlen(BAL_QMP_SOCKET_SUFFIX) + 1;
+        d->path = malloc(len);
+        if (d->path != NULL)
+            snprintf(d->path, len, "%s/%s%s", t->dir, name, BAL_QMP_SOCKET_SUFFIX);
+    }
+    if (d->path == NULL)
+        goto nomem;
+    d->hash = hash;
+    pthread_mutex_init(&d->lock, NULL);
+    *out = d;
+    return 0;
+nomem:
+    ret = bal_error_set(err, -ENOMEM, "Out of memory while looking up the domain '%s'.", name);
+    if (d != NULL)
+        free(d->name);
+    free(d);
+    return ret;
 }
 
 /* The table entry for name, created if needed, with a reference for the caller. */
 static int domain_get(sock_transport_t *t, const char *name, sock_domain_t **out, bal_error_t *err)
 {
-    const char *path = NULL;
-    sock_domain_t *d = NULL, **nd;
-    char *built = NULL;
-    int ret = 0;
+    uint64_t hash = name_hash(name);
+    sock_domain_t *d, *fresh = NULL;
+    int ret;
 
-    pthread_mutex_lock(&t->lock);
-    for (size_t i = 0; i < t->n_doms; i++) {
-        if (strcmp(t->doms[i]->name, name) == 0) {
-            d = t->doms[i];
-            d->refs++;
-            goto out;
+    pthread_rwlock_rdlock(&t->lock);
+    d = table_find(t, name, hash);
+    if (d != NULL)
+        atomic_fetch_add_explicit(&d->refs, 1, memory_order_relaxed);
+    pthread_rwlock_unlock(&t->lock);
+    if (d != NULL) {
+        *out = d;
+        return 0;
+    }
+
+    /* First command for this domain: built outside the lock, then added unless another thread won. */
+    ret = domain_new(t, name, hash, &fresh, err);
+    if (ret < 0)
+        return ret;
+    pthread_rwlock_wrlock(&t->lock);
+    d = table_find(t, name, hash);
+    if (d == NULL) {
+        atomic_init(&fresh->refs, 1); /* the table's */
+        fresh->listed = t->listing;
+        if (table_insert(t, fresh) < 0) {
+            ret = bal_error_set(err, -ENOMEM, "Out of memory while looking up the domain '%s'.", name);
+        } else {
+            d = fresh;
+            fresh = NULL;
         }
     }
-    if (t->dir != NULL) {
-        size_t len = strlen(t->dir) + 1 + strlen(name) + strlen(BAL_QMP_SOCKET_SUFFIX) + 1;
-        if (name[0] == '\0' || strchr(name, '/') != NULL) {
-            ret = bal_error_set(err, -ENOENT, "The domain name '%s' cannot name a socket in '%s'.", name, t->dir);
-            goto out;
-        }
-        built = malloc(len);
-        if (built == NULL)
-            goto nomem;
-        snprintf(built, len, "%s/%s%s", t->dir, name, BAL_QMP_SOCKET_SUFFIX);
-        path = built;
-    } else {
-        for (size_t i = 0; i < t->n_pairs && path == NULL; i++)
-            if (strcmp(t->pairs[i].name, name) == 0)
-                path = t->pairs[i].path;
-        if (path == NULL) {
-            ret = bal_error_set(err, -ENOENT, "The domain '%s' is not one of the configured QMP sockets.", name);
-            goto out;
-        }
+    if (d != NULL)
+        atomic_fetch_add_explicit(&d->refs, 1, memory_order_relaxed);
+    pthread_rwlock_unlock(&t->lock);
+    if (fresh != NULL) {
+        atomic_init(&fresh->refs, 1);
+        domain_unref(fresh);
     }
-    nd = realloc(t->doms, (t->n_doms + 1) * sizeof(*nd));
-    if (nd == NULL)
-        goto nomem;
-    t->doms = nd;
-    d = calloc(1, sizeof(*d));
-    if (d == NULL || (d->name = strdup(name)) == NULL || (d->path = strdup(path)) == NULL) {
-        if (d != NULL)
-            free(d->name);
-        free(d);
-        d = NULL;
-        goto nomem;
-    }
-    pthread_mutex_init(&d->lock, NULL);
-    d->refs = 2; /* the table's and the caller's */
-    t->doms[t->n_doms++] = d;
-    goto out;
-nomem:
-    ret = bal_error_set(err, -ENOMEM, "Out of memory while looking up the domain '%s'.", name);
-out:
-    pthread_mutex_unlock(&t->lock);
-    free(built);
     if (ret == 0)
         *out = d;
     return ret;
@@ -687,9 +841,7 @@ static int sock_execute(bal_transport_t *base, const bal_domain_info_t *dom, con
     }
 out:
     pthread_mutex_unlock(&d->lock);
-    pthread_mutex_lock(&t->lock);
     domain_unref(d);
-    pthread_mutex_unlock(&t->lock);
     return ret;
 }
 
@@ -697,16 +849,21 @@ static void sock_free(bal_transport_t *base)
 {
     sock_transport_t *t = (sock_transport_t *)base;
 
-    for (size_t i = 0; i < t->n_doms; i++)
-        domain_unref(t->doms[i]);
-    free(t->doms);
+    for (size_t i = 0; i < t->n_buckets; i++) {
+        sock_domain_t *d = t->buckets[i], *next;
+        for (; d != NULL; d = next) {
+            next = d->next;
+            domain_unref(d);
+        }
+    }
+    free(t->buckets);
     for (size_t i = 0; i < t->n_pairs; i++) {
         free((char *)t->pairs[i].name);
         free((char *)t->pairs[i].path);
     }
     free(t->pairs);
     free(t->dir);
-    pthread_mutex_destroy(&t->lock);
+    pthread_rwlock_destroy(&t->lock);
     free(t);
 }
 
@@ -728,7 +885,7 @@ static sock_transport_t *transport_alloc(int timeout_ms, const bal_logger_t *log
     t->timeout_ms = timeout_ms > 0 ? timeout_ms : DEFAULT_TIMEOUT_MS;
     if (logger != NULL)
         t->logger = *logger;
-    pthread_mutex_init(&t->lock, NULL);
+    pthread_rwlock_init(&t->lock, NULL);
     return t;
 }
 
@@ -764,13 +921,6 @@ bal_transport_t *bal_qmp_socket_transport_new_pairs(const bal_socket_spec_t *pai
             bal_error_set(err, -EINVAL, "QMP socket number %zu has no name or no path.", i + 1);
             return NULL;
         }
-        for (size_t j = 0; j < i; j++) {
-            if (strcmp(pairs[i].name, pairs[j].name) == 0) {
-                bal_error_set(err, -EINVAL, "The domain name '%s' is given to more than one QMP socket.",
-                              pairs[i].name);
-                return NULL;
-            }
-        }
     }
     t = transport_alloc(timeout_ms, logger);
     if (t == NULL)
@@ -783,6 +933,17 @@ bal_transport_t *bal_qmp_socket_transport_new_pairs(const bal_socket_spec_t *pai
         t->n_pairs++;
         if (t->pairs[i].name == NULL || t->pairs[i].path == NULL)
             goto nomem;
+    }
+    /* Sorted, a domain's first command finds its socket by bisection, and duplicates are neighbours. */
+    if (n > 1)
+        qsort(t->pairs, n, sizeof(*t->pairs), cmp_pair);
+    for (size_t i = 1; i < n; i++) {
+        if (strcmp(t->pairs[i].name, t->pairs[i - 1].name) == 0) {
+            bal_error_set(err, -EINVAL, "The domain name '%s' is given to more than one QMP socket.",
+                          t->pairs[i].name);
+            sock_free(&t->base);
+            return NULL;
+        }
     }
     return &t->base;
 nomem:
