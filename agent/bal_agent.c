@@ -1,6 +1,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -86,12 +87,6 @@ static void domain_free(domain_t *dom)
     free(dom);
 }
 
-static int compare_domains(const void *a, const void *b)
-{
-    const domain_t *const *x = a, *const *y = b;
-    return strcmp((*x)->info.name, (*y)->info.name);
-}
-
 /* ---- one domain's commands, on a pool thread ---- */
 
 static int build_command(const bal_poller_step_t *step, char **cmd, bal_error_t *err)
@@ -170,86 +165,119 @@ static void run_job(void *opaque)
         run_step(job, &step);
 }
 
-/* Runs every domain's poller (already begun) through the pool and waits for all of them. */
-static int run_batch(bal_agent_t *agent, bal_error_t *err)
+/* A cycle's domains, shared by the pool's workers: each takes the next domain not taken yet, so a
+ * batch costs one pool job per worker, not one per domain. */
+typedef struct batch {
+    const bal_agent_t *agent;
+    int64_t deadline_ms;
+    atomic_size_t next;
+} batch_t;
+
+static void run_worker(void *opaque)
 {
-    job_t *jobs;
-    int64_t deadline;
+    batch_t *batch = opaque;
+    const bal_agent_t *agent = batch->agent;
+
+    for (;;) {
+        size_t i = atomic_fetch_add_explicit(&batch->next, 1, memory_order_relaxed);
+        job_t job;
+
+        if (i >= agent->n_domains)
+            break;
+        job = (job_t){.agent = agent, .dom = agent->domains[i], .deadline_ms = batch->deadline_ms};
+        run_job(&job);
+    }
+}
+
+/* Runs every domain's poller (already begun) through the pool and waits for all of them. */
+static void run_batch(bal_agent_t *agent)
+{
+    batch_t batch = {.agent = agent};
+    unsigned workers;
 
     if (agent->n_domains == 0)
-        return 0;
-    jobs = calloc(agent->n_domains, sizeof(*jobs));
-    if (jobs == NULL)
-        return bal_error_set(err, -ENOMEM, "Out of memory starting a read cycle.");
+        return;
     /* Steps starting after twice the timeout fail at once: with the one in flight, about 3 timeouts. */
-    deadline = monotonic_ms(agent) + 2 * (int64_t)agent->timeout_ms;
-    for (size_t i = 0; i < agent->n_domains; i++) {
-        jobs[i] = (job_t){.agent = agent, .dom = agent->domains[i], .deadline_ms = deadline};
-        bal_pool_submit(agent->pool, run_job, &jobs[i]);
-    }
+    batch.deadline_ms = monotonic_ms(agent) + 2 * (int64_t)agent->timeout_ms;
+    atomic_init(&batch.next, 0);
+    workers = bal_pool_threads(agent->pool);
+    if (workers > agent->n_domains)
+        workers = (unsigned)agent->n_domains;
+    for (unsigned w = 0; w < workers; w++)
+        bal_pool_submit(agent->pool, run_worker, &batch);
     bal_pool_wait(agent->pool);
-    free(jobs);
-    return 0;
 }
 
 /* ---- the domain list ---- */
 
-/* The index of the domain called name in the sorted array, or -1. */
-static ssize_t find_domain(const bal_agent_t *agent, const char *name)
+/* Orders the listing by name, and a name listed twice by its place in the list (the first one counts);
+ * a nameless item (none is expected) first, to be skipped. */
+static int compare_items(const void *a, const void *b)
 {
-    size_t lo = 0, hi = agent->n_domains;
+    const bal_domain_info_t *const *x = a, *const *y = b;
+    int c;
 
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        int c = strcmp(name, agent->domains[mid]->info.name);
-        if (c == 0)
-            return (ssize_t)mid;
-        if (c < 0)
-            hi = mid;
-        else
-            lo = mid + 1;
-    }
-    return -1;
+    if ((*x)->name == NULL || (*y)->name == NULL)
+        c = ((*x)->name != NULL) - ((*y)->name != NULL);
+    else
+        c = strcmp((*x)->name, (*y)->name);
+    if (c == 0)
+        c = *x < *y ? -1 : *x > *y; /* both point into the listing's array */
+    return c;
 }
 
 /* Lists the running domains and rebuilds the selection: a domain still there keeps its poller (which
  * sees a new instance by itself), a new one gets a fresh poller, a vanished one is dropped. Everything
- * that can fail happens before the old selection is touched. */
+ * that can fail happens before the old selection is touched. The listing is sorted, so one merge with
+ * the (sorted) selection finds the old domains and the duplicates: O(N log N) at worst, O(N) when the
+ * transport lists in name order. */
 static int refresh_domains(bal_agent_t *agent, bal_error_t *err)
 {
     bal_domain_list_t list = {0};
+    bal_domain_info_t **byname = NULL; /* the listing in name order */
     domain_t **next = NULL;
-    size_t *src = NULL;  /* next[j] comes from list.items[src[j]] */
-    ssize_t *old = NULL; /* ... and was agent->domains[old[j]], or -1 when new */
-    size_t n = 0;
+    bal_domain_info_t **src = NULL; /* next[j] comes from *src[j] */
+    ssize_t *old = NULL;            /* ... and was agent->domains[old[j]], or -1 when new */
+    size_t n = 0, o = 0;
+    const char *prev = NULL;
+    bool sorted = true;
     int rc;
 
     rc = bal_transport_list_domains(agent->transport, &list, err);
     if (rc < 0)
         return rc;
     if (list.count > 0) {
+        byname = calloc(list.count, sizeof(*byname));
         next = calloc(list.count, sizeof(*next));
         src = calloc(list.count, sizeof(*src));
         old = calloc(list.count, sizeof(*old));
-        if (next == NULL || src == NULL || old == NULL) {
+        if (byname == NULL || next == NULL || src == NULL || old == NULL) {
             rc = bal_error_set(err, -ENOMEM, "Out of memory listing domains.");
             goto out;
         }
     }
     for (size_t i = 0; i < list.count; i++) {
-        const char *name = list.items[i].name;
-        bool duplicate = false;
+        byname[i] = &list.items[i];
+        if (i > 0 && sorted && compare_items(&byname[i - 1], &byname[i]) > 0)
+            sorted = false;
+    }
+    if (!sorted)
+        qsort(byname, list.count, sizeof(*byname), compare_items);
+    for (size_t i = 0; i < list.count; i++) {
+        const char *name = byname[i]->name;
+        int c = 1;
 
-        if (name == NULL || !bal_filter_match(agent->filter, name))
+        if (name == NULL || (prev != NULL && strcmp(prev, name) == 0))
+            continue; /* nameless, or listed twice */
+        prev = name;
+        if (!bal_filter_match(agent->filter, name))
             continue;
-        for (size_t j = 0; j < n && !duplicate; j++)
-            duplicate = strcmp(list.items[src[j]].name, name) == 0;
-        if (duplicate)
-            continue;
-        src[n] = i;
-        old[n] = find_domain(agent, name);
+        while (o < agent->n_domains && (c = strcmp(agent->domains[o]->info.name, name)) < 0)
+            o++;
+        src[n] = byname[i];
+        old[n] = o < agent->n_domains && c == 0 ? (ssize_t)o : -1;
         if (old[n] >= 0) {
-            next[n] = agent->domains[old[n]];
+            next[n] = agent->domains[o];
             n++;
             continue;
         }
@@ -264,9 +292,9 @@ static int refresh_domains(bal_agent_t *agent, bal_error_t *err)
         n++;
     }
 
-    /* Commit: nothing fails from here on. */
+    /* Commit: nothing fails from here on. next is in name order, as the listing is. */
     for (size_t j = 0; j < n; j++) {
-        bal_domain_info_t *item = &list.items[src[j]];
+        bal_domain_info_t *item = src[j];
         if (old[j] >= 0) {
             free(next[j]->info.name);
             agent->domains[old[j]] = NULL;
@@ -274,8 +302,6 @@ static int refresh_domains(bal_agent_t *agent, bal_error_t *err)
         next[j]->info = *item; /* name, uuid, instance */
         item->name = NULL;     /* now the domain's */
     }
-    if (n > 1)
-        qsort(next, n, sizeof(*next), compare_domains);
     for (size_t j = 0; j < agent->n_domains; j++)
         domain_free(agent->domains[j]);
     free(agent->domains);
@@ -293,6 +319,7 @@ out:
     free(old);
     free(src);
     free(next);
+    free(byname);
     bal_domain_list_free(&list);
     return rc;
 }
@@ -369,9 +396,7 @@ int bal_agent_read(bal_agent_t *agent, bal_sample_cb cb, void *opaque, bal_error
         bal_poller_begin_cycle(agent->domains[i]->poller, agent->domains[i]->info.instance);
         agent->domains[i]->in_cycle = true;
     }
-    rc = run_batch(agent, err);
-    if (rc < 0)
-        return rc;
+    run_batch(agent);
     drop_gone_domains(agent);
 
     for (size_t i = 0; i < agent->n_domains; i++) {
@@ -411,11 +436,7 @@ static void restore_intervals(bal_agent_t *agent)
 {
     for (size_t i = 0; i < agent->n_domains; i++)
         bal_poller_begin_restore(agent->domains[i]->poller);
-    if (run_batch(agent, NULL) < 0) {
-        bal_log(&agent->logger, BAL_LOG_WARNING,
-                "Out of memory: the original polling intervals were not put back.");
-        return;
-    }
+    run_batch(agent);
     for (size_t i = 0; i < agent->n_domains; i++) {
         const domain_t *dom = agent->domains[i];
         bal_sample_t sample;
