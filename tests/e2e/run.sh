@@ -373,8 +373,11 @@ values_match() {
 }
 
 # virt_agrees: each memory value collectd's virt plugin read from e2e-drv during the steady state
-# equals ours (or dommemstat's) at one of the last_updates it can have seen: the virt plugin stamps
-# values with its read time, so any update from 2 intervals before to just after that time.
+# equals ours (or dommemstat's) at one of the last_updates it can have seen. The virt plugin stamps
+# values with the time its read began, and on a loaded host its query can come seconds later: any
+# update from 2 intervals before to 2 intervals after that time counts. A value that matches none is
+# a disagreement only if we know every update of that span (no step between known last_updates
+# larger than I+1): otherwise it may come from an update neither we nor dommemstat caught.
 virt_agrees() {
     e2e_virt_table "$csv/virt-e2e-drv" >"$E2E_WORK/virt-drv"
     awk -v t0="$(awk -v t="$t_steady" -v i=$I 'BEGIN { printf "%.3f", t + i + 1 }')" -v t1="$t_steady_end" -v I=$I '
@@ -382,38 +385,50 @@ virt_agrees() {
             lu = ""
             for (i = 2; i < NF; i += 2) if ($i == "last_update") lu = $(i + 1)
             if (lu == "" || lu == 0) next
-            for (i = 2; i < NF; i += 2) known[lu, $i] = $(i + 1) * 1024
-            Ls[lu] = 1
+            for (i = 2; i < NF; i += 2) known[lu + 0, $i] = $(i + 1) * 1024
+            Ls[lu + 0] = 1
             next
         }
         part == 2 {
             if ($1 ~ /^(unused|available|usable|disk_caches)$/) { known[int($2), $1] = $3; Ls[int($2)] = 1 }
             next
         }
+        part == 3 && !sorted {
+            for (L in Ls) { m++; s[m] = L + 0 }
+            for (i = 2; i <= m; i++) { x = s[i]; for (j = i - 1; j >= 1 && s[j] > x; j--) s[j + 1] = s[j]; s[j + 1] = x }
+            sorted = 1
+        }
         part == 3 {
             t = $2 + 0; field = $1; v = $3 + 0
             if (t < t0 || t > t1) next
-            cand = 0; ok = 0
-            for (L in Ls)
-                if (L + 0 >= t - 2 * I - 1 && L + 0 <= t + 1 && (L, field) in known) {
-                    cand++
-                    if (known[L, field] + 0 == v) ok = 1
+            lo = t - 2 * I - 1; hi = t + 2 * I
+            ok = 0; covered = (m > 0 && s[1] <= lo && s[m] >= hi)
+            for (i = 1; i <= m; i++) {
+                if (s[i] >= lo && s[i] <= hi && (s[i], field) in known && known[s[i], field] + 0 == v) ok = 1
+                # A step from a to b larger than I+1 hides an update somewhere in a+1..b-1.
+                if (i > 1 && s[i] - s[i - 1] > I + 1) {
+                    a = s[i - 1] + 1; if (a < lo) a = int(lo) + (lo > int(lo))
+                    b = s[i] - 1; if (b > hi) b = int(hi)
+                    if (a <= b) covered = 0
                 }
-            if (cand == 0) next
+            }
+            if (ok) { n++; next }
+            if (!covered) { skipped++; next }
             n++
-            if (!ok) bad = bad sprintf(" virt %s %s at %.3f matches no value of ours near that time;", field, $3, t)
+            bad = bad sprintf(" virt %s %s at %.3f matches no value of ours near that time;", field, $3, t)
         }
         END {
-            printf "%d virt plugin values compared", n
+            printf "%d virt plugin values compared, %d not comparable (an update nobody else saw)", n, skipped
             if (bad != "") { print ";" bad; exit 1 }
-            if (n < 3) { print "; fewer than 3"; exit 1 }
+            if (n < 3) { print "; fewer than 3 compared"; exit 1 }
             print ""
         }' part=1 "$E2E_WORK/memstat-drv" part=2 "$E2E_WORK/table-drv" part=3 "$E2E_WORK/virt-drv"
 }
 
 # advances_at_interval: the last_updates the plugin wrote for e2e-drv in the steady state are I apart
-# (median), never closer than I-1 nor further than 2I+1 (QEMU's timer runs a little slower than I, and
-# last-update is whole seconds), and there are at least 5.
+# (median), never closer than I-1 (QEMU's timer runs a little slower than I, and last-update is whole
+# seconds) nor further than 3I (a read that collectd ran late on a loaded host may miss one), and
+# there are at least 5.
 advances_at_interval() {
     awk -v t0="$t_steady" -v t1="$t_steady_end" '$1 == "last_update" && $2 >= t0 && $2 <= t1 { print int($2) }' \
         "$E2E_WORK/table-drv" | sort -n -u | awk -v I=$I '
@@ -424,7 +439,7 @@ advances_at_interval() {
             for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (d[j] < d[i]) { x = d[i]; d[i] = d[j]; d[j] = x }
             med = d[int((n + 1) / 2)]
             printf "%d steps, median %d s, min %d s, max %d s", n, med, d[1], d[n]
-            if (med != I || d[1] < I - 1 || d[n] > 2 * I + 1) { print " (interval " I " s)"; exit 1 }
+            if (med != I || d[1] < I - 1 || d[n] > 3 * I) { print " (interval " I " s)"; exit 1 }
             print ""
         }'
 }
