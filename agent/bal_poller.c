@@ -10,6 +10,8 @@
 
 /* At most a handful of events per cycle (e.g. INTERVAL_RESET, RECOVERED); room to spare. */
 #define MAX_EVENTS 6
+/* A failure's sentence when there was no memory to keep the real one. */
+#define NO_MEMORY_ERROR "A domain could not be read, and there was no memory left to say why."
 
 typedef enum path_state {
     PATH_UNKNOWN,         /* probe the configured or default path next */
@@ -69,7 +71,7 @@ struct bal_poller {
     pending_t pending;
     bool failed;
     int failure;
-    char error[512];
+    char *error;             /* failed: a whole sentence (owned), or NULL when there was no memory for one */
     bool verify_due;
     bool announce_reset;
     int64_t reset_from;
@@ -80,7 +82,8 @@ struct bal_poller {
     int rearm_stage;         /* 0 none, 1 set 0 next, 2 set the interval next */
     bool announce_rearm;
     bool restore_done;
-    bal_poller_event_t events[MAX_EVENTS];
+    bal_poller_event_t *events; /* MAX_EVENTS, allocated by the first event of a cycle: events are rare,
+                                   and thousands of pollers that each held room for them would weigh */
     size_t n_events;
 };
 
@@ -123,6 +126,8 @@ static void add_event(bal_poller_t *p, bal_event_kind_t kind, bal_severity_t sev
 
     if (p->n_events == MAX_EVENTS)
         return;
+    if (p->events == NULL && (p->events = malloc(MAX_EVENTS * sizeof(*p->events))) == NULL)
+        return; /* out of memory: the event is lost, the cycle goes on */
     ev = &p->events[p->n_events++];
     ev->kind = kind;
     ev->severity = severity;
@@ -134,13 +139,16 @@ static void add_event(bal_poller_t *p, bal_event_kind_t kind, bal_severity_t sev
 static void fail(bal_poller_t *p, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static void fail(bal_poller_t *p, int code, const char *fmt, ...)
 {
+    char message[512];
     va_list ap;
 
     p->failed = true;
     p->failure = code < 0 ? code : -EIO;
     va_start(ap, fmt);
-    vsnprintf(p->error, sizeof(p->error), fmt, ap);
+    vsnprintf(message, sizeof(message), fmt, ap);
     va_end(ap);
+    free(p->error);
+    p->error = strdup(message);
 }
 
 static const char *error_text(const bal_poller_reply_t *reply)
@@ -212,6 +220,8 @@ void bal_poller_free(bal_poller_t *p)
 {
     if (p == NULL)
         return;
+    free(p->events);
+    free(p->error);
     free(p->path);
     free(p->cfg_path);
     free(p->name);
@@ -224,7 +234,8 @@ static void begin(bal_poller_t *p, poll_mode_t mode)
     p->pending = PENDING_NONE;
     p->failed = false;
     p->failure = 0;
-    p->error[0] = '\0';
+    free(p->error);
+    p->error = NULL;
     p->verify_due = false;
     p->announce_reset = false;
     p->reset_from = -1;
@@ -235,6 +246,8 @@ static void begin(bal_poller_t *p, poll_mode_t mode)
     p->rearm_stage = 0;
     p->announce_rearm = false;
     p->restore_done = false;
+    free(p->events);
+    p->events = NULL;
     p->n_events = 0;
 }
 
@@ -594,7 +607,7 @@ void bal_poller_result(const bal_poller_t *p, bal_sample_t *out)
     out->fresh = out->has_stats && p->fresh;
     if (p->failed) {
         out->state = BAL_STATE_FAILED;
-        out->error = p->error;
+        out->error = p->error != NULL ? p->error : NO_MEMORY_ERROR;
     } else if (p->path_state == PATH_NONE) {
         out->state = BAL_STATE_NO_BALLOON;
     } else {
