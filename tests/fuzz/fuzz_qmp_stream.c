@@ -28,7 +28,9 @@ static struct {
     const uint8_t *data;
     size_t size;
     bool pending; /* an input waits for the next connection */
+    bool stopping;
     int listener;
+    pthread_t thread;
     char path[108];
 } srv = {.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER, .listener = -1};
 
@@ -43,6 +45,11 @@ static void *server_main(void *opaque)
         if (fd < 0)
             continue;
         pthread_mutex_lock(&srv.lock);
+        if (srv.stopping) {
+            pthread_mutex_unlock(&srv.lock);
+            close(fd);
+            break;
+        }
         while (!srv.pending)
             pthread_cond_wait(&srv.cond, &srv.lock);
         while (off < srv.size) {
@@ -62,10 +69,39 @@ static void *server_main(void *opaque)
     return NULL;
 }
 
+static int connect_to_server(void)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+    strcpy(sa.sun_path, srv.path);
+    if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+        close(fd);
+        fd = -1;
+    }
+    return fd;
+}
+
+/* At exit: the server thread is stopped (a last connection wakes its accept) and joined, and the
+ * socket file removed, so that nothing is left behind (valgrind, /tmp). */
+static void teardown(void)
+{
+    int fd;
+
+    pthread_mutex_lock(&srv.lock);
+    srv.stopping = true;
+    pthread_mutex_unlock(&srv.lock);
+    fd = connect_to_server();
+    pthread_join(srv.thread, NULL);
+    if (fd >= 0)
+        close(fd);
+    close(srv.listener);
+    unlink(srv.path);
+}
+
 static void setup_once(void)
 {
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
-    pthread_t t;
 
     snprintf(srv.path, sizeof(srv.path), "/tmp/fuzz_qmp_stream.%ld.sock", (long)getpid());
     unlink(srv.path);
@@ -74,8 +110,8 @@ static void setup_once(void)
     FUZZ_ASSERT(srv.listener >= 0);
     FUZZ_ASSERT(bind(srv.listener, (struct sockaddr *)&sa, sizeof(sa)) == 0);
     FUZZ_ASSERT(listen(srv.listener, 4) == 0);
-    FUZZ_ASSERT(pthread_create(&t, NULL, server_main, NULL) == 0);
-    pthread_detach(t);
+    FUZZ_ASSERT(pthread_create(&srv.thread, NULL, server_main, NULL) == 0);
+    atexit(teardown);
 }
 
 static bool documented(int rc)
