@@ -63,8 +63,6 @@ struct bal_poller {
     unsigned cycles_since_verify;
     bool stale_reported;
     bool never_reported;
-    int64_t next_rearm_ms;
-    int64_t backoff_ms;
 
     /* per cycle */
     poll_mode_t mode;
@@ -186,8 +184,6 @@ static void reset_instance(bal_poller_t *p)
     p->cycles_since_verify = 0;
     p->stale_reported = false;
     p->never_reported = false;
-    p->next_rearm_ms = 0;
-    p->backoff_ms = 0;
 }
 
 bal_poller_t *bal_poller_new(const bal_poller_config_t *config, const char *name)
@@ -382,7 +378,6 @@ static void evaluate_stats(bal_poller_t *p)
                   "The balloon stats of domain '%s' are updated again.", p->name);
         p->stale_reported = false;
         p->never_reported = false;
-        p->backoff_ms = 0;
     }
     p->have_prev = true;
     p->prev_last_update = lu;
@@ -398,20 +393,12 @@ static void evaluate_stats(bal_poller_t *p)
 
     if (p->observe_only || p->target <= 0 || p->state != BAL_STATE_STALE || now < p->grace_until_ms)
         return;
-    if (!p->stale_reported) {
-        p->rearm_stage = 1;
-        p->announce_rearm = true;
-        p->backoff_ms = 2 * window * 1000;
-    } else if (now >= p->next_rearm_ms) {
-        p->rearm_stage = 1;
-        p->announce_rearm = false;
-        p->backoff_ms *= 2;
-    } else {
+    /* Once per stale episode: a guest whose driver comes back sends a buffer on its own, and QEMU
+     * re-arms its timer when it does, so repeating the re-arm would only add monitor traffic. */
+    if (p->stale_reported)
         return;
-    }
-    if (p->backoff_ms > BAL_POLLER_MAX_BACKOFF_S * INT64_C(1000) || p->backoff_ms <= 0)
-        p->backoff_ms = BAL_POLLER_MAX_BACKOFF_S * INT64_C(1000);
-    p->next_rearm_ms = now + p->backoff_ms;
+    p->rearm_stage = 1;
+    p->announce_rearm = true;
 }
 
 static void on_qmp_error(bal_poller_t *p, pending_t pending, const bal_poller_reply_t *reply)

@@ -15,8 +15,7 @@
  *    polling is off); else OK.
  *  - STALE, outside the grace of stale_after intervals after we (re)armed the timer: re-arms it (QEMU
  *    ignores a set to the value it has, so 0 then the interval) with one STALE_REARMED event. While it
- *    stays stale it re-arms again quietly with a backoff: twice the stale window, doubling each time, at
- *    most BAL_POLLER_MAX_BACKOFF_S apart. NEVER_ANSWERED: one event once polling has been on for
+ *    stays stale nothing more is sent: once per stale episode. NEVER_ANSWERED: one event once polling has been on for
  *    stale_after intervals; no re-arm (QEMU polls again as soon as the driver answers). When last-update
  *    advances after either event: one RECOVERED event.
  *  - on shutdown (bal_poller_begin_restore), puts back the original interval if it changed it.
@@ -38,7 +37,6 @@
 #define BAL_POLLER_DEFAULT_PATH "/machine/peripheral/balloon0"
 #define BAL_POLLER_PERIPHERAL "/machine/peripheral"
 #define BAL_POLLER_PERIPHERAL_ANON "/machine/peripheral-anon"
-#define BAL_POLLER_MAX_BACKOFF_S 3600
 
 typedef struct bal_poller_config {
     const char *qom_path;       /* NULL: find it; else used as is (checked by the caller); copied */
