@@ -41,7 +41,8 @@ tests_test_bal_libvirt_LDFLAGS = $(AM_LDFLAGS) \
 	-Wl,--wrap=virConnectDomainEventDeregisterAny,--wrap=virConnectListAllDomains \
 	-Wl,--wrap=virDomainLookupByUUIDString,--wrap=virDomainLookupByName,--wrap=virDomainRef \
 	-Wl,--wrap=virDomainFree,--wrap=virDomainGetName,--wrap=virDomainGetUUIDString,--wrap=virDomainGetID \
-	-Wl,--wrap=virDomainQemuMonitorCommand,--wrap=virGetLastError,--wrap=virResetLastError
+	-Wl,--wrap=virDomainQemuMonitorCommand,--wrap=virGetLastError,--wrap=virResetLastError \
+	-Wl,--wrap=pthread_create,--wrap=pthread_join
 tests_test_bal_libvirt_LDADD = agent/libagent.la virtio/libvirtio.la $(LIBVIRT_QEMU_LIBS) $(LIBVIRT_LIBS) \
 	$(YAJL_LIBS) $(CMOCKA_LIBS)
 TESTS += tests/test_bal_libvirt
@@ -50,6 +51,17 @@ tests_test_bal_agent_SOURCES = tests/test_bal_agent.c
 tests_test_bal_agent_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) $(YAJL_CFLAGS)
 tests_test_bal_agent_LDADD = agent/libagent.la virtio/libvirtio.la $(YAJL_LIBS) $(CMOCKA_LIBS)
 TESTS += tests/test_bal_agent
+# the transport and the agent's selection with thousands of domains (balloon-sim)
+check_PROGRAMS += tests/test_bal_scale
+tests_test_bal_scale_SOURCES = tests/test_bal_scale.c
+tests_test_bal_scale_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) $(YAJL_CFLAGS)
+tests_test_bal_scale_LDADD = agent/libagent.la $(YAJL_LIBS) $(CMOCKA_LIBS)
+TESTS += tests/test_bal_scale
+check_PROGRAMS += tests/test_bal_qmp_framing
+tests_test_bal_qmp_framing_SOURCES = tests/test_bal_qmp_framing.c
+tests_test_bal_qmp_framing_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) $(YAJL_CFLAGS)
+tests_test_bal_qmp_framing_LDADD = agent/libagent.la $(YAJL_LIBS) $(CMOCKA_LIBS)
+TESTS += tests/test_bal_qmp_framing
 # balloonctl against balloon-sim
 TESTS += tests/balloonctl.sh
 EXTRA_DIST += tests/balloonctl.sh
