@@ -115,7 +115,9 @@ int bal_agent_new_with_transport(const bal_agent_config_t *config, bal_transport
  * per domain from the calling thread, in name order; the sample's pointers are valid only during the
  * call. Returns the number of domains read (state other than FAILED), or a negative errno with err
  * filled when domains exist but none could be read, or the domain list could not be had. Blocks for
- * at most about 3 * timeout. Not to be called concurrently on one agent. */
+ * at most about 4 * timeout: the cycle stops starting commands 2 timeouts in, and a command under way
+ * then may still take a connect timeout and a reply timeout (tests/fault_qmp measures the worst case).
+ * Not to be called concurrently on one agent. */
 typedef void (*bal_sample_cb)(void *opaque, const bal_sample_t *sample);
 int bal_agent_read(bal_agent_t *agent, bal_sample_cb cb, void *opaque, bal_error_t *err);
 
