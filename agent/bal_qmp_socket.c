@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "agent/bal_json.h"
 #include "agent/bal_qmp.h"
 #include "agent/bal_qmp_socket.h"
 
@@ -41,12 +42,15 @@ struct bal_qmp_conn {
      * it notes the message's top-level keys that tell its kind. */
     size_t scan;
     unsigned depth;
+    uint64_t objects;      /* bit d set: the container open at depth d + 1 is an object, else an array */
     bool in_msg, in_str, esc, eof;
     bool just_sent;        /* a command went out and nothing was read since: wait before reading */
     bool want_key, in_key; /* at depth 1: a string here is a key; the string being read is one */
     size_t key_start;      /* of the key being read, after its quote */
     unsigned keys, dup_keys; /* KEY_* seen at the top level, and seen more than once */
 };
+
+_Static_assert(BAL_JSON_MAX_DEPTH <= 64, "the framing scanner keeps one bit per level in objects");
 
 /* The top-level keys that tell a message's kind. */
 enum { KEY_RETURN = 1, KEY_ERROR = 2, KEY_EVENT = 4, KEY_QMP = 8 };
@@ -108,8 +112,10 @@ static void note_key(bal_qmp_conn_t *c, size_t end)
 }
 
 /* Finds the next complete message in the buffer. Returns 1 with its length in *mlen (it starts at
- * buf[0]), 0 when more bytes are needed, or -EPROTO when the peer sends something else than objects,
- * or a NUL byte, which no JSON text holds and which would cut a reply short as a C string. */
+ * buf[0]), 0 when more bytes are needed, or -EPROTO when the peer sends something else than objects:
+ * a bracket that closes what it did not open, nesting deeper than any QMP message (the reply parsers
+ * refuse it too), or a NUL byte, which no JSON text holds and which would cut a reply short as a C
+ * string. */
 static int scan_message(bal_qmp_conn_t *c, size_t *mlen, bal_error_t *err)
 {
     while (c->scan < c->len) {
@@ -129,6 +135,7 @@ static int scan_message(bal_qmp_conn_t *c, size_t *mlen, bal_error_t *err)
             c->scan = 1;
             c->in_msg = true;
             c->depth = 1;
+            c->objects = 1;
             c->in_str = c->esc = c->in_key = false;
             c->want_key = true;
             c->keys = c->dup_keys = 0;
@@ -151,8 +158,20 @@ static int scan_message(bal_qmp_conn_t *c, size_t *mlen, bal_error_t *err)
         } else if (ch == ',' && c->depth == 1) {
             c->want_key = true;
         } else if (ch == '{' || ch == '[') {
+            if (c->depth >= BAL_JSON_MAX_DEPTH)
+                return bal_error_set(err, -EPROTO, "The QMP socket '%s' sent a message nested more than %d levels "
+                                     "deep.", c->path, BAL_JSON_MAX_DEPTH);
+            if (ch == '{')
+                c->objects |= UINT64_C(1) << c->depth;
+            else
+                c->objects &= ~(UINT64_C(1) << c->depth);
             c->depth++;
-        } else if ((ch == '}' || ch == ']') && --c->depth == 0) {
+        } else if (ch == '}' || ch == ']') {
+            if (((c->objects >> (c->depth - 1)) & 1) != (ch == '}'))
+                return bal_error_set(err, -EPROTO, "The QMP socket '%s' sent a '%c' that closes nothing it opened.",
+                                     c->path, ch);
+            if (--c->depth > 0)
+                continue;
             c->in_msg = false;
             *mlen = c->scan;
             return 1;

@@ -190,10 +190,15 @@ static int answer_with(const char *text, size_t len, char **reply, bal_error_t *
 static void test_kind_from_top_level_keys(void **state)
 {
     static const char nul[] = "{\"return\": {\"a\0b\": 1}}\r\n";
+    char deep[160] = "{\"return\": "; /* 33 levels: the object, then 32 arrays */
+    const size_t open_at = strlen(deep);
     bal_error_t err = {0};
     char *reply = NULL;
 
     (void)state;
+    memset(deep + open_at, '[', 32);
+    memset(deep + open_at + 32, ']', 32);
+    strcpy(deep + open_at + 64, "}\r\n");
     /* an event's nested "return", or a string that says "return", is not a reply */
     assert_int_equal(answer_with("{\"event\": \"X\", \"data\": {\"return\": {}}}\r\n"
                                  "{\"data\": \"return\", \"error\": {\"class\": \"GenericError\", \"desc\": \"no\"}}\r\n",
@@ -215,6 +220,15 @@ static void test_kind_from_top_level_keys(void **state)
     memset(&err, 0, sizeof(err));
     assert_int_equal(answer_with(nul, sizeof(nul) - 1, &reply, &err), -EPROTO);
     assert_non_null(strstr(err.message, "NUL"));
+    memset(&err, 0, sizeof(err));
+    assert_int_equal(answer_with("{\"return\":]\"i\"}}\r\n", 0, &reply, &err), -EPROTO);
+    assert_non_null(strstr(err.message, "']' that closes nothing"));
+    memset(&err, 0, sizeof(err));
+    assert_int_equal(answer_with(deep, 0, &reply, &err), -EPROTO);
+    assert_non_null(strstr(err.message, "nested more than"));
+    deep[open_at] = deep[open_at + 63] = ' '; /* one level less: as deep as the reply parsers allow */
+    assert_int_equal(answer_with(deep, 0, &reply, &err), 0);
+    free(reply);
     memset(&err, 0, sizeof(err));
     assert_int_equal(answer_with("{\"QMP\": {}}\r\n", 0, &reply, &err), -EPROTO);
     assert_non_null(strstr(err.message, "second greeting"));
