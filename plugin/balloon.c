@@ -35,8 +35,9 @@ typedef struct bp_instance {
 
     bp_domain_t **domains; /* sorted by name, for bsearch */
     size_t n_domains;
+    size_t cursor;         /* where the current cycle's next domain is looked for first */
     bp_domain_t **added;   /* first seen in the current cycle */
-    size_t n_added;
+    size_t n_added, cap_added;
 
     c_complain_t open_complaint; /* the transport could not be opened */
     c_complain_t read_complaint; /* no domain at all could be read */
@@ -99,21 +100,31 @@ static int bp_domain_cmp(const void *a, const void *b)
 /* The domain's state, created on first sight. NULL only on ENOMEM. */
 static bp_domain_t *bp_domain_get(bp_instance_t *inst, const char *name)
 {
-    bp_domain_t key = {.name = (char *)name}, *pkey = &key, **found;
+    bp_domain_t key = {.name = (char *)name}, *pkey = &key, **found = NULL;
     bp_domain_t **added, *dom;
+    int c = 1;
 
-    found = inst->n_domains > 0
-                ? bsearch(&pkey, inst->domains, inst->n_domains, sizeof(*inst->domains), bp_domain_cmp)
-                : NULL;
+    /* The agent calls back in name order, so the cursor finds a known domain at once, or right after
+     * the ones that are gone; bsearch stays as the fallback that does not rely on the order. */
+    while (inst->cursor < inst->n_domains && (c = strcmp(inst->domains[inst->cursor]->name, name)) < 0)
+        inst->cursor++;
+    if (c == 0)
+        found = &inst->domains[inst->cursor++];
+    else if (inst->n_domains > 0)
+        found = bsearch(&pkey, inst->domains, inst->n_domains, sizeof(*inst->domains), bp_domain_cmp);
     if (found != NULL) {
         (*found)->seen = true;
         return *found;
     }
     /* The agent calls back once per domain per cycle, so a name is never added twice in one. */
-    added = realloc(inst->added, (inst->n_added + 1) * sizeof(*added));
-    if (added == NULL)
-        return NULL;
-    inst->added = added;
+    if (inst->n_added == inst->cap_added) {
+        size_t cap = inst->cap_added != 0 ? inst->cap_added * 2 : 16;
+        added = realloc(inst->added, cap * sizeof(*added));
+        if (added == NULL)
+            return NULL;
+        inst->added = added;
+        inst->cap_added = cap;
+    }
     dom = calloc(1, sizeof(*dom));
     if (dom == NULL || (dom->name = strdup(name)) == NULL) {
         free(dom);
@@ -131,6 +142,7 @@ static void bp_domains_sweep(bp_instance_t *inst)
     size_t kept = 0;
     bp_domain_t **all;
 
+    inst->cursor = 0;
     for (size_t i = 0; i < inst->n_domains; i++) {
         if (inst->domains[i]->seen) {
             inst->domains[i]->seen = false;
@@ -155,7 +167,10 @@ static void bp_domains_sweep(bp_instance_t *inst)
         inst->added[i]->seen = false;
         inst->domains[inst->n_domains++] = inst->added[i];
     }
-    inst->n_added = 0;
+    /* Domains are added rarely, thousands at once at the start: no need to keep room for them. */
+    free(inst->added);
+    inst->added = NULL;
+    inst->n_added = inst->cap_added = 0;
     qsort(inst->domains, inst->n_domains, sizeof(*inst->domains), bp_domain_cmp);
 }
 
