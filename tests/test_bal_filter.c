@@ -79,7 +79,9 @@ static void test_ignore_selected_inverts(void **state)
 
 static void test_bad_selectors_refused_with_a_sentence(void **state)
 {
-    const char *bad[] = {"", "/[unclosed/", "//", "/(/", "a/b", "/"};
+    const char *bad[] = {"", "/[unclosed/", "//", "/(/", "a/b", "/",
+                         /* stacked repetitions: exponential in glibc's regcomp, refused at once */
+                         "/^a++++++++++++++++++++/", "/a*+/", "/x{2}{3}/", "/b?*/"};
     (void)state;
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         bal_error_t err = {0};
@@ -102,7 +104,9 @@ static void test_bad_selectors_refused_with_a_sentence(void **state)
 
 static void test_good_selectors_accepted(void **state)
 {
-    const char *good[] = {"web1", "/./", "/^a|b$/", "name with spaces", "quote\"back\\slash"};
+    const char *good[] = {"web1", "/./", "/^a|b$/", "name with spaces", "quote\"back\\slash",
+                          /* repetitions that only look stacked: escaped, in brackets, apart */
+                          "/a\\++/", "/[+*]+/", "/[]+]*/", "/(a+)+/", "/a{2}b+/"};
     (void)state;
     for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
         assert_int_equal(bal_filter_check_selector(good[i], NULL), 0);
