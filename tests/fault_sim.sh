@@ -45,6 +45,7 @@ wait_for() {
 }
 
 start_sim
+: >"$tmp/cycles.out" # before the background job's own redirection, which may come after wait_for reads it
 "$cycles" "$tmp/qmp" 1000 0 "$tmp/stop" >"$tmp/cycles.out" 2>"$tmp/cycles.err" &
 cyclepid=$!
 wait_for "\$5 == $n" 5 "cycles reading every guest"
