@@ -849,10 +849,10 @@ static void test_pool_overlaps_round_trips(void **state)
     assert_int_equal(cycle(fx), 20);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
-    /* 20 round trips of 50 ms, 5 at a time: about 4 round trips (200 ms), not 20 (1000 ms). Loose
-     * above, for loaded machines. */
+    /* 20 round trips of 50 ms, 5 at a time: about 4 round trips (200 ms), not 20 (1000 ms). The
+     * overlap is proven by the commands in flight at once, which no machine load changes; the wall
+     * time is bounded only below, since valgrind on a loaded machine stretched it past any bound. */
     assert_true(ms >= 190);
-    assert_true(ms < 800);
     assert_true(f->max_in_flight <= 5);
     assert_true(f->max_in_flight >= 4);
 }
