@@ -41,7 +41,8 @@ tests_test_bal_libvirt_LDFLAGS = $(AM_LDFLAGS) \
 	-Wl,--wrap=virConnectDomainEventDeregisterAny,--wrap=virConnectListAllDomains \
 	-Wl,--wrap=virDomainLookupByUUIDString,--wrap=virDomainLookupByName,--wrap=virDomainRef \
 	-Wl,--wrap=virDomainFree,--wrap=virDomainGetName,--wrap=virDomainGetUUIDString,--wrap=virDomainGetID \
-	-Wl,--wrap=virDomainQemuMonitorCommand,--wrap=virGetLastError,--wrap=virResetLastError
+	-Wl,--wrap=virDomainQemuMonitorCommand,--wrap=virGetLastError,--wrap=virResetLastError \
+	-Wl,--wrap=pthread_create,--wrap=pthread_join
 tests_test_bal_libvirt_LDADD = agent/libagent.la virtio/libvirtio.la $(LIBVIRT_QEMU_LIBS) $(LIBVIRT_LIBS) \
 	$(YAJL_LIBS) $(CMOCKA_LIBS)
 TESTS += tests/test_bal_libvirt
