@@ -468,8 +468,9 @@ static void *lv_call_thread(void *opaque)
     return NULL;
 }
 
-/* Runs c, waiting at most t->timeout_ms. Returns 0 when c has its results, or -ETIMEDOUT: the call
- * then belongs to its helper thread, and c->key is pending until it returns. */
+/* Runs c, waiting at most t->timeout_ms. Returns 0 when c has its results; -ETIMEDOUT: the call then
+ * belongs to its helper thread, and c->key is pending until it returns; or -EAGAIN: no helper thread
+ * could be started, and the call was not made. */
 static int lv_call_run(bal_libvirt_t *t, lv_call_t *c)
 {
     pthread_attr_t attr;
@@ -477,19 +478,22 @@ static int lv_call_run(bal_libvirt_t *t, lv_call_t *c)
     struct timespec deadline;
     int ret = 0;
 
-    if (t->timeout_ms <= 0)
-        goto inline_call;
+    if (t->timeout_ms <= 0) {
+        lv_call_work(c);
+        return 0;
+    }
     if (pthread_attr_init(&attr) != 0)
-        goto inline_call;
+        return -EAGAIN;
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
     atomic_fetch_add(&c->refs, 1);
     atomic_fetch_add(&t->refs, 1);
     if (pthread_create(&thread, &attr, lv_call_thread, c) != 0) {
-        /* No thread to spare: the call is still made, only without our timeout. */
+        /* Not made on this thread instead: it would have no timeout, and a hung peer would then block
+         * the caller (a pool thread, collectd's init) for as long as it hangs. */
         pthread_attr_destroy(&attr);
         atomic_fetch_sub(&c->refs, 1);
         atomic_fetch_sub(&t->refs, 1);
-        goto inline_call;
+        return -EAGAIN;
     }
     pthread_attr_destroy(&attr);
 
@@ -511,10 +515,6 @@ static int lv_call_run(bal_libvirt_t *t, lv_call_t *c)
     }
     pthread_mutex_unlock(&c->m);
     return ret;
-
-inline_call:
-    lv_call_work(c);
-    return 0;
 }
 
 /* ---- the connection ---- */
@@ -536,7 +536,8 @@ static int lv_connect_errno(const lv_err_t *e)
 
 /* Opens a connection with its keepalive and callbacks, waiting at most the timeout (virConnectOpen to a
  * hung libvirtd blocks in its handshake). Returns 0 with the call holding the connection in *out, or a
- * negative errno with libvirt's reason in e. Called without t->lock. */
+ * negative errno (-ETIMEDOUT, -EAGAIN: no thread for the call) with libvirt's reason in e. Called
+ * without t->lock. */
 static int lv_open(bal_libvirt_t *t, lv_call_t **out, lv_err_t *e)
 {
     lv_call_t *c = lv_call_new(t, LV_OP_OPEN, NULL);
@@ -551,10 +552,13 @@ static int lv_open(bal_libvirt_t *t, lv_call_t **out, lv_err_t *e)
         return -ENOMEM;
     }
     ret = lv_call_run(t, c);
-    if (ret == -ETIMEDOUT) {
-        e->code = VIR_ERR_OPERATION_TIMEOUT;
+    if (ret == -ETIMEDOUT || ret == -EAGAIN) {
+        e->code = ret == -ETIMEDOUT ? VIR_ERR_OPERATION_TIMEOUT : VIR_ERR_NO_MEMORY;
         e->domain = VIR_FROM_NONE;
-        snprintf(e->message, sizeof(e->message), "no answer within %d ms", t->timeout_ms);
+        if (ret == -ETIMEDOUT)
+            snprintf(e->message, sizeof(e->message), "no answer within %d ms", t->timeout_ms);
+        else
+            snprintf(e->message, sizeof(e->message), "no thread could be started for the call");
         lv_call_unref(c);
         return ret;
     }
@@ -670,8 +674,8 @@ static int lv_acquire(bal_libvirt_t *t, virConnectPtr *conn, unsigned *generatio
             t->failures++;
             t->next_attempt_ms = now + lv_backoff_ms(t->failures);
             snprintf(t->last_error, sizeof(t->last_error), "%s", e.message);
-            ret = bal_error_set(err, ret == -ETIMEDOUT ? -ENOTCONN : ret, "Cannot reconnect to libvirt at '%s': %s.",
-                                t->uri, e.message);
+            ret = bal_error_set(err, ret == -ETIMEDOUT || ret == -EAGAIN ? -ENOTCONN : ret,
+                                "Cannot reconnect to libvirt at '%s': %s.", t->uri, e.message);
             goto out;
         }
         lv_install_locked(t, c);
@@ -766,6 +770,12 @@ static int lv_list_domains(bal_transport_t *base, bal_domain_list_t *out, bal_er
     if (ret == -ETIMEDOUT) {
         ret = bal_error_set(err, ret, "libvirt at '%s' did not list the running domains within %d ms.", t->uri,
                             t->timeout_ms);
+        goto out;
+    }
+    if (ret == -EAGAIN) {
+        ret = bal_error_set(err, -ENOMEM,
+                            "No thread could be started to list the domains of libvirt at '%s'; none was asked.",
+                            t->uri);
         goto out;
     }
     if (c->rc < 0) {
@@ -871,6 +881,12 @@ static int lv_execute(bal_transport_t *base, const bal_domain_info_t *info, cons
     if (ret == -ETIMEDOUT) {
         ret = bal_error_set(err, ret, "Domain '%s' did not answer a QMP command through libvirt within %d ms.",
                             info->name, t->timeout_ms);
+        goto out;
+    }
+    if (ret == -EAGAIN) {
+        ret = bal_error_set(err, -ENOMEM,
+                            "No thread could be started to send a QMP command to domain '%s'; it was not sent.",
+                            info->name);
         goto out;
     }
     if (c->looked_up) {

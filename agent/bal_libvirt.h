@@ -24,7 +24,9 @@
  * thread and the caller waits at most timeout_ms (real monotonic time, not the injected clock). The
  * abandoned call finishes in the background, owning and then releasing its results; until it does, new
  * commands for that domain (or new opens, or lists) fail at once, so a hung peer holds at most one
- * thread per domain. */
+ * thread per domain. When no helper thread can be started, the call is not made (never made on the
+ * caller's thread without the timeout): execute and list_domains fail with -ENOMEM, a reopen counts as a
+ * failed attempt (-ENOTCONN), and the constructor fails with -EAGAIN. */
 #ifndef BAL_LIBVIRT_H
 #define BAL_LIBVIRT_H
 

@@ -2059,6 +2059,88 @@ static void test_concurrent_with_timeout(void **state)
     run_concurrently(LONG_MS);
 }
 
+/* No thread to spare for a call with a timeout (pthread_create fails: a thread limit, no memory for a
+ * stack): the call fails at once. Made on the caller's thread instead, it would have no timeout, and a
+ * hung QEMU or libvirtd would block a pool thread (or collectd's init) for ever. */
+static void refuse_threads(unsigned n)
+{
+    pthread_mutex_lock(&fk.lock);
+    fk.fail_thread_creates = n;
+    pthread_mutex_unlock(&fk.lock);
+}
+
+static unsigned threads_refused_left(void)
+{
+    unsigned n;
+
+    pthread_mutex_lock(&fk.lock);
+    n = fk.fail_thread_creates;
+    pthread_mutex_unlock(&fk.lock);
+    return n;
+}
+
+static void test_no_thread_for_a_call(void **state)
+{
+    static const char *qb = "{\"execute\":\"query-balloon\"}";
+    fake_vm_t *vm;
+    bal_transport_t *t;
+    bal_domain_list_t list = {NULL, 0};
+    bal_error_t err;
+    char *reply = NULL;
+    unsigned base;
+
+    (void)state;
+    vm = add_vm("vm-a", 512 * MIB, true);
+    t = open_transport(LONG_MS);
+    base = opens();
+
+    refuse_threads(1);
+    assert_int_equal(exec(t, vm, qb, &reply, &err), -ENOMEM);
+    assert_int_equal(threads_refused_left(), 0);
+    assert_null(reply);
+    assert_non_null(strstr(err.message, "'vm-a'"));
+    assert_non_null(strstr(err.message, "thread"));
+    assert_int_equal(commands(vm), 0); /* not sent without its timeout */
+
+    refuse_threads(1);
+    memset(&err, 0, sizeof(err));
+    assert_int_equal(bal_transport_list_domains(t, &list, &err), -ENOMEM);
+    assert_int_equal(threads_refused_left(), 0);
+    assert_null(list.items);
+    assert_non_null(strstr(err.message, "thread"));
+
+    /* With threads again, the domain is served (nothing was left pending). */
+    assert_int_equal(exec(t, vm, qb, &reply, &err), 0);
+    free(reply);
+    assert_int_equal(commands(vm), 1);
+
+    /* A reopen without a thread is a failed attempt, retried after the backoff. */
+    pthread_mutex_lock(&fk.lock);
+    fk.server_gen++;
+    pthread_mutex_unlock(&fk.lock);
+    fire_on_loop(FIRE_CLOSE, VIR_CONNECT_CLOSE_REASON_EOF, NULL);
+    refuse_threads(1);
+    assert_int_equal(exec(t, vm, qb, &reply, &err), -ENOTCONN);
+    assert_int_equal(threads_refused_left(), 0);
+    assert_non_null(strstr(err.message, "thread"));
+    assert_int_equal(opens(), base);
+    atomic_fetch_add(&now_ms, BAL_LIBVIRT_BACKOFF_MIN_MS);
+    assert_int_equal(exec(t, vm, qb, &reply, &err), 0);
+    free(reply);
+    assert_int_equal(opens(), base + 1);
+    close_transport(t);
+
+    /* The constructor's open. */
+    refuse_threads(1);
+    memset(&err, 0, sizeof(err));
+    assert_null(bal_libvirt_transport_new(NULL, LONG_MS, &logger, &fake_clock, &err));
+    assert_int_equal(threads_refused_left(), 0);
+    assert_int_equal(err.code, -EAGAIN);
+    assert_non_null(strstr(err.message, "thread"));
+    assert_int_equal(opens(), base + 1);
+    assert_fake_released();
+}
+
 int main(void)
 {
     const char *vg = getenv("BALLOON_VALGRIND");
@@ -2083,6 +2165,7 @@ int main(void)
         TEST(test_lifecycle_events),
         TEST(test_timeout_and_pending),
         TEST(test_free_while_command_hangs),
+        TEST(test_no_thread_for_a_call),
         TEST(test_concurrent_inline),
         TEST(test_concurrent_with_timeout),
     };
