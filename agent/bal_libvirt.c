@@ -38,9 +38,23 @@ typedef struct lv_pending {
     struct lv_pending *next;
 } lv_pending_t;
 
+/* The process's event-loop thread (see "the event-loop thread" below). Reference-counted apart from
+ * any transport: libvirt may run the timeouts that carry it on another thread, and the thread itself may
+ * outlive the free that stopped it. */
+typedef struct lv_loop {
+    atomic_int refs;  /* lv_loop's, the thread's, plus one per timeout of ours that libvirt holds */
+    atomic_bool quit; /* the thread stops before its next iteration */
+    pthread_mutex_t m;
+    pthread_cond_t cond; /* on CLOCK_MONOTONIC; signalled when exited is set */
+    bool exited;         /* under m: it has stopped iterating */
+    atomic_bool exited_flag; /* the same, for the timeouts that only read it */
+    pthread_t thread;
+} lv_loop_t;
+
 typedef struct bal_libvirt {
     bal_transport_t base;
-    atomic_int refs; /* the owner's, plus one per helper thread still running */
+    atomic_int refs; /* the owner's, one per helper thread still running, one per callback registered */
+    bool loop_failure_logged; /* under lock */
     char *uri;
     int timeout_ms;
     bal_logger_t logger;
@@ -64,12 +78,7 @@ typedef struct bal_libvirt {
     atomic_bool closed;
     atomic_int close_reason;
 
-    pthread_t loop_thread;
-    bool loop_started;
-    int wake_timer;
-    atomic_bool stop_requested;
-    atomic_bool loop_quit;
-    bool draining; /* touched by the loop thread only */
+    bool loop_user; /* counted in lv_loop_users */
 } bal_libvirt_t;
 
 /* ---- process-wide setup ---- */
@@ -77,6 +86,16 @@ typedef struct bal_libvirt {
 static pthread_once_t lv_once = PTHREAD_ONCE_INIT;
 static int lv_once_result;
 static char lv_once_message[384];
+
+/* The event-loop thread, shared by the process's transports: started with the first, stopped with the
+ * last. lv_loop_lock is held across a start and a whole stop, so that two threads of ours never iterate
+ * at once (see "the event-loop thread"). */
+static pthread_mutex_t lv_loop_lock = PTHREAD_MUTEX_INITIALIZER;
+static lv_loop_t *lv_loop;     /* under lv_loop_lock; NULL: no thread */
+static unsigned lv_loop_users; /* under lv_loop_lock */
+/* Set (once) by a loop thread whose iteration failed, after lv_loop_error; each transport logs it once. */
+static atomic_bool lv_loop_failed;
+static char lv_loop_error[384];
 
 /* libvirt's default handler prints every error to stderr; ours are reported through bal_error_t. */
 static void lv_silent_error(void *opaque, virErrorPtr error)
@@ -145,6 +164,14 @@ static void lv_unref(bal_libvirt_t *t)
     pthread_mutex_destroy(&t->lock);
     free(t->uri);
     free(t);
+}
+
+/* The free callback of what libvirt holds a reference for: our registered callbacks (libvirt calls it
+ * once no dispatch of them can still be running, which deregistration alone does not promise when another
+ * thread iterates the loop). */
+static void lv_release(void *opaque)
+{
+    lv_unref(opaque);
 }
 
 static char *lv_key(const bal_domain_info_t *info)
@@ -409,13 +436,22 @@ static void lv_call_work(lv_call_t *c)
         /* -1: the driver has no keepalive (local drivers need none); 1: the server does not support it. */
         if (virConnectSetKeepAlive(c->conn, BAL_LIBVIRT_KEEPALIVE_INTERVAL, BAL_LIBVIRT_KEEPALIVE_COUNT) < 0)
             virResetLastError();
-        c->close_registered = virConnectRegisterCloseCallback(c->conn, lv_on_close, c->t, NULL) == 0;
-        if (!c->close_registered)
+        /* Each registration holds a reference on t, given back by libvirt (lv_release); on failure libvirt
+         * keeps nothing, and ours is dropped here (the caller's keeps t alive). */
+        atomic_fetch_add(&c->t->refs, 1);
+        c->close_registered = virConnectRegisterCloseCallback(c->conn, lv_on_close, c->t, lv_release) == 0;
+        if (!c->close_registered) {
             virResetLastError();
+            atomic_fetch_sub(&c->t->refs, 1);
+        }
+        atomic_fetch_add(&c->t->refs, 1);
         c->event_id = virConnectDomainEventRegisterAny(c->conn, NULL, VIR_DOMAIN_EVENT_ID_LIFECYCLE,
-                                                       VIR_DOMAIN_EVENT_CALLBACK(lv_on_lifecycle), c->t, NULL);
-        if (c->event_id < 0)
+                                                       VIR_DOMAIN_EVENT_CALLBACK(lv_on_lifecycle), c->t,
+                                                       lv_release);
+        if (c->event_id < 0) {
             lv_err_capture(&c->event_err);
+            atomic_fetch_sub(&c->t->refs, 1);
+        }
         return;
     }
     if (c->op == LV_OP_LIST) {
@@ -648,6 +684,12 @@ static int lv_acquire(bal_libvirt_t *t, virConnectPtr *conn, unsigned *generatio
     int ret = 0;
 
     pthread_mutex_lock(&t->lock);
+    if (atomic_load(&lv_loop_failed) && !t->loop_failure_logged) {
+        t->loop_failure_logged = true;
+        bal_log(&t->logger, BAL_LOG_ERR,
+                "libvirt's event loop failed (%s); lifecycle events and keepalive stop for '%s'.", lv_loop_error,
+                t->uri);
+    }
     if (t->conn != NULL && atomic_load(&t->closed))
         lv_lost_locked(t, lv_close_reason(atomic_load(&t->close_reason)));
     if (t->conn == NULL) {
@@ -943,7 +985,40 @@ static bool lv_take_changes(bal_transport_t *base)
     return atomic_exchange(&t->changed, false);
 }
 
-/* ---- the event-loop thread ---- */
+/* ---- the event-loop thread ----
+ *
+ * libvirt's default loop is one GLib main context per process, and other threads may iterate it too
+ * (collectd's virt plugin does). GLib lets one thread at a time own the context and dispatch, with no
+ * fairness: whichever gets there runs any source of ours, and ours may wait for its turn. Two facts shape
+ * what follows:
+ *  - a thread is never stopped by something it must dispatch itself: it checks a flag before each
+ *    iteration, and once the flag is set, a periodic kick makes iterations end (a dispatch, or a turn
+ *    handed on) until it has seen it;
+ *  - the threads waiting for their turn share one condition variable, and a release of the context takes
+ *    the first waiter off its list but may wake another: with two waiters (three threads iterating), one
+ *    can be left asleep until some later release happens to wake it, or for ever (seen with GLib 2.74
+ *    under load). So the process's transports share a single thread, which with the virt plugin's makes
+ *    two; and free waits for the thread's stop at most LV_STOP_WAIT_MS, then leaves it to stop on its own
+ *    (it holds nothing but its lv_loop_t). */
+
+/* How often a stop kick fires until the loop thread has stopped. */
+#define LV_KICK_MS 1
+/* The longest free waits for the loop thread to stop (it takes milliseconds unless GLib lost its wake-up). */
+#define LV_STOP_WAIT_MS 30000
+
+static void lv_loop_unref(lv_loop_t *loop)
+{
+    if (atomic_fetch_sub(&loop->refs, 1) != 1)
+        return;
+    pthread_cond_destroy(&loop->cond);
+    pthread_mutex_destroy(&loop->m);
+    free(loop);
+}
+
+static void lv_loop_release(void *opaque)
+{
+    lv_loop_unref(opaque);
+}
 
 static void lv_noop_timeout(int timer, void *opaque)
 {
@@ -951,51 +1026,156 @@ static void lv_noop_timeout(int timer, void *opaque)
     (void)opaque;
 }
 
-/* The free function of a timeout removed by lv_wake. */
-static void lv_drained(void *opaque)
+/* Armed by lv_drained when another thread ran it. The loop thread may be waiting for its turn to own the
+ * context, or, given it, block in its poll with nothing left to dispatch: this makes the owner's
+ * iteration end every LV_KICK_MS (handing the turn on), and ends ours if it owns the context. */
+static void lv_kick(int timer, void *opaque)
 {
-    bal_libvirt_t *t = opaque;
+    lv_loop_t *loop = opaque;
 
-    atomic_store(&t->loop_quit, true);
-    /* Run on another thread that iterates the default loop: make ours iterate once more to see it. */
-    if (!pthread_equal(pthread_self(), t->loop_thread))
-        virEventUpdateTimeout(t->wake_timer, 0);
+    if (atomic_load(&loop->exited_flag) || pthread_equal(pthread_self(), loop->thread))
+        virEventRemoveTimeout(timer);
 }
 
-/* Armed (every iteration) by free. A closed connection leaves its watches and timers to be freed by idle
- * callbacks that libvirt queues when they are removed; a timeout removed after them has its free
- * function (lv_drained) queued behind them, so the thread stops only once they have run. */
-static void lv_wake(int timer, void *opaque)
+/* The free function of the sentinel timeout that the last free queues behind its closed connection's
+ * deferred cleanups (libvirt frees removed watches and timeouts from idle callbacks, in order): they
+ * have run, on whichever thread. */
+static void lv_drained(void *opaque)
 {
-    bal_libvirt_t *t = opaque;
-    int sentinel;
+    lv_loop_t *loop = opaque;
 
-    if (!atomic_load(&t->stop_requested) || !pthread_equal(pthread_self(), t->loop_thread) || t->draining)
-        return;
-    t->draining = true;
-    virEventUpdateTimeout(timer, -1);
-    sentinel = virEventAddTimeout(-1, lv_noop_timeout, t, lv_drained);
-    if (sentinel < 0 || virEventRemoveTimeout(sentinel) < 0) {
-        virResetLastError();
-        atomic_store(&t->loop_quit, true);
+    atomic_store(&loop->quit, true);
+    if (!pthread_equal(pthread_self(), loop->thread)) {
+        atomic_fetch_add(&loop->refs, 1);
+        if (virEventAddTimeout(LV_KICK_MS, lv_kick, loop, lv_loop_release) < 0) {
+            virResetLastError();
+            atomic_fetch_sub(&loop->refs, 1);
+        }
     }
+    lv_loop_unref(loop); /* the sentinel's */
 }
 
 static void *lv_loop_main(void *opaque)
 {
-    bal_libvirt_t *t = opaque;
+    lv_loop_t *loop = opaque;
     lv_err_t e;
 
-    while (!atomic_load(&t->loop_quit)) {
+    while (!atomic_load(&loop->quit)) {
         if (virEventRunDefaultImpl() < 0) {
+            /* Reported by each transport at its next call, with its own logger. */
             lv_err_capture(&e);
-            bal_log(&t->logger, BAL_LOG_ERR,
-                    "libvirt's event loop failed (%s); lifecycle events and keepalive stop for '%s'.",
-                    e.message, t->uri);
+            snprintf(lv_loop_error, sizeof(lv_loop_error), "%s", e.message);
+            atomic_store(&lv_loop_failed, true);
             break;
         }
     }
+    pthread_mutex_lock(&loop->m);
+    loop->exited = true;
+    atomic_store(&loop->exited_flag, true);
+    pthread_cond_broadcast(&loop->cond);
+    pthread_mutex_unlock(&loop->m);
+    lv_loop_unref(loop);
     return NULL;
+}
+
+/* Counts t among the loop thread's users, starting the thread for the first. Returns 0 or -EAGAIN
+ * (-ENOMEM) with err filled. */
+static int lv_loop_join_users(bal_libvirt_t *t, bal_error_t *err)
+{
+    pthread_condattr_t attr;
+    lv_loop_t *loop;
+    int ret = 0;
+
+    pthread_mutex_lock(&lv_loop_lock);
+    if (lv_loop_users > 0) {
+        lv_loop_users++;
+        t->loop_user = true;
+        goto out;
+    }
+    loop = calloc(1, sizeof(*loop));
+    if (loop == NULL) {
+        ret = bal_error_set(err, -ENOMEM, "Out of memory while connecting to libvirt at '%s'.", t->uri);
+        goto out;
+    }
+    atomic_init(&loop->refs, 2); /* lv_loop's and the thread's */
+    if (pthread_mutex_init(&loop->m, NULL) != 0 || pthread_condattr_init(&attr) != 0) {
+        free(loop);
+        ret = bal_error_set(err, -ENOMEM, "Out of memory while connecting to libvirt at '%s'.", t->uri);
+        goto out;
+    }
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    if (pthread_cond_init(&loop->cond, &attr) != 0) {
+        pthread_condattr_destroy(&attr);
+        pthread_mutex_destroy(&loop->m);
+        free(loop);
+        ret = bal_error_set(err, -ENOMEM, "Out of memory while connecting to libvirt at '%s'.", t->uri);
+        goto out;
+    }
+    pthread_condattr_destroy(&attr);
+    if (pthread_create(&loop->thread, NULL, lv_loop_main, loop) != 0) {
+        pthread_cond_destroy(&loop->cond);
+        pthread_mutex_destroy(&loop->m);
+        free(loop);
+        ret = bal_error_set(err, -EAGAIN, "No thread could be started for libvirt's event loop.");
+        goto out;
+    }
+    lv_loop = loop;
+    lv_loop_users = 1;
+    t->loop_user = true;
+out:
+    pthread_mutex_unlock(&lv_loop_lock);
+    return ret;
+}
+
+/* Uncounts t; the last user stops the thread, after the cleanups that its closed connection left queued
+ * in the loop have run. Called without t->lock, after the connection was closed. */
+static void lv_loop_leave_users(bal_libvirt_t *t)
+{
+    struct timespec deadline;
+    lv_loop_t *loop;
+    int sentinel;
+    bool exited;
+
+    if (!t->loop_user)
+        return;
+    t->loop_user = false;
+    pthread_mutex_lock(&lv_loop_lock);
+    if (--lv_loop_users > 0) {
+        pthread_mutex_unlock(&lv_loop_lock);
+        return;
+    }
+    loop = lv_loop;
+    lv_loop = NULL;
+    /* Added and removed at once: its free function is queued behind those cleanups. */
+    atomic_fetch_add(&loop->refs, 1);
+    sentinel = virEventAddTimeout(-1, lv_noop_timeout, loop, lv_drained);
+    if (sentinel < 0) {
+        /* Never with libvirt's own loop. Told now, the thread stops at its next iteration. */
+        virResetLastError();
+        atomic_fetch_sub(&loop->refs, 1);
+        atomic_store(&loop->quit, true);
+    } else {
+        virEventRemoveTimeout(sentinel);
+    }
+
+    clock_gettime(CLOCK_MONOTONIC, &deadline);
+    deadline.tv_sec += LV_STOP_WAIT_MS / 1000;
+    pthread_mutex_lock(&loop->m);
+    while (!loop->exited && pthread_cond_timedwait(&loop->cond, &loop->m, &deadline) != ETIMEDOUT)
+        ;
+    exited = loop->exited;
+    pthread_mutex_unlock(&loop->m);
+    if (exited) {
+        pthread_join(loop->thread, NULL);
+    } else {
+        pthread_detach(loop->thread);
+        bal_log(&t->logger, BAL_LOG_WARNING,
+                "The event-loop thread for libvirt at '%s' did not stop within %d s (another thread iterates "
+                "libvirt's event loop and GLib has not woken it); it is left to stop on its own.",
+                t->uri, LV_STOP_WAIT_MS / 1000);
+    }
+    lv_loop_unref(loop); /* lv_loop's */
+    pthread_mutex_unlock(&lv_loop_lock);
 }
 
 static void lv_free(bal_transport_t *base)
@@ -1006,13 +1186,7 @@ static void lv_free(bal_transport_t *base)
     /* Closed while the loop still runs, so that libvirt's deferred cleanups of the connection run. */
     lv_close_locked(t);
     pthread_mutex_unlock(&t->lock);
-    if (t->loop_started) {
-        atomic_store(&t->stop_requested, true);
-        virEventUpdateTimeout(t->wake_timer, 0);
-        pthread_join(t->loop_thread, NULL);
-    }
-    if (t->wake_timer >= 0)
-        virEventRemoveTimeout(t->wake_timer);
+    lv_loop_leave_users(t);
     virResetLastError();
     lv_unref(t);
 }
@@ -1050,7 +1224,6 @@ bal_transport_t *bal_libvirt_transport_new(const char *uri, int timeout_ms, cons
         t->logger = *logger;
     t->clock = clock != NULL ? clock : bal_clock_system();
     t->event_id = -1;
-    t->wake_timer = -1;
     if (pthread_mutex_init(&t->lock, NULL) != 0) {
         free(t);
         goto nomem;
@@ -1070,19 +1243,10 @@ bal_transport_t *bal_libvirt_transport_new(const char *uri, int timeout_ms, cons
     pthread_mutex_lock(&t->lock);
     lv_install_locked(t, c);
     pthread_mutex_unlock(&t->lock);
-    t->wake_timer = virEventAddTimeout(-1, lv_wake, t, NULL);
-    if (t->wake_timer < 0) {
-        lv_err_capture(&e);
-        bal_error_set(err, -EIO, "libvirt's event loop refused a timer: %s.", e.message);
+    if (lv_loop_join_users(t, err) < 0) {
         lv_free(&t->base);
         return NULL;
     }
-    if (pthread_create(&t->loop_thread, NULL, lv_loop_main, t) != 0) {
-        bal_error_set(err, -EAGAIN, "No thread could be started for libvirt's event loop.");
-        lv_free(&t->base);
-        return NULL;
-    }
-    t->loop_started = true;
     return &t->base;
 
 nomem:

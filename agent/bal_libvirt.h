@@ -15,8 +15,12 @@
  *    application that registered its own implementation first keeps it (and must run it).
  *  - virSetErrorFunc() with a handler that prints nothing: libvirt's default handler writes every error
  *    to stderr. Errors reach the caller through bal_error_t and the injected logger only.
- * Each transport runs its own thread iterating the default loop (libvirt allows several); it is
- * stopped and joined by bal_transport_free().
+ * The transports of a process share one thread iterating the default loop: the first constructor starts
+ * it, and the bal_transport_free() of the last stops and joins it. Other threads may iterate the same
+ * loop (collectd's virt plugin's) and then run the transports' callbacks: what libvirt holds for them
+ * keeps its own reference, so free is safe beside them. Only one thread of ours iterates, because GLib
+ * can leave one of several threads waiting for their turn asleep for good; should that happen anyway,
+ * the last free waits for the thread at most 30 s, then leaves it behind (logged) rather than hang.
  *
  * Timeouts: libvirt has no per-call timeout (a hung QEMU blocks virDomainQemuMonitorCommand until
  * libvirtd gives up, which may be never; a hung libvirtd blocks virConnectOpen in its handshake). With

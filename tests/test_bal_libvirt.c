@@ -1055,8 +1055,19 @@ static int setup(void **state)
     return 0;
 }
 
-/* The test's transport, which teardown frees if a failed assertion left it open. */
+/* The test's transport, which teardown frees if a failed assertion left it open; and the same for the
+ * transports of test_free_beside_another_event_loop. */
 static bal_transport_t *current;
+static bal_transport_t *others[2];
+
+/* A thread of the test's that iterates libvirt's default event loop beside the transports' own. */
+static struct {
+    pthread_t thread;
+    bool running;
+    atomic_bool stop;
+} foreign;
+
+static int foreign_loop_stop(void);
 
 static void *free_main(void *opaque)
 {
@@ -1091,11 +1102,18 @@ static int teardown(void **state)
 
     (void)state;
     /* After a failed test: close what it left open, let a hung command finish before its device goes. */
-    if (current != NULL && free_bounded(current) < 0) {
-        fprintf(stderr, "teardown: bal_transport_free did not return within %d s.\n", wait_s);
+    for (size_t i = 0; i < 3; i++) {
+        bal_transport_t **t = i == 0 ? &current : &others[i - 1];
+        if (*t != NULL && free_bounded(*t) < 0) {
+            fprintf(stderr, "teardown: bal_transport_free did not return within %d s.\n", wait_s);
+            ret = -1;
+        }
+        *t = NULL;
+    }
+    if (foreign.running && foreign_loop_stop() < 0) {
+        fprintf(stderr, "teardown: the test's own event-loop thread did not stop within %d s.\n", wait_s);
         ret = -1;
     }
-    current = NULL;
     pthread_mutex_lock(&fk.lock);
     fk.open_hang = false;
     fk.fail_thread_creates = 0;
@@ -2141,6 +2159,105 @@ static void test_no_thread_for_a_call(void **state)
     assert_fake_released();
 }
 
+static void *foreign_loop_main(void *opaque)
+{
+    (void)opaque;
+    while (!atomic_load(&foreign.stop))
+        if (virEventRunDefaultImpl() < 0)
+            break;
+    return NULL;
+}
+
+static void foreign_wake(int timer, void *opaque)
+{
+    (void)opaque;
+    virEventRemoveTimeout(timer);
+}
+
+static void foreign_loop_start(void)
+{
+    atomic_store(&foreign.stop, false);
+    assert_int_equal(__real_pthread_create(&foreign.thread, NULL, foreign_loop_main, NULL), 0);
+    foreign.running = true;
+}
+
+/* 0, or -ETIMEDOUT (the thread is left). The transports are gone by then: the wake-up is its to run. */
+static int foreign_loop_stop(void)
+{
+    struct timespec deadline;
+
+    atomic_store(&foreign.stop, true);
+    foreign.running = false;
+    if (virEventAddTimeout(0, foreign_wake, NULL, NULL) < 0)
+        return -ETIMEDOUT;
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += wait_s;
+    if (pthread_timedjoin_np(foreign.thread, NULL, &deadline) != 0) {
+        pthread_detach(foreign.thread);
+        return -ETIMEDOUT;
+    }
+    return 0;
+}
+
+static bal_transport_t *new_plain(void)
+{
+    bal_error_t err;
+    bal_transport_t *t;
+
+    memset(&err, 0, sizeof(err));
+    t = bal_libvirt_transport_new(NULL, 0, &logger, &fake_clock, &err);
+    if (t == NULL)
+        fail_msg("bal_libvirt_transport_new failed: %s", err.message);
+    return t;
+}
+
+static void free_other(int i, int round)
+{
+    bal_transport_t *t = others[i];
+
+    others[i] = NULL;
+    if (free_bounded(t) < 0)
+        fail_msg("round %d: bal_transport_free did not return within %d s with another thread running libvirt's "
+                 "event loop",
+                 round, wait_s);
+}
+
+/* Another thread iterates libvirt's default event loop too, as collectd's virt plugin does: libvirt runs
+ * the transports' timers and callbacks on whichever gets there first. Transports opened and freed one or
+ * two at a time (two <Plugin balloon> blocks), with events in between, share one event-loop thread, and
+ * free stops it (bounded here) without a use after free (ASan), letting go of everything. */
+#define LOOP_ROUNDS 30
+
+static void test_free_beside_another_event_loop(void **state)
+{
+    fake_vm_t *vm;
+
+    (void)state;
+    vm = add_vm("vm-a", 512 * MIB, true);
+    for (int round = 0; round < LOOP_ROUNDS; round++) {
+        others[0] = new_plain();
+        others[1] = new_plain();
+        /* Started once libvirt is set up (by the first transport), as collectd's virt plugin would be. */
+        if (round == 0)
+            foreign_loop_start();
+        /* One event-loop thread for both: ours and the foreign one make two iterating threads. */
+        assert_int_equal(agent_threads(), 1);
+        fire_on_loop_n(FIRE_LIFECYCLE, VIR_DOMAIN_EVENT_STARTED, vm, 2);
+        assert_true(bal_transport_take_changes(others[0]));
+        assert_true(bal_transport_take_changes(others[1]));
+        free_other(0, round);
+        fire_on_loop_n(FIRE_LIFECYCLE, VIR_DOMAIN_EVENT_STOPPED, vm, 1);
+        assert_true(bal_transport_take_changes(others[1]));
+        free_other(1, round);
+        /* Freed at once, before its thread may even have started iterating. */
+        others[0] = new_plain();
+        free_other(0, round);
+    }
+    if (foreign_loop_stop() < 0)
+        fail_msg("the test's own event-loop thread did not stop within %d s", wait_s);
+    assert_fake_released();
+}
+
 int main(void)
 {
     const char *vg = getenv("BALLOON_VALGRIND");
@@ -2168,6 +2285,7 @@ int main(void)
         TEST(test_no_thread_for_a_call),
         TEST(test_concurrent_inline),
         TEST(test_concurrent_with_timeout),
+        TEST(test_free_beside_another_event_loop),
     };
 #undef TEST
 
