@@ -575,6 +575,16 @@ static void test_random_libvirt_failures(void **state)
     ff_counts(lv.ff, &counts);
     assert_int_equal(counts.refused, 0);
     ff_free(lv.ff);
+    /* A helper thread frees its handles just after its call returns: wait for that, bounded. */
+    for (int i = 0; i < 1000; i++) {
+        unsigned open;
+        pthread_mutex_lock(&lv.lock);
+        open = lv.live_doms + lv.live_conns;
+        pthread_mutex_unlock(&lv.lock);
+        if (open == 0)
+            break;
+        nanosleep(&(struct timespec){.tv_nsec = 10 * 1000 * 1000}, NULL);
+    }
     assert_int_equal(lv.live_doms, 0);
     assert_int_equal(lv.live_conns, 0);
 }
