@@ -584,6 +584,9 @@ typedef struct sock_transport {
     size_t n_buckets;
     size_t n_doms;
     unsigned listing;        /* counts listings, to mark the domains each one saw */
+    /* A reconnect found a socket other than the listed one: QEMU restarted since the listing, and the
+     * agent must list again to see the new instance (take_changes). */
+    atomic_bool restarted;
 } sock_transport_t;
 
 #define MIN_BUCKETS 64
@@ -897,6 +900,13 @@ static int sock_execute(bal_transport_t *base, const bal_domain_info_t *dom, con
         d->conn = NULL;
     }
     if (d->conn == NULL) {
+        struct stat st;
+
+        if (dom->instance != 0 && stat(d->path, &st) == 0 && socket_instance(&st) != dom->instance) {
+            bal_log(&t->logger, BAL_LOG_DEBUG, "The QMP socket '%s' of domain '%s' is not the one listed: "
+                    "its QEMU restarted.", d->path, d->name);
+            atomic_store(&t->restarted, true);
+        }
         ret = bal_qmp_conn_open(d->path, t->timeout_ms, &d->conn, err);
         if (ret < 0)
             goto out;
@@ -913,6 +923,13 @@ out:
     pthread_mutex_unlock(&d->lock);
     domain_unref(d);
     return ret;
+}
+
+static bool sock_take_changes(bal_transport_t *base)
+{
+    sock_transport_t *t = (sock_transport_t *)base;
+
+    return atomic_exchange(&t->restarted, false);
 }
 
 static void sock_free(bal_transport_t *base)
@@ -941,7 +958,7 @@ static const bal_transport_ops_t sock_ops = {
     .name = "qmp-socket",
     .list_domains = sock_list_domains,
     .execute = sock_execute,
-    .take_changes = NULL,
+    .take_changes = sock_take_changes,
     .free = sock_free,
 };
 
@@ -956,6 +973,7 @@ static sock_transport_t *transport_alloc(int timeout_ms, const bal_logger_t *log
     if (logger != NULL)
         t->logger = *logger;
     pthread_rwlock_init(&t->lock, NULL);
+    atomic_init(&t->restarted, false);
     return t;
 }
 

@@ -50,8 +50,10 @@ bool bal_qmp_conn_stale(bal_qmp_conn_t *conn);
 void bal_qmp_conn_free(bal_qmp_conn_t *conn);
 
 /* The qmp-socket transport over every socket named NAME.qmp in dir; the domain is NAME, its instance
- * the socket file's identity (device, inode, change time), so a restarted QEMU is a new instance. The
- * directory is scanned by each list_domains; uuids are "". timeout_ms (<= 0: 5000) bounds connecting
+ * the socket file's identity (device, inode, change time), so a restarted QEMU is a new instance. A
+ * reconnect that finds a socket other than the listed one makes take_changes true once: QEMU restarted
+ * between listings, and only a new listing tells its new instance. The directory is scanned by each
+ * list_domains; uuids are "". timeout_ms (<= 0: 5000) bounds connecting
  * and each reply. logger may be NULL; it is copied. Returns NULL with err filled (-EINVAL, -ENOMEM)
  * on failure; dir need not exist yet. Free with bal_transport_free. */
 bal_transport_t *bal_qmp_socket_transport_new_dir(const char *dir, int timeout_ms, const bal_logger_t *logger,

@@ -822,6 +822,46 @@ static void test_transport_reconnects_after_close(void **state)
     server_stop(s);
 }
 
+/* A QEMU restarted between listings (its socket replaced) is told by take_changes once, so that the
+ * agent lists again and sees the new instance; a reconnect to the same socket is no change. */
+static void test_transport_sees_restart(void **state)
+{
+    fixture_t *f = *state;
+    const char *path = sock_path(state, "vm.qmp");
+    server_t *s = server_start(path, SRV_CLOSE_AFTER_REPLY);
+    bal_domain_list_t list = {0}, again = {0};
+    bal_transport_t *t = bal_qmp_socket_transport_new_dir(f->dir, 2000, NULL, NULL);
+    char *reply = NULL;
+    int64_t t0;
+
+    assert_int_equal(bal_transport_list_domains(t, &list, NULL), 0);
+    assert_int_equal(list.count, 1);
+    assert_false(bal_transport_take_changes(t));
+    for (int i = 0; i < 2; i++) { /* the second command reconnects to the same socket */
+        t0 = mono_ms();
+        assert_int_equal(execute(t, &list.items[0], &reply, NULL), 0);
+        free(reply);
+        while (atomic_load(&s->in_conn) > 0 && mono_ms() - t0 < 2000)
+            usleep(1000);
+    }
+    assert_int_equal(atomic_load(&s->accepts), 2);
+    assert_false(bal_transport_take_changes(t));
+
+    server_stop(s); /* removes the socket; the new QEMU makes another */
+    s = server_start(path, SRV_CLOSE_AFTER_REPLY);
+    assert_int_equal(execute(t, &list.items[0], &reply, NULL), 0);
+    free(reply);
+    assert_true(bal_transport_take_changes(t));
+    assert_false(bal_transport_take_changes(t)); /* once */
+    assert_int_equal(bal_transport_list_domains(t, &again, NULL), 0);
+    assert_int_equal(again.count, 1);
+    assert_true(again.items[0].instance != list.items[0].instance);
+    bal_domain_list_free(&again);
+    bal_domain_list_free(&list);
+    bal_transport_free(t);
+    server_stop(s);
+}
+
 /* A timed-out command drops the connection: the late reply can never pass for the next one. */
 static void test_transport_drops_after_timeout(void **state)
 {
@@ -1035,6 +1075,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_transport_dir_missing_or_trailing_slash, setup, teardown),
         cmocka_unit_test_setup_teardown(test_transport_connection_lifecycle, setup, teardown),
         cmocka_unit_test_setup_teardown(test_transport_reconnects_after_close, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_transport_sees_restart, setup, teardown),
         cmocka_unit_test_setup_teardown(test_transport_drops_after_timeout, setup, teardown),
         cmocka_unit_test_setup_teardown(test_transport_late_reply_not_misread, setup, teardown),
         cmocka_unit_test_setup_teardown(test_transport_event_flood, setup, teardown),
