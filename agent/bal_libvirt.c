@@ -51,9 +51,27 @@ typedef struct lv_loop {
     pthread_t thread;
 } lv_loop_t;
 
+struct bal_libvirt;
+struct lv_call;
+
+/* A helper thread, making the transport's blocking libvirt calls so that their callers can stop waiting
+ * at the timeout. Kept between calls: a thread started for each call cost more CPU than the call itself
+ * (tests/bench). One whose call timed out belongs to that call until libvirt returns. */
+typedef struct lv_helper {
+    struct bal_libvirt *t;
+    pthread_t thread;
+    pthread_cond_t wake;    /* signalled when call or quit is set */
+    struct lv_call *call;   /* under t->helpers_lock: the call to make; NULL when idle */
+    bool quit;              /* under t->helpers_lock: an idle helper ends (free joins it) */
+    struct lv_helper *next; /* in t->idle */
+} lv_helper_t;
+
+/* Idle helpers kept; one more ends when its call is done. Callers are the agent's pool, a handful. */
+#define LV_MAX_IDLE_HELPERS 16
+
 typedef struct bal_libvirt {
     bal_transport_t base;
-    atomic_int refs; /* the owner's, one per helper thread still running, one per callback registered */
+    atomic_int refs; /* the owner's, one per helper thread, one per callback registered */
     bool loop_failure_logged; /* under lock */
     char *uri;
     int timeout_ms;
@@ -79,6 +97,11 @@ typedef struct bal_libvirt {
     atomic_int close_reason;
 
     bool loop_user; /* counted in lv_loop_users */
+
+    pthread_mutex_t helpers_lock; /* guards the helpers' call and quit, and what follows */
+    lv_helper_t *idle;            /* waiting for a call; joinable */
+    unsigned n_idle;
+    bool closing;                 /* free has begun: a helper whose call ends leaves, detached */
 } bal_libvirt_t;
 
 /* ---- process-wide setup ---- */
@@ -161,6 +184,7 @@ static void lv_unref(bal_libvirt_t *t)
         free(p->key);
         free(p);
     }
+    pthread_mutex_destroy(&t->helpers_lock);
     pthread_mutex_destroy(&t->lock);
     free(t->uri);
     free(t);
@@ -484,13 +508,12 @@ static void lv_call_work(lv_call_t *c)
     }
 }
 
-static void *lv_call_thread(void *opaque)
+/* Gives c's results to its caller, or lets them go when the caller stopped waiting. */
+static void lv_call_hand_back(lv_call_t *c)
 {
-    lv_call_t *c = opaque;
     bal_libvirt_t *t = c->t;
     bool abandoned;
 
-    lv_call_work(c);
     pthread_mutex_lock(&c->m);
     c->done = true;
     abandoned = c->abandoned;
@@ -500,8 +523,114 @@ static void *lv_call_thread(void *opaque)
     if (abandoned)
         lv_pending_remove(t, c->key);
     lv_call_unref(c);
+}
+
+static void *lv_helper_main(void *opaque)
+{
+    lv_helper_t *h = opaque;
+    bal_libvirt_t *t = h->t;
+    bool leaves = false;
+
+    pthread_mutex_lock(&t->helpers_lock);
+    while (!leaves) {
+        lv_call_t *c;
+
+        while (h->call == NULL && !h->quit)
+            pthread_cond_wait(&h->wake, &t->helpers_lock);
+        if (h->call == NULL)
+            break; /* quit while idle: free joins it */
+        c = h->call;
+        pthread_mutex_unlock(&t->helpers_lock);
+        lv_call_work(c);
+        /* Idle again before the caller wakes, so that its next call finds this helper. */
+        pthread_mutex_lock(&t->helpers_lock);
+        h->call = NULL;
+        leaves = t->closing || t->n_idle >= LV_MAX_IDLE_HELPERS; /* then nobody joins it */
+        if (!leaves) {
+            h->next = t->idle;
+            t->idle = h;
+            t->n_idle++;
+        }
+        pthread_mutex_unlock(&t->helpers_lock);
+        lv_call_hand_back(c);
+        pthread_mutex_lock(&t->helpers_lock);
+    }
+    pthread_mutex_unlock(&t->helpers_lock);
+    if (leaves) {
+        pthread_detach(h->thread);
+        pthread_cond_destroy(&h->wake);
+        free(h);
+    }
     lv_unref(t);
     return NULL;
+}
+
+/* Hands c to an idle helper, or to a new one. Returns 0, or -EAGAIN when no thread could be started. */
+static int lv_helper_take(bal_libvirt_t *t, lv_call_t *c)
+{
+    lv_helper_t *h;
+
+    atomic_fetch_add(&c->refs, 1); /* the helper's */
+    pthread_mutex_lock(&t->helpers_lock);
+    h = t->idle;
+    if (h != NULL) {
+        t->idle = h->next;
+        t->n_idle--;
+        h->call = c;
+        pthread_cond_signal(&h->wake);
+    }
+    pthread_mutex_unlock(&t->helpers_lock);
+    if (h != NULL)
+        return 0;
+
+    h = calloc(1, sizeof(*h));
+    if (h == NULL || pthread_cond_init(&h->wake, NULL) != 0) {
+        free(h);
+        atomic_fetch_sub(&c->refs, 1);
+        return -EAGAIN;
+    }
+    h->t = t;
+    h->call = c;
+    atomic_fetch_add(&t->refs, 1);
+    /* h->thread is set before the helper can read it: it reads it only after taking helpers_lock. */
+    pthread_mutex_lock(&t->helpers_lock);
+    if (pthread_create(&h->thread, NULL, lv_helper_main, h) != 0) {
+        /* Not made on this thread instead: it would have no timeout, and a hung peer would then block
+         * the caller (a pool thread, collectd's init) for as long as it hangs. */
+        pthread_mutex_unlock(&t->helpers_lock);
+        pthread_cond_destroy(&h->wake);
+        free(h);
+        atomic_fetch_sub(&c->refs, 1);
+        atomic_fetch_sub(&t->refs, 1);
+        return -EAGAIN;
+    }
+    pthread_mutex_unlock(&t->helpers_lock);
+    return 0;
+}
+
+/* Ends the idle helpers and makes the busy ones leave when their calls return. Called by free, when no
+ * caller is left. */
+static void lv_helpers_stop(bal_libvirt_t *t)
+{
+    lv_helper_t *idle;
+
+    pthread_mutex_lock(&t->helpers_lock);
+    t->closing = true;
+    idle = t->idle;
+    t->idle = NULL;
+    t->n_idle = 0;
+    for (lv_helper_t *h = idle; h != NULL; h = h->next) {
+        h->quit = true;
+        pthread_cond_signal(&h->wake);
+    }
+    pthread_mutex_unlock(&t->helpers_lock);
+    while (idle != NULL) {
+        lv_helper_t *h = idle;
+        idle = h->next;
+        pthread_join(h->thread, NULL);
+        pthread_cond_destroy(&h->wake);
+        free(h);
+    }
 }
 
 /* Runs c, waiting at most t->timeout_ms. Returns 0 when c has its results; -ETIMEDOUT: the call then
@@ -509,8 +638,6 @@ static void *lv_call_thread(void *opaque)
  * could be started, and the call was not made. */
 static int lv_call_run(bal_libvirt_t *t, lv_call_t *c)
 {
-    pthread_attr_t attr;
-    pthread_t thread;
     struct timespec deadline;
     int ret = 0;
 
@@ -518,20 +645,8 @@ static int lv_call_run(bal_libvirt_t *t, lv_call_t *c)
         lv_call_work(c);
         return 0;
     }
-    if (pthread_attr_init(&attr) != 0)
+    if (lv_helper_take(t, c) < 0)
         return -EAGAIN;
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    atomic_fetch_add(&c->refs, 1);
-    atomic_fetch_add(&t->refs, 1);
-    if (pthread_create(&thread, &attr, lv_call_thread, c) != 0) {
-        /* Not made on this thread instead: it would have no timeout, and a hung peer would then block
-         * the caller (a pool thread, collectd's init) for as long as it hangs. */
-        pthread_attr_destroy(&attr);
-        atomic_fetch_sub(&c->refs, 1);
-        atomic_fetch_sub(&t->refs, 1);
-        return -EAGAIN;
-    }
-    pthread_attr_destroy(&attr);
 
     clock_gettime(CLOCK_MONOTONIC, &deadline);
     deadline.tv_sec += t->timeout_ms / 1000;
@@ -1186,6 +1301,7 @@ static void lv_free(bal_transport_t *base)
     /* Closed while the loop still runs, so that libvirt's deferred cleanups of the connection run. */
     lv_close_locked(t);
     pthread_mutex_unlock(&t->lock);
+    lv_helpers_stop(t);
     lv_loop_leave_users(t);
     virResetLastError();
     lv_unref(t);
@@ -1228,6 +1344,11 @@ bal_transport_t *bal_libvirt_transport_new(const char *uri, int timeout_ms, cons
         free(t);
         goto nomem;
     }
+    if (pthread_mutex_init(&t->helpers_lock, NULL) != 0) {
+        pthread_mutex_destroy(&t->lock);
+        free(t);
+        goto nomem;
+    }
     t->uri = strdup(uri);
     if (t->uri == NULL) {
         lv_unref(t);
@@ -1237,6 +1358,7 @@ bal_transport_t *bal_libvirt_transport_new(const char *uri, int timeout_ms, cons
     ret = lv_open(t, &c, &e);
     if (ret < 0) {
         bal_error_set(err, ret, "Cannot connect to libvirt at '%s': %s.", uri, e.message);
+        lv_helpers_stop(t);
         lv_unref(t); /* a helper still in virConnectOpen keeps its own reference */
         return NULL;
     }

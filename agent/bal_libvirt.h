@@ -24,9 +24,10 @@
  *
  * Timeouts: libvirt has no per-call timeout (a hung QEMU blocks virDomainQemuMonitorCommand until
  * libvirtd gives up, which may be never; a hung libvirtd blocks virConnectOpen in its handshake). With
- * timeout_ms > 0 each blocking libvirt call (open, list, lookup + command) runs on a short-lived helper
- * thread and the caller waits at most timeout_ms (real monotonic time, not the injected clock). The
- * abandoned call finishes in the background, owning and then releasing its results; until it does, new
+ * timeout_ms > 0 each blocking libvirt call (open, list, lookup + command) runs on a helper thread and
+ * the caller waits at most timeout_ms (real monotonic time, not the injected clock). Helpers are kept
+ * for the next calls (up to 16 idle; free ends them); one whose call was abandoned finishes it in the
+ * background, owning and then releasing its results, and then ends. Until it does, new
  * commands for that domain (or new opens, or lists) fail at once, so a hung peer holds at most one
  * thread per domain. When no helper thread can be started, the call is not made (never made on the
  * caller's thread without the timeout): execute and list_domains fail with -ENOMEM, a reopen counts as a
