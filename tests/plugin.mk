@@ -6,7 +6,8 @@ PLUGIN_TEST_LIBS = plugin/libballoonplugin.la agent/libagent.la $(CMOCKA_LIBS) -
 PLUGIN_TEST_WRAP = -Wl,--wrap=bal_agent_new,--wrap=bal_agent_read,--wrap=bal_agent_free
 PLUGIN_TEST_SRC = \
 	tests/test_plugin_core.c tests/test_plugin_core.h \
-	tests/test_plugin_agent.c tests/test_plugin_agent.h
+	tests/test_plugin_agent.c tests/test_plugin_agent.h \
+	tests/test_plugin_fixture.c tests/test_plugin_fixture.h
 
 check_PROGRAMS += tests/test_plugin_config tests/test_plugin_read
 tests_test_plugin_config_SOURCES = tests/test_plugin_config.c $(PLUGIN_TEST_SRC)

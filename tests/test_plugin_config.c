@@ -14,25 +14,7 @@
 #include "plugin/bp_config.h"
 #include "tests/test_plugin_agent.h"
 #include "tests/test_plugin_core.h"
-
-static int setup(void **state)
-{
-    (void)state;
-    fc_reset();
-    fa_reset();
-    module_register();
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    fc_shutdown();
-    /* Every agent the plugin made was freed, whatever the test did. */
-    assert_int_equal(fa_n_alive(), 0);
-    fc_reset();
-    return 0;
-}
+#include "tests/test_plugin_fixture.h"
 
 static void test_registers_config_init_shutdown(void **state)
 {
@@ -465,29 +447,30 @@ static void test_reload_leaks_nothing(void **state)
 
 int main(void)
 {
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_registers_config_init_shutdown, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_defaults_without_a_block, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_empty_block_is_the_defaults, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_polling_interval_follows_collectd_interval, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_default_polling_interval_rounding, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_every_option_reaches_the_agent, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_option_names_ignore_case, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_qmp_sockets_repeat, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_string_booleans_as_collectd_takes_them, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_formats_that_name_no_domain_warn, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_bad_lines_are_named_and_stop_the_plugin, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_bad_regex_is_refused_by_the_agents_check, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_conflicting_transports, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_sockets_and_socket_dir_conflict, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_single_options_given_twice, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_every_error_is_reported, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_a_bad_block_stops_the_good_one_too, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_two_blocks_two_instances, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_agent_refusing_the_config_stops_init, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_transport_not_up_yet_is_retried_by_read, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_reload_leaks_nothing, setup, teardown),
+    struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_registers_config_init_shutdown),
+        cmocka_unit_test(test_defaults_without_a_block),
+        cmocka_unit_test(test_empty_block_is_the_defaults),
+        cmocka_unit_test(test_polling_interval_follows_collectd_interval),
+        cmocka_unit_test(test_default_polling_interval_rounding),
+        cmocka_unit_test(test_every_option_reaches_the_agent),
+        cmocka_unit_test(test_option_names_ignore_case),
+        cmocka_unit_test(test_qmp_sockets_repeat),
+        cmocka_unit_test(test_string_booleans_as_collectd_takes_them),
+        cmocka_unit_test(test_formats_that_name_no_domain_warn),
+        cmocka_unit_test(test_bad_lines_are_named_and_stop_the_plugin),
+        cmocka_unit_test(test_bad_regex_is_refused_by_the_agents_check),
+        cmocka_unit_test(test_conflicting_transports),
+        cmocka_unit_test(test_sockets_and_socket_dir_conflict),
+        cmocka_unit_test(test_single_options_given_twice),
+        cmocka_unit_test(test_every_error_is_reported),
+        cmocka_unit_test(test_a_bad_block_stops_the_good_one_too),
+        cmocka_unit_test(test_two_blocks_two_instances),
+        cmocka_unit_test(test_agent_refusing_the_config_stops_init),
+        cmocka_unit_test(test_transport_not_up_yet_is_retried_by_read),
+        cmocka_unit_test(test_reload_leaks_nothing),
     };
 
+    pf_use_fixture(tests, sizeof(tests) / sizeof(tests[0]), pf_teardown);
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

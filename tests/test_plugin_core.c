@@ -1,7 +1,7 @@
 /* The fake collectd core (see test_plugin_core.h). Behaves like collectd 5.12 where the plugin can
  * tell: plugin_dispatch_values refuses a type that is not in types.db or has the wrong number of
  * values, c_complain doubles its interval from plugin_get_interval, cf_util_get_boolean takes
- * "true"/"yes"/"on" strings. */
+ * "true"/"yes"/"on" strings with a warning that they are deprecated. */
 #include "tests/test_plugin_core.h"
 
 #include <errno.h>
@@ -535,6 +535,8 @@ int cf_util_get_boolean(const oconfig_item_t *ci, bool *ret_bool)
         return 0;
     }
     s = ci->values[0].value.string;
+    plugin_log(LOG_WARNING, "cf_util_get_boolean: Using string value `%s' for boolean option `%s' is "
+               "deprecated.", s, ci->key);
     if (strcasecmp(s, "true") == 0 || strcasecmp(s, "yes") == 0 || strcasecmp(s, "on") == 0) {
         *ret_bool = true;
         return 0;

@@ -16,6 +16,7 @@
 #include "plugin/bp_metrics.h"
 #include "tests/test_plugin_agent.h"
 #include "tests/test_plugin_core.h"
+#include "tests/test_plugin_fixture.h"
 
 #define NOW 1700000000
 #define NOW_CD TIME_T_TO_CDTIME_T(NOW)
@@ -27,31 +28,6 @@ static void start(oconfig_item_t *block)
         assert_int_equal(fc_config(block), 0);
     assert_int_equal(fc_init(), 0);
     assert_int_equal(fc_n_reads(), 1);
-}
-
-static int setup(void **state)
-{
-    (void)state;
-    fc_reset();
-    fa_reset();
-    module_register();
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    fc_shutdown();
-    assert_int_equal(fa_n_alive(), 0);
-    /* Every message the plugin logged says where it comes from, and collectd refused no value. */
-    for (size_t i = 0; i < fc_n_logs(); i++) {
-        if (strncmp(fc_log(i)->message, "balloon plugin: ", 16) != 0) {
-            fc_dump_logs();
-            fail_msg("log without the plugin's prefix: %s", fc_log(i)->message);
-        }
-    }
-    fc_reset();
-    return 0;
 }
 
 /* One value list, checked against types.db: a single-valued type whose one data source has ds_type,
@@ -532,28 +508,26 @@ static void test_shutdown_restores_and_notifies(void **state)
 
 int main(void)
 {
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_qemu72_sample_maps_every_stat, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_qemu92_counters_are_derive, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_metric_table_uses_types_db, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_legacy_guest_six_stats, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_unset_stats_are_not_dispatched, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_never_answered_dispatches_nothing_and_notifies_once, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_stale_sample_is_not_sent_again, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_values_carry_polling_interval_and_last_update, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_age_never_negative, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_identifiers_follow_the_formats, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_long_names_are_truncated, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_every_event_becomes_a_notification, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_domain_failures_are_rate_limited, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_complaints_are_per_domain_and_forgotten_with_the_domain,
-                                        setup, teardown),
-        cmocka_unit_test_setup_teardown(test_read_fails_only_when_nothing_could_be_read, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_agent_log_levels_map_to_collectd, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_shutdown_restores_and_notifies, setup, teardown),
+    struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_qemu72_sample_maps_every_stat),
+        cmocka_unit_test(test_qemu92_counters_are_derive),
+        cmocka_unit_test(test_metric_table_uses_types_db),
+        cmocka_unit_test(test_legacy_guest_six_stats),
+        cmocka_unit_test(test_unset_stats_are_not_dispatched),
+        cmocka_unit_test(test_never_answered_dispatches_nothing_and_notifies_once),
+        cmocka_unit_test(test_stale_sample_is_not_sent_again),
+        cmocka_unit_test(test_values_carry_polling_interval_and_last_update),
+        cmocka_unit_test(test_age_never_negative),
+        cmocka_unit_test(test_identifiers_follow_the_formats),
+        cmocka_unit_test(test_long_names_are_truncated),
+        cmocka_unit_test(test_every_event_becomes_a_notification),
+        cmocka_unit_test(test_domain_failures_are_rate_limited),
+        cmocka_unit_test(test_complaints_are_per_domain_and_forgotten_with_the_domain),
+        cmocka_unit_test(test_read_fails_only_when_nothing_could_be_read),
+        cmocka_unit_test(test_agent_log_levels_map_to_collectd),
+        cmocka_unit_test(test_shutdown_restores_and_notifies),
     };
 
+    pf_use_fixture(tests, sizeof(tests) / sizeof(tests[0]), pf_teardown_prefixed);
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

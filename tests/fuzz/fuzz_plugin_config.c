@@ -5,11 +5,11 @@
  * true/false/yes/no/on/off as booleans, any other word as a string), <Key values> ... </Key> for
  * nested blocks. The reader is lenient on purpose so that every input makes some tree.
  *
- * The daemon functions bp_config.c calls are implemented here as collectd 5.12 does (cf_util_get_*,
- * plugin_log formats its message). Checks: no crash or leak, a refusal logs at least one error, and
- * an accepted configuration is consistent and one the agent's own checks accept. */
+ * The daemon functions bp_config.c calls (cf_util_get_*, plugin_log) are those of the plugin tests'
+ * fake collectd core (tests/test_plugin_core.h), which behaves as collectd 5.12 does. Checks: no
+ * crash or leak, a refusal logs at least one error, and an accepted configuration is consistent and
+ * one the agent's own checks accept. */
 #include <errno.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -23,72 +23,20 @@
 #include "agent/bal_qmp.h"
 #include "plugin/bp_config.h"
 #include "tests/fuzz/fuzz.h"
+#include "tests/test_plugin_core.h"
 
 #define MAX_DEPTH 8
 #define MAX_VALUES 64
 #define MAX_ITEMS 512
 
-/* ---- the daemon, as far as bp_config.c uses it ---- */
-
-static unsigned n_errors;
-
-void plugin_log(int level, const char *format, ...)
+/* Messages logged at LOG_ERR or worse since the core's records were last cleared. */
+static size_t count_errors(void)
 {
-    char buf[1024];
-    va_list ap;
+    size_t n = 0;
 
-    va_start(ap, format);
-    vsnprintf(buf, sizeof(buf), format, ap);
-    va_end(ap);
-    if (level <= LOG_ERR)
-        n_errors++;
-}
-
-int cf_util_get_string(const oconfig_item_t *ci, char **ret_string)
-{
-    char *s;
-
-    if (ci->values_num != 1 || ci->values[0].type != OCONFIG_TYPE_STRING) {
-        plugin_log(LOG_ERR, "cf_util_get_string: The %s option requires exactly one string argument.",
-                   ci->key);
-        return -1;
-    }
-    s = strdup(ci->values[0].value.string);
-    if (s == NULL)
-        return -1;
-    free(*ret_string);
-    *ret_string = s;
-    return 0;
-}
-
-int cf_util_get_boolean(const oconfig_item_t *ci, bool *ret_bool)
-{
-    const char *s;
-
-    if (ci->values_num != 1 ||
-        (ci->values[0].type != OCONFIG_TYPE_BOOLEAN && ci->values[0].type != OCONFIG_TYPE_STRING)) {
-        plugin_log(LOG_ERR, "cf_util_get_boolean: The %s option requires exactly one boolean argument.",
-                   ci->key);
-        return -1;
-    }
-    if (ci->values[0].type == OCONFIG_TYPE_BOOLEAN) {
-        *ret_bool = ci->values[0].value.boolean != 0;
-        return 0;
-    }
-    s = ci->values[0].value.string;
-    plugin_log(LOG_WARNING, "cf_util_get_boolean: Using string value `%s' for boolean option `%s' is "
-               "deprecated.", s, ci->key);
-    if (strcasecmp(s, "true") == 0 || strcasecmp(s, "yes") == 0 || strcasecmp(s, "on") == 0) {
-        *ret_bool = true;
-        return 0;
-    }
-    if (strcasecmp(s, "false") == 0 || strcasecmp(s, "no") == 0 || strcasecmp(s, "off") == 0) {
-        *ret_bool = false;
-        return 0;
-    }
-    plugin_log(LOG_ERR, "cf_util_get_boolean: Cannot parse string value `%s' of the `%s' option as a "
-               "boolean value.", s, ci->key);
-    return -1;
+    for (size_t i = 0; i < fc_n_logs(); i++)
+        n += fc_log(i)->level <= LOG_ERR;
+    return n;
 }
 
 /* ---- the reader ---- */
@@ -312,7 +260,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     read_block(&r, &block, 0);
     set_parents(&block);
 
-    n_errors = 0;
+    fc_clear_records();
     ret = bp_config_parse(&block, &config);
     FUZZ_ASSERT(ret == 0 || ret == -EINVAL || ret == -ENOMEM);
     if (ret == 0) {
@@ -320,8 +268,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         check_accepted(config);
         bp_config_free(config);
     } else {
-        FUZZ_ASSERT(n_errors > 0); /* a refused block says why */
+        FUZZ_ASSERT(count_errors() > 0); /* a refused block says why */
     }
+    fc_clear_records();
     free_item(&block);
     return 0;
 }

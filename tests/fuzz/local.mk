@@ -15,7 +15,8 @@ tests_fuzz_fuzz_allowlist_SOURCES = tests/fuzz/fuzz_allowlist.c tests/fuzz/fuzz.
 tests_fuzz_fuzz_allowlist_CFLAGS = $(AM_CFLAGS) $(YAJL_CFLAGS)
 tests_fuzz_fuzz_allowlist_LDFLAGS = $(AM_LDFLAGS) $(FUZZ_ENGINE)
 tests_fuzz_fuzz_allowlist_LDADD = agent/libagent.la $(YAJL_LIBS)
-tests_fuzz_fuzz_plugin_config_SOURCES = tests/fuzz/fuzz_plugin_config.c tests/fuzz/fuzz.h plugin/bp_config.c
+tests_fuzz_fuzz_plugin_config_SOURCES = tests/fuzz/fuzz_plugin_config.c tests/fuzz/fuzz.h plugin/bp_config.c \
+	tests/test_plugin_core.c tests/test_plugin_core.h
 tests_fuzz_fuzz_plugin_config_CPPFLAGS = $(FUZZ_PLUGIN_CPP)
 tests_fuzz_fuzz_plugin_config_LDFLAGS = $(AM_LDFLAGS) $(FUZZ_ENGINE)
 tests_fuzz_fuzz_plugin_config_LDADD = agent/libagent.la -lm
@@ -37,7 +38,7 @@ tests_fuzz_replay_allowlist_CPPFLAGS = $(AM_CPPFLAGS) -DFUZZ_NAME='"allowlist"'
 tests_fuzz_replay_allowlist_CFLAGS = $(AM_CFLAGS) $(YAJL_CFLAGS)
 tests_fuzz_replay_allowlist_LDADD = agent/libagent.la $(YAJL_LIBS)
 tests_fuzz_replay_plugin_config_SOURCES = tests/fuzz/fuzz_plugin_config.c tests/fuzz/replay.c tests/fuzz/fuzz.h \
-	plugin/bp_config.c
+	plugin/bp_config.c tests/test_plugin_core.c tests/test_plugin_core.h
 tests_fuzz_replay_plugin_config_CPPFLAGS = $(FUZZ_PLUGIN_CPP) -DFUZZ_NAME='"plugin_config"'
 tests_fuzz_replay_plugin_config_LDADD = agent/libagent.la -lm
 tests_fuzz_replay_qmp_server_SOURCES = tests/fuzz/fuzz_qmp_server.c tests/fuzz/replay.c tests/fuzz/fuzz.h

@@ -1,0 +1,51 @@
+/* The plugin tests' cmocka fixture (see test_plugin_fixture.h). */
+#include "tests/test_plugin_fixture.h"
+
+#include <stdbool.h>
+#include <string.h>
+
+#include "tests/test_plugin_agent.h"
+#include "tests/test_plugin_core.h"
+
+int pf_setup(void **state)
+{
+    (void)state;
+    fc_reset();
+    fa_reset();
+    module_register();
+    return 0;
+}
+
+static int finish(bool prefixed)
+{
+    fc_shutdown();
+    assert_int_equal(fa_n_alive(), 0);
+    for (size_t i = 0; prefixed && i < fc_n_logs(); i++) {
+        if (strncmp(fc_log(i)->message, "balloon plugin: ", 16) != 0) {
+            fc_dump_logs();
+            fail_msg("log without the plugin's prefix: %s", fc_log(i)->message);
+        }
+    }
+    fc_reset();
+    return 0;
+}
+
+int pf_teardown(void **state)
+{
+    (void)state;
+    return finish(false);
+}
+
+int pf_teardown_prefixed(void **state)
+{
+    (void)state;
+    return finish(true);
+}
+
+void pf_use_fixture(struct CMUnitTest *tests, size_t n, CMFixtureFunction teardown)
+{
+    for (size_t i = 0; i < n; i++) {
+        tests[i].setup_func = pf_setup;
+        tests[i].teardown_func = teardown;
+    }
+}
