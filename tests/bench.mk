@@ -8,13 +8,16 @@ check_PROGRAMS += tests/bench/plugin_host tests/bench/floor
 tests_bench_plugin_host_SOURCES = \
 	tests/bench/plugin_host.c \
 	tests/bench/bench_config.c tests/bench/bench_config.h \
-	tests/bench/bench_util.c tests/bench/bench_util.h
+	tests/bench/bench_util.c tests/bench/bench_util.h \
+	tests/bench/bench_pool.c tests/bench/bench_pool.h \
+	tests/bench/bench_run.c tests/bench/bench_run.h
 tests_bench_plugin_host_CPPFLAGS = $(AM_CPPFLAGS) $(COLLECTD_CPPFLAGS)
 tests_bench_plugin_host_LDFLAGS = $(AM_LDFLAGS) -export-dynamic
 tests_bench_plugin_host_LDADD = -ldl -lm
 
 # The floor: bare concurrent virDomainQemuMonitorCommand calls, none of the agent's code.
-tests_bench_floor_SOURCES = tests/bench/floor.c tests/bench/bench_util.c tests/bench/bench_util.h
+tests_bench_floor_SOURCES = tests/bench/floor.c tests/bench/bench_util.c tests/bench/bench_util.h \
+	tests/bench/bench_pool.c tests/bench/bench_pool.h tests/bench/bench_run.c tests/bench/bench_run.h
 tests_bench_floor_CFLAGS = $(AM_CFLAGS) $(LIBVIRT_CFLAGS) $(LIBVIRT_QEMU_CFLAGS)
 tests_bench_floor_LDADD = $(LIBVIRT_QEMU_LIBS) $(LIBVIRT_LIBS)
 

@@ -5,7 +5,6 @@
  * Prints the same per-cycle lines as plugin_host. */
 #include <errno.h>
 #include <inttypes.h>
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -17,37 +16,57 @@
 #include <libvirt/libvirt.h>
 #include <libvirt/virterror.h>
 
+#include "tests/bench/bench_pool.h"
+#include "tests/bench/bench_run.h"
 #include "tests/bench/bench_util.h"
 
 static struct {
     virDomainPtr *domains;
     size_t n_domains;
     char command[512];
-    pthread_barrier_t start, done;
-    atomic_size_t next;
+    bench_pool_t *pool;
     atomic_uint_fast64_t ok, failed;
-    bool quit;
+    unsigned long min_domains;
 } floor_state;
 
-static void *worker(void *arg)
+static void read_domain(void *arg, size_t i)
+{
+    char *reply = NULL;
+
+    (void)arg;
+    if (virDomainQemuMonitorCommand(floor_state.domains[i], floor_state.command, &reply, 0) == 0 &&
+        reply != NULL && strstr(reply, "\"return\"") != NULL)
+        atomic_fetch_add(&floor_state.ok, 1);
+    else
+        atomic_fetch_add(&floor_state.failed, 1);
+    free(reply);
+}
+
+static void run_cycle(void *arg, unsigned i, bench_cycle_t *out)
 {
     (void)arg;
-    for (;;) {
-        pthread_barrier_wait(&floor_state.start);
-        if (floor_state.quit)
-            break;
-        for (size_t i; (i = atomic_fetch_add(&floor_state.next, 1)) < floor_state.n_domains;) {
-            char *reply = NULL;
-            if (virDomainQemuMonitorCommand(floor_state.domains[i], floor_state.command, &reply, 0) == 0 &&
-                reply != NULL && strstr(reply, "\"return\"") != NULL)
-                atomic_fetch_add(&floor_state.ok, 1);
-            else
-                atomic_fetch_add(&floor_state.failed, 1);
-            free(reply);
-        }
-        pthread_barrier_wait(&floor_state.done);
-    }
-    return NULL;
+    (void)i;
+    atomic_store(&floor_state.ok, 0);
+    atomic_store(&floor_state.failed, 0);
+    int64_t wall0 = bench_wall_ns(), cpu0 = bench_cpu_ns();
+    bench_pool_cycle(floor_state.pool, floor_state.n_domains);
+    out->wall_ms = (double)(bench_wall_ns() - wall0) / 1e6;
+    out->cpu_ms = (double)(bench_cpu_ns() - cpu0) / 1e6;
+    out->value_lists = atomic_load(&floor_state.ok);
+    out->values = atomic_load(&floor_state.ok);
+    out->sources = atomic_load(&floor_state.ok);
+    out->errors = atomic_load(&floor_state.failed);
+}
+
+static bool check_cycle(void *arg, unsigned k, const bench_cycle_t *cycle)
+{
+    (void)arg;
+    if (cycle->sources >= floor_state.min_domains && cycle->errors == 0)
+        return true;
+    fprintf(stderr, "floor: Cycle %u read %" PRIu64 " domains with %" PRIu64 " failures; at "
+                    "least %lu and no failures were required.\n",
+            k, cycle->sources, cycle->errors, floor_state.min_domains);
+    return false;
 }
 
 static void ignore_libvirt_errors(void *opaque, virErrorPtr error)
@@ -67,45 +86,25 @@ static void usage(FILE *to)
 int main(int argc, char **argv)
 {
     const char *uri = "qemu:///system", *prefix = "", *qom_path = "/machine/peripheral/balloon0";
-    unsigned pool = 5, cycles = 5, warmup = 1;
-    unsigned long min_domains = 1;
+    bench_run_opts_t run = BENCH_RUN_OPTS_DEFAULT;
+    unsigned pool = 5;
     int c;
 
-    while ((c = getopt(argc, argv, "u:P:k:w:f:q:s:h")) != -1) {
-        switch (c) {
-        case 'u':
+    while ((c = bench_run_getopt(argc, argv, "u:P:f:q:", &run, usage)) != -1) {
+        if (c == 'u')
             uri = optarg;
-            break;
-        case 'P':
+        else if (c == 'P')
             pool = (unsigned)strtoul(optarg, NULL, 10);
-            break;
-        case 'k':
-            cycles = (unsigned)strtoul(optarg, NULL, 10);
-            break;
-        case 'w':
-            warmup = (unsigned)strtoul(optarg, NULL, 10);
-            break;
-        case 'f':
+        else if (c == 'f')
             prefix = optarg;
-            break;
-        case 'q':
-            qom_path = optarg;
-            break;
-        case 's':
-            min_domains = strtoul(optarg, NULL, 10);
-            break;
-        case 'h':
-            usage(stdout);
-            return 0;
-        default:
-            usage(stderr);
-            return 2;
-        }
+        else
+            qom_path = optarg; /* 'q', the last one getopt can return */
     }
-    if (optind != argc || pool == 0 || cycles == 0) {
+    if (optind != argc || pool == 0 || run.cycles == 0) {
         usage(stderr);
         return 2;
     }
+    floor_state.min_domains = run.min_sources;
     /* The path is pasted into JSON: the benchmark's paths need no escaping, refuse any that would. */
     if (strpbrk(qom_path, "\"\\") != NULL) {
         fprintf(stderr, "floor: The QOM path '%s' must not contain quotes or backslashes.\n", qom_path);
@@ -143,65 +142,21 @@ int main(int argc, char **argv)
 
     if (pool > floor_state.n_domains && floor_state.n_domains > 0)
         pool = (unsigned)floor_state.n_domains;
-    pthread_t *threads = calloc(pool, sizeof(*threads));
-    if (threads == NULL || pthread_barrier_init(&floor_state.start, NULL, pool + 1) != 0 ||
-        pthread_barrier_init(&floor_state.done, NULL, pool + 1) != 0)
+    floor_state.pool = bench_pool_new(pool, read_domain, NULL);
+    if (floor_state.pool == NULL)
         abort();
-    for (unsigned i = 0; i < pool; i++)
-        if (pthread_create(&threads[i], NULL, worker, NULL) != 0)
-            abort();
 
-    double *walls = calloc(cycles, sizeof(double)), *cpus = calloc(cycles, sizeof(double));
-    if (walls == NULL || cpus == NULL)
+    bench_run_result_t result;
+    if (bench_run_cycles(&run, run_cycle, check_cycle, NULL, &result) != 0)
         abort();
-    unsigned bad = 0;
-    for (unsigned i = 0; i < warmup + cycles; i++) {
-        atomic_store(&floor_state.next, 0);
-        atomic_store(&floor_state.ok, 0);
-        atomic_store(&floor_state.failed, 0);
-        int64_t wall0 = bench_wall_ns(), cpu0 = bench_cpu_ns();
-        pthread_barrier_wait(&floor_state.start);
-        pthread_barrier_wait(&floor_state.done);
-        bench_cycle_t cycle = {
-            .wall_ms = (double)(bench_wall_ns() - wall0) / 1e6,
-            .cpu_ms = (double)(bench_cpu_ns() - cpu0) / 1e6,
-            .value_lists = atomic_load(&floor_state.ok),
-            .values = atomic_load(&floor_state.ok),
-            .sources = atomic_load(&floor_state.ok),
-            .errors = atomic_load(&floor_state.failed),
-        };
-        if (i < warmup) {
-            printf("warmup %u wall_ms %.3f value_lists %" PRIu64 " sources %" PRIu64 "\n", i + 1,
-                   cycle.wall_ms, cycle.value_lists, cycle.sources);
-            continue;
-        }
-        bench_print_cycle(i - warmup + 1, &cycle);
-        walls[i - warmup] = cycle.wall_ms;
-        cpus[i - warmup] = cycle.cpu_ms;
-        if (cycle.sources < min_domains || cycle.errors > 0) {
-            fprintf(stderr, "floor: Cycle %u read %" PRIu64 " domains with %" PRIu64 " failures; at "
-                            "least %lu and no failures were required.\n",
-                    i - warmup + 1, cycle.sources, cycle.errors, min_domains);
-            bad++;
-        }
-    }
-
-    floor_state.quit = true;
-    pthread_barrier_wait(&floor_state.start);
-    for (unsigned i = 0; i < pool; i++)
-        pthread_join(threads[i], NULL);
+    bench_pool_free(floor_state.pool);
     printf("result plugin floor read_callbacks %u init_ms 0 cycles %u median_wall_ms %.3f "
            "median_cpu_ms %.3f median_sources %zu peak_rss_kib %ld log_errors 0 failed_cycles %u\n",
-           pool, cycles, bench_median(walls, cycles), bench_median(cpus, cycles),
-           floor_state.n_domains, bench_peak_rss_kib(), bad);
-    free(walls);
-    free(cpus);
-    free(threads);
+           pool, run.cycles, result.median_wall_ms, result.median_cpu_ms, floor_state.n_domains,
+           bench_peak_rss_kib(), result.failed_cycles);
     for (size_t i = 0; i < floor_state.n_domains; i++)
         virDomainFree(floor_state.domains[i]);
     free(floor_state.domains);
-    pthread_barrier_destroy(&floor_state.start);
-    pthread_barrier_destroy(&floor_state.done);
     virConnectClose(conn);
-    return bad > 0 ? 1 : 0;
+    return result.failed_cycles > 0 ? 1 : 0;
 }

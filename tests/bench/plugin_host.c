@@ -37,6 +37,8 @@
 #include <unistd.h>
 
 #include "tests/bench/bench_config.h"
+#include "tests/bench/bench_pool.h"
+#include "tests/bench/bench_run.h"
 #include "tests/bench/bench_util.h"
 
 /* ---- globals collectd's daemon exports ---- */
@@ -574,41 +576,19 @@ static int keep_user_data(user_data_t const *ud)
     return 0;
 }
 
-int plugin_register_write(const char *name, plugin_write_cb callback, user_data_t const *ud)
-{
-    (void)name;
-    (void)callback;
-    return keep_user_data(ud);
-}
-
-int plugin_register_flush(const char *name, plugin_flush_cb callback, user_data_t const *ud)
-{
-    (void)name;
-    (void)callback;
-    return keep_user_data(ud);
-}
-
-int plugin_register_missing(const char *name, plugin_missing_cb callback, user_data_t const *ud)
-{
-    (void)name;
-    (void)callback;
-    return keep_user_data(ud);
-}
-
-int plugin_register_log(const char *name, plugin_log_cb callback, user_data_t const *ud)
-{
-    (void)name;
-    (void)callback;
-    return keep_user_data(ud);
-}
-
-int plugin_register_notification(const char *name, plugin_notification_cb callback,
-                                 user_data_t const *ud)
-{
-    (void)name;
-    (void)callback;
-    return keep_user_data(ud);
-}
+/* Callbacks a read benchmark never calls: accepted, their user data kept to be freed at exit. */
+#define ACCEPT_REGISTER(what, cb_type)                                                             \
+    int plugin_register_##what(const char *name, cb_type callback, user_data_t const *ud)          \
+    {                                                                                              \
+        (void)name;                                                                                \
+        (void)callback;                                                                            \
+        return keep_user_data(ud);                                                                 \
+    }
+ACCEPT_REGISTER(write, plugin_write_cb)
+ACCEPT_REGISTER(flush, plugin_flush_cb)
+ACCEPT_REGISTER(missing, plugin_missing_cb)
+ACCEPT_REGISTER(log, plugin_log_cb)
+ACCEPT_REGISTER(notification, plugin_notification_cb)
 
 int plugin_register_data_set(const data_set_t *ds)
 {
@@ -631,29 +611,17 @@ int plugin_unregister_read(const char *name)
     return -ENOENT;
 }
 
-int plugin_unregister_init(const char *name)
-{
-    (void)name;
-    return 0;
-}
-
-int plugin_unregister_shutdown(const char *name)
-{
-    (void)name;
-    return 0;
-}
-
-int plugin_unregister_config(const char *name)
-{
-    (void)name;
-    return 0;
-}
-
-int plugin_unregister_complex_config(const char *name)
-{
-    (void)name;
-    return 0;
-}
+/* Nothing is unregistered before exit but read callbacks: the others are accepted and kept. */
+#define ACCEPT_UNREGISTER(what)                                                                    \
+    int plugin_unregister_##what(const char *name)                                                 \
+    {                                                                                              \
+        (void)name;                                                                                \
+        return 0;                                                                                  \
+    }
+ACCEPT_UNREGISTER(init)
+ACCEPT_UNREGISTER(shutdown)
+ACCEPT_UNREGISTER(config)
+ACCEPT_UNREGISTER(complex_config)
 
 /* ---- configuration helpers (collectd's configfile.c) ---- */
 
@@ -798,24 +766,25 @@ cdtime_t cf_get_default_interval(void)
 
 /* ---- notifications ---- */
 
+/* A NULL field stays empty. */
+static void set_field(char *field, size_t size, const char *value)
+{
+    if (value != NULL)
+        sstrncpy(field, value, size);
+}
+
 int notification_init(notification_t *n, int severity, const char *message, const char *host,
                       const char *plugin, const char *plugin_instance, const char *type,
                       const char *type_instance)
 {
     memset(n, 0, sizeof(*n));
     n->severity = severity;
-    if (message != NULL)
-        sstrncpy(n->message, message, sizeof(n->message));
-    if (host != NULL)
-        sstrncpy(n->host, host, sizeof(n->host));
-    if (plugin != NULL)
-        sstrncpy(n->plugin, plugin, sizeof(n->plugin));
-    if (plugin_instance != NULL)
-        sstrncpy(n->plugin_instance, plugin_instance, sizeof(n->plugin_instance));
-    if (type != NULL)
-        sstrncpy(n->type, type, sizeof(n->type));
-    if (type_instance != NULL)
-        sstrncpy(n->type_instance, type_instance, sizeof(n->type_instance));
+    set_field(n->message, sizeof(n->message), message);
+    set_field(n->host, sizeof(n->host), host);
+    set_field(n->plugin, sizeof(n->plugin), plugin);
+    set_field(n->plugin_instance, sizeof(n->plugin_instance), plugin_instance);
+    set_field(n->type, sizeof(n->type), type);
+    set_field(n->type_instance, sizeof(n->type_instance), type_instance);
     return 0;
 }
 
@@ -850,41 +819,27 @@ int plugin_notification_meta_add_string(notification_t *n, const char *name, con
     return 0;
 }
 
-int plugin_notification_meta_add_signed_int(notification_t *n, const char *name, int64_t value)
+/* Appends value's type and value under the given name. Not for a string, which
+ * plugin_notification_meta_add_string copies. */
+static int meta_add(notification_t *n, const char *name, const notification_meta_t *value)
 {
-    notification_meta_t *m = n && name ? meta_append(n, name, NM_TYPE_SIGNED_INT) : NULL;
+    notification_meta_t *m = n && name ? meta_append(n, name, value->type) : NULL;
     if (m == NULL)
         return -1;
-    m->nm_value.nm_signed_int = value;
+    m->nm_value = value->nm_value;
     return 0;
 }
 
-int plugin_notification_meta_add_unsigned_int(notification_t *n, const char *name, uint64_t value)
-{
-    notification_meta_t *m = n && name ? meta_append(n, name, NM_TYPE_UNSIGNED_INT) : NULL;
-    if (m == NULL)
-        return -1;
-    m->nm_value.nm_unsigned_int = value;
-    return 0;
-}
-
-int plugin_notification_meta_add_double(notification_t *n, const char *name, double value)
-{
-    notification_meta_t *m = n && name ? meta_append(n, name, NM_TYPE_DOUBLE) : NULL;
-    if (m == NULL)
-        return -1;
-    m->nm_value.nm_double = value;
-    return 0;
-}
-
-int plugin_notification_meta_add_boolean(notification_t *n, const char *name, bool value)
-{
-    notification_meta_t *m = n && name ? meta_append(n, name, NM_TYPE_BOOLEAN) : NULL;
-    if (m == NULL)
-        return -1;
-    m->nm_value.nm_boolean = value;
-    return 0;
-}
+#define META_ADD(what, c_type, meta_type, member)                                                  \
+    int plugin_notification_meta_add_##what(notification_t *n, const char *name, c_type value)    \
+    {                                                                                              \
+        notification_meta_t m = {.type = meta_type, .nm_value.member = value};                    \
+        return meta_add(n, name, &m);                                                              \
+    }
+META_ADD(signed_int, int64_t, NM_TYPE_SIGNED_INT, nm_signed_int)
+META_ADD(unsigned_int, uint64_t, NM_TYPE_UNSIGNED_INT, nm_unsigned_int)
+META_ADD(double, double, NM_TYPE_DOUBLE, nm_double)
+META_ADD(boolean, bool, NM_TYPE_BOOLEAN, nm_boolean)
 
 int plugin_notification_meta_free(notification_meta_t *n)
 {
@@ -901,25 +856,9 @@ int plugin_notification_meta_free(notification_meta_t *n)
 int plugin_notification_meta_copy(notification_t *dst, const notification_t *src)
 {
     for (const notification_meta_t *m = src->meta; m != NULL; m = m->next) {
-        int status = 0;
-        switch (m->type) {
-        case NM_TYPE_STRING:
-            status = plugin_notification_meta_add_string(dst, m->name, m->nm_value.nm_string);
-            break;
-        case NM_TYPE_SIGNED_INT:
-            status = plugin_notification_meta_add_signed_int(dst, m->name, m->nm_value.nm_signed_int);
-            break;
-        case NM_TYPE_UNSIGNED_INT:
-            status = plugin_notification_meta_add_unsigned_int(dst, m->name,
-                                                               m->nm_value.nm_unsigned_int);
-            break;
-        case NM_TYPE_DOUBLE:
-            status = plugin_notification_meta_add_double(dst, m->name, m->nm_value.nm_double);
-            break;
-        case NM_TYPE_BOOLEAN:
-            status = plugin_notification_meta_add_boolean(dst, m->name, m->nm_value.nm_boolean);
-            break;
-        }
+        int status = m->type == NM_TYPE_STRING
+                         ? plugin_notification_meta_add_string(dst, m->name, m->nm_value.nm_string)
+                         : meta_add(dst, m->name, m);
         if (status != 0)
             return status;
     }
@@ -1070,78 +1009,39 @@ int plugin_dispatch_values(value_list_t const *vl)
 
 /* ---- the read pool: collectd's ReadThreads, one cycle at a time ---- */
 
-static struct {
-    pthread_barrier_t start, done;
-    pthread_t *threads;
-    unsigned n_threads;
-    atomic_size_t next;
-    atomic_uint_fast64_t failures;
-    bool quit;
-} pool;
+static bench_pool_t *pool;
+static atomic_uint_fast64_t read_failures;
 
-static void run_read(reg_read_t *r)
+static void run_read(void *arg, size_t i)
 {
+    reg_read_t *r = &reg.reads[i];
+    (void)arg;
     plugin_ctx_t ctx = {.name = r->plugin, .interval = r->interval ? r->interval : opt.interval};
     plugin_ctx_t old = plugin_set_ctx(ctx);
     int status = r->complex != NULL ? r->complex(&r->ud) : r->simple();
     plugin_set_ctx(old);
     if (status != 0) {
         plugin_log(LOG_WARNING, "plugin_host: The read callback '%s' returned %d.", r->name, status);
-        atomic_fetch_add(&pool.failures, 1);
+        atomic_fetch_add(&read_failures, 1);
     }
 }
 
-static void *read_thread(void *arg)
+/* Cycle i, after the pause between cycles (arg: the pause in ms). */
+static void run_cycle(void *arg, unsigned i, bench_cycle_t *out)
 {
-    (void)arg;
-    for (;;) {
-        pthread_barrier_wait(&pool.start);
-        if (pool.quit)
-            break;
-        for (size_t i; (i = atomic_fetch_add(&pool.next, 1)) < reg.n_reads;)
-            run_read(&reg.reads[i]);
-        pthread_barrier_wait(&pool.done);
-    }
-    return NULL;
-}
+    unsigned pause_ms = *(const unsigned *)arg;
 
-static int pool_start(unsigned n_threads)
-{
-    pool.n_threads = n_threads;
-    pool.threads = calloc(n_threads, sizeof(*pool.threads));
-    if (pool.threads == NULL || pthread_barrier_init(&pool.start, NULL, n_threads + 1) != 0 ||
-        pthread_barrier_init(&pool.done, NULL, n_threads + 1) != 0)
-        return -ENOMEM;
-    for (unsigned i = 0; i < n_threads; i++)
-        if (pthread_create(&pool.threads[i], NULL, read_thread, NULL) != 0)
-            return -EAGAIN; /* the barrier would wait forever: the caller exits at once */
-    return 0;
-}
-
-static void pool_stop(void)
-{
-    pool.quit = true;
-    pthread_barrier_wait(&pool.start);
-    for (unsigned i = 0; i < pool.n_threads; i++)
-        pthread_join(pool.threads[i], NULL);
-    pthread_barrier_destroy(&pool.start);
-    pthread_barrier_destroy(&pool.done);
-    free(pool.threads);
-}
-
-static void run_cycle(bench_cycle_t *out)
-{
+    if (i > 0 && pause_ms > 0)
+        nanosleep(&(struct timespec){pause_ms / 1000, (long)(pause_ms % 1000) * 1000000}, NULL);
     reset_sources();
     atomic_store(&n_value_lists, 0);
     atomic_store(&n_values, 0);
     atomic_store(&n_notifications, 0);
     atomic_store(&n_errors, 0);
-    atomic_store(&pool.failures, 0);
-    atomic_store(&pool.next, 0);
+    atomic_store(&read_failures, 0);
 
     int64_t wall0 = bench_wall_ns(), cpu0 = bench_cpu_ns();
-    pthread_barrier_wait(&pool.start);
-    pthread_barrier_wait(&pool.done);
+    bench_pool_cycle(pool, reg.n_reads);
     int64_t wall1 = bench_wall_ns(), cpu1 = bench_cpu_ns();
 
     out->wall_ms = (double)(wall1 - wall0) / 1e6;
@@ -1152,7 +1052,22 @@ static void run_cycle(bench_cycle_t *out)
     out->sources = set_count;
     pthread_mutex_unlock(&set_lock);
     out->notifications = atomic_load(&n_notifications);
-    out->errors = atomic_load(&n_errors) + atomic_load(&pool.failures);
+    out->errors = atomic_load(&n_errors) + atomic_load(&read_failures);
+}
+
+/* -m and -s: what each measured cycle must have dispatched. */
+static unsigned long min_lists = 1, min_sources = 1;
+
+static bool check_cycle(void *arg, unsigned k, const bench_cycle_t *cycle)
+{
+    (void)arg;
+    if (cycle->value_lists >= min_lists && cycle->sources >= min_sources && cycle->errors == 0)
+        return true;
+    fprintf(stderr, "plugin_host: Cycle %u dispatched %" PRIu64 " value lists for %" PRIu64
+                    " sources with %" PRIu64 " errors; at least %lu value lists for %lu "
+                    "sources and no errors were required.\n",
+            k, cycle->value_lists, cycle->sources, cycle->errors, min_lists, min_sources);
+    return false;
 }
 
 /* ---- configuration dispatch (collectd's configfile.c, for one plugin block) ---- */
@@ -1274,12 +1189,12 @@ int main(int argc, char **argv)
     const char *types_db = "/usr/share/collectd/types.db";
     char *extra = NULL;
     size_t extra_len = 0;
-    unsigned cycles = 5, warmup = 1, threads = 5, pause_ms = 0;
-    unsigned long min_lists = 1, min_sources = 1;
+    bench_run_opts_t run = BENCH_RUN_OPTS_DEFAULT;
+    unsigned threads = 5, pause_ms = 0;
     double interval_s = 10;
     int c;
 
-    while ((c = getopt(argc, argv, "n:c:o:k:w:t:i:p:m:s:T:dvqh")) != -1) {
+    while ((c = bench_run_getopt(argc, argv, "n:c:o:t:i:p:m:T:dvq", &run, usage)) != -1) {
         switch (c) {
         case 'n':
             name = optarg;
@@ -1299,12 +1214,6 @@ int main(int argc, char **argv)
             extra[extra_len] = '\0';
             break;
         }
-        case 'k':
-            cycles = (unsigned)strtoul(optarg, NULL, 10);
-            break;
-        case 'w':
-            warmup = (unsigned)strtoul(optarg, NULL, 10);
-            break;
         case 't':
             threads = (unsigned)strtoul(optarg, NULL, 10);
             break;
@@ -1316,9 +1225,6 @@ int main(int argc, char **argv)
             break;
         case 'm':
             min_lists = strtoul(optarg, NULL, 10);
-            break;
-        case 's':
-            min_sources = strtoul(optarg, NULL, 10);
             break;
         case 'T':
             types_db = optarg;
@@ -1332,15 +1238,10 @@ int main(int argc, char **argv)
         case 'q':
             opt.log_level = LOG_ERR;
             break;
-        case 'h':
-            usage(stdout);
-            return 0;
-        default:
-            usage(stderr);
-            return 2;
         }
     }
-    if (optind + 1 != argc || cycles == 0 || threads == 0 || interval_s <= 0) {
+    min_sources = run.min_sources;
+    if (optind + 1 != argc || run.cycles == 0 || threads == 0 || interval_s <= 0) {
         usage(stderr);
         return 2;
     }
@@ -1427,50 +1328,22 @@ int main(int argc, char **argv)
         fprintf(stderr, "plugin_host: The plugin '%s' registered no read callback.\n", name);
         goto shutdown;
     }
-    if (pool_start(threads < reg.n_reads ? threads : (unsigned)reg.n_reads) != 0) {
+    pool = bench_pool_new(threads < reg.n_reads ? threads : (unsigned)reg.n_reads, run_read, NULL);
+    if (pool == NULL) {
         fprintf(stderr, "plugin_host: Cannot start the read threads.\n");
         return 2;
     }
 
-    double *walls = calloc(cycles, sizeof(double)), *cpus = calloc(cycles, sizeof(double));
-    double *sources = calloc(cycles, sizeof(double));
-    if (walls == NULL || cpus == NULL || sources == NULL)
+    bench_run_result_t result;
+    if (bench_run_cycles(&run, run_cycle, check_cycle, &pause_ms, &result) != 0)
         out_of_memory();
-    unsigned bad = 0;
-    for (unsigned i = 0; i < warmup + cycles; i++) {
-        bench_cycle_t cycle;
-        if (i > 0 && pause_ms > 0)
-            nanosleep(&(struct timespec){pause_ms / 1000, (long)(pause_ms % 1000) * 1000000}, NULL);
-        run_cycle(&cycle);
-        if (i < warmup) {
-            printf("warmup %u wall_ms %.3f value_lists %" PRIu64 " sources %" PRIu64 "\n", i + 1,
-                   cycle.wall_ms, cycle.value_lists, cycle.sources);
-            continue;
-        }
-        unsigned k = i - warmup;
-        bench_print_cycle(k + 1, &cycle);
-        walls[k] = cycle.wall_ms;
-        cpus[k] = cycle.cpu_ms;
-        sources[k] = (double)cycle.sources;
-        if (cycle.value_lists < min_lists || cycle.sources < min_sources || cycle.errors > 0) {
-            fprintf(stderr, "plugin_host: Cycle %u dispatched %" PRIu64 " value lists for %" PRIu64
-                            " sources with %" PRIu64 " errors; at least %lu value lists for %lu "
-                            "sources and no errors were required.\n",
-                    k + 1, cycle.value_lists, cycle.sources, cycle.errors, min_lists, min_sources);
-            bad++;
-        }
-    }
-    pool_stop();
-    double med_wall = bench_median(walls, cycles), med_cpu = bench_median(cpus, cycles);
-    double med_sources = bench_median(sources, cycles);
-    free(walls);
-    free(cpus);
-    free(sources);
+    bench_pool_free(pool);
     printf("result plugin %s read_callbacks %zu init_ms %.3f cycles %u median_wall_ms %.3f "
            "median_cpu_ms %.3f median_sources %.0f peak_rss_kib %ld log_errors %" PRIu64 " failed_cycles %u\n",
-           name, reg.n_reads, init_ms, cycles, med_wall, med_cpu, med_sources, bench_peak_rss_kib(),
-           (uint64_t)atomic_load(&log_errors), bad);
-    rc = bad > 0 ? 1 : 0;
+           name, reg.n_reads, init_ms, run.cycles, result.median_wall_ms, result.median_cpu_ms,
+           result.median_sources, bench_peak_rss_kib(), (uint64_t)atomic_load(&log_errors),
+           result.failed_cycles);
+    rc = result.failed_cycles > 0 ? 1 : 0;
 
 shutdown:
     for (size_t i = 0; i < reg.n_shutdowns; i++) {
