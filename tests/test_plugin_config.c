@@ -447,7 +447,7 @@ static void test_reload_leaks_nothing(void **state)
 
 int main(void)
 {
-    struct CMUnitTest tests[] = {
+    const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_registers_config_init_shutdown),
         cmocka_unit_test(test_defaults_without_a_block),
         cmocka_unit_test(test_empty_block_is_the_defaults),
@@ -471,6 +471,5 @@ int main(void)
         cmocka_unit_test(test_reload_leaks_nothing),
     };
 
-    pf_use_fixture(tests, sizeof(tests) / sizeof(tests[0]), pf_teardown);
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return pf_run_tests(tests, sizeof(tests) / sizeof(tests[0]), pf_teardown);
 }

@@ -2,6 +2,7 @@
 #include "tests/test_plugin_fixture.h"
 
 #include <stdbool.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "tests/test_plugin_agent.h"
@@ -42,10 +43,20 @@ int pf_teardown_prefixed(void **state)
     return finish(true);
 }
 
-void pf_use_fixture(struct CMUnitTest *tests, size_t n, CMFixtureFunction teardown)
+int pf_run_tests(const struct CMUnitTest *tests, size_t n, CMFixtureFunction teardown)
 {
+    struct CMUnitTest *with_fixture = calloc(n, sizeof(*with_fixture));
+    int failed;
+
+    if (with_fixture == NULL)
+        abort();
     for (size_t i = 0; i < n; i++) {
-        tests[i].setup_func = pf_setup;
-        tests[i].teardown_func = teardown;
+        with_fixture[i] = tests[i];
+        with_fixture[i].setup_func = pf_setup;
+        with_fixture[i].teardown_func = teardown;
     }
+    /* What the cmocka_run_group_tests macro calls, under the name it would give. */
+    failed = _cmocka_run_group_tests("tests", with_fixture, n, NULL, NULL);
+    free(with_fixture);
+    return failed;
 }

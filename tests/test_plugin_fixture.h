@@ -24,7 +24,8 @@ int pf_teardown(void **state);
  * Not for tests of configuration mistakes: collectd's cf_util_get_* messages have no prefix either. */
 int pf_teardown_prefixed(void **state);
 
-/* Gives each of the n tests pf_setup and the given teardown, for cmocka_run_group_tests. */
-void pf_use_fixture(struct CMUnitTest *tests, size_t n, CMFixtureFunction teardown);
+/* cmocka_run_group_tests(tests, NULL, NULL) for the n tests, each run between pf_setup and the
+ * given teardown. Returns the number of tests that failed; aborts when out of memory. */
+int pf_run_tests(const struct CMUnitTest *tests, size_t n, CMFixtureFunction teardown);
 
 #endif

@@ -508,7 +508,7 @@ static void test_shutdown_restores_and_notifies(void **state)
 
 int main(void)
 {
-    struct CMUnitTest tests[] = {
+    const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_qemu72_sample_maps_every_stat),
         cmocka_unit_test(test_qemu92_counters_are_derive),
         cmocka_unit_test(test_metric_table_uses_types_db),
@@ -528,6 +528,5 @@ int main(void)
         cmocka_unit_test(test_shutdown_restores_and_notifies),
     };
 
-    pf_use_fixture(tests, sizeof(tests) / sizeof(tests[0]), pf_teardown_prefixed);
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return pf_run_tests(tests, sizeof(tests) / sizeof(tests[0]), pf_teardown_prefixed);
 }
