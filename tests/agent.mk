@@ -14,7 +14,8 @@ tests_test_bal_qmp_socket_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) $(YAJL_CFLAGS)
 tests_test_bal_qmp_socket_LDADD = agent/libagent.la $(YAJL_LIBS) $(CMOCKA_LIBS)
 TESTS += tests/test_bal_transport tests/test_bal_qmp_socket
 check_PROGRAMS += tests/test_qmp_socket_sim
-tests_test_qmp_socket_sim_SOURCES = tests/test_qmp_socket_sim.c
+tests_test_qmp_socket_sim_SOURCES = tests/test_qmp_socket_sim.c tests/tt_env.c tests/tt_env.h tests/tt_spawn.c \
+	tests/tt_spawn.h tests/tt_time.c tests/tt_time.h
 tests_test_qmp_socket_sim_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) $(YAJL_CFLAGS)
 tests_test_qmp_socket_sim_LDADD = agent/libagent.la $(YAJL_LIBS) $(CMOCKA_LIBS)
 TESTS += tests/test_qmp_socket_sim

@@ -33,10 +33,11 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <yajl/yajl_tree.h>
+
+#include "tests/tt_time.h"
 
 #define QUIET_MS 400    /* recording: a reply is complete after this much silence */
 #define RECORD_MAX_MS 5000
@@ -49,17 +50,10 @@ typedef struct conn {
     bool eof;
 } conn_t;
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static int connect_socket(const char *path)
 {
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
-    int64_t deadline = now_ms() + 5000;
+    int64_t deadline = tt_mono_ms() + 5000;
 
     if (strlen(path) >= sizeof(sa.sun_path)) {
         fprintf(stderr, "qmp_replay: socket path '%s' is too long.\n", path);
@@ -73,7 +67,7 @@ static int connect_socket(const char *path)
         if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0)
             return fd;
         close(fd);
-        if (now_ms() > deadline) {
+        if (tt_mono_ms() > deadline) {
             fprintf(stderr, "qmp_replay: cannot connect to '%s': %s.\n", path, strerror(errno));
             return -1;
         }
@@ -148,9 +142,9 @@ static int next_line(conn_t *c, int64_t deadline, char **out)
             free(*out);
             continue;
         }
-        if (c->eof || now_ms() >= deadline)
+        if (c->eof || tt_mono_ms() >= deadline)
             return 0;
-        fill(c, (int)(deadline - now_ms()));
+        fill(c, (int)(deadline - tt_mono_ms()));
     }
 }
 
@@ -204,14 +198,14 @@ static bool printable(const char *s, size_t len)
 
 static void record_replies(conn_t *c)
 {
-    int64_t end = now_ms() + RECORD_MAX_MS;
+    int64_t end = tt_mono_ms() + RECORD_MAX_MS;
     char *line;
 
     for (;;) {
-        int64_t quiet = now_ms() + QUIET_MS;
+        int64_t quiet = tt_mono_ms() + QUIET_MS;
         bool got = false;
-        while (now_ms() < quiet && now_ms() < end) {
-            if (fill(c, (int)(quiet - now_ms())) > 0)
+        while (tt_mono_ms() < quiet && tt_mono_ms() < end) {
+            if (fill(c, (int)(quiet - tt_mono_ms())) > 0)
                 got = true;
             if (c->eof)
                 break;
@@ -225,7 +219,7 @@ static void record_replies(conn_t *c)
             printf("EOF\n");
             return;
         }
-        if (!got || now_ms() >= end)
+        if (!got || tt_mono_ms() >= end)
             return;
     }
 }
@@ -578,7 +572,7 @@ static int check(const char *path, const char *file)
     }
     for (size_t i = 0; i < nsteps; i++) {
         step_t *s = &steps[i];
-        int64_t deadline = now_ms() + CHECK_MAX_MS;
+        int64_t deadline = tt_mono_ms() + CHECK_MAX_MS;
         const char *what = s->cmd_text ? s->cmd_text : "(greeting)";
 
         if (s->cmd != NULL) {
@@ -636,7 +630,7 @@ static int query(const char *path, int ncmds, char **cmds)
 {
     static conn_t c;
     char *line;
-    int64_t deadline = now_ms() + CHECK_MAX_MS;
+    int64_t deadline = tt_mono_ms() + CHECK_MAX_MS;
 
     c.fd = connect_socket(path);
     if (c.fd < 0)

@@ -16,22 +16,21 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
 #include "agent/bal_qmp.h"
 #include "agent/bal_qmp_socket.h"
+#include "tests/tt_env.h"
+#include "tests/tt_spawn.h"
+#include "tests/tt_time.h"
 
 #define BALLOON "/machine/peripheral/balloon0"
 #define TIMEOUT_MS 2000
 #define WEIRD "we\"ird \\name'"
 
-static char sim_path[512];
 static char qemu_path[512];
-static bool skip_slow;
 
 typedef struct peer {
     pid_t pid;
@@ -39,64 +38,6 @@ typedef struct peer {
     bal_transport_t *t;
     bal_domain_list_t list;
 } peer_t;
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* Starts argv with stdout on a pipe and waits (at most 20 s) for a line holding "ready". */
-static pid_t spawn_until_ready(char *const argv[])
-{
-    char buf[4096];
-    size_t have = 0;
-    int fds[2];
-    int64_t deadline = mono_ms() + 20000;
-    pid_t pid;
-
-    assert_int_equal(pipe(fds), 0);
-    pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        dup2(fds[1], STDOUT_FILENO);
-        close(fds[0]);
-        close(fds[1]);
-        execv(argv[0], argv);
-        _exit(127);
-    }
-    close(fds[1]);
-    while (mono_ms() < deadline && have < sizeof(buf) - 1) {
-        struct pollfd p = {.fd = fds[0], .events = POLLIN};
-        ssize_t n;
-        if (poll(&p, 1, (int)(deadline - mono_ms())) <= 0)
-            break;
-        n = read(fds[0], buf + have, sizeof(buf) - 1 - have);
-        if (n <= 0)
-            break;
-        have += (size_t)n;
-        buf[have] = '\0';
-        if (strstr(buf, "ready") != NULL) {
-            close(fds[0]); /* balloon-sim says nothing more that we need */
-            return pid;
-        }
-    }
-    close(fds[0]);
-    kill(pid, SIGKILL);
-    waitpid(pid, NULL, 0);
-    fail_msg("'%s' did not say ready: %s", argv[0], buf);
-    return -1;
-}
-
-static void stop_pid(pid_t pid)
-{
-    int status;
-    if (pid <= 0)
-        return; /* never kill(-1, ...) */
-    kill(pid, SIGTERM);
-    waitpid(pid, &status, 0);
-}
 
 static void list_domains(peer_t *p)
 {
@@ -179,20 +120,23 @@ static unsigned count_set(const bal_stats_t *st)
 
 static pid_t start_sim(peer_t *p)
 {
-    char *argv[] = {sim_path,         (char *)"--socket-dir",        p->dir,
-                    (char *)"--domain", (char *)"ok:linux",           (char *)"--domain",
-                    (char *)"none:none", (char *)"--domain",          (char *)"stuck:stuck",
-                    (char *)"--domain", (char *)"empty:empty",        (char *)"--domain",
-                    (char *)"slow:slow", (char *)"--domain",          (char *)WEIRD ":linux",
+    char *argv[] = {(char *)tt_spawn_sim(),
+                    (char *)"--socket-dir", p->dir,
+                    (char *)"--domain", (char *)"ok:linux",
+                    (char *)"--domain", (char *)"none:none",
+                    (char *)"--domain", (char *)"stuck:stuck",
+                    (char *)"--domain", (char *)"empty:empty",
+                    (char *)"--domain", (char *)"slow:slow",
+                    (char *)"--domain", (char *)WEIRD ":linux",
                     NULL};
-    return spawn_until_ready(argv);
+    return tt_spawn_until_ready(argv, 20000);
 }
 
 static int sim_setup(void **state)
 {
     peer_t *p;
 
-    if (sim_path[0] == '\0')
+    if (tt_spawn_sim() == NULL)
         return 0;
     p = calloc(1, sizeof(*p));
     assert_non_null(p);
@@ -216,23 +160,17 @@ static int peer_teardown(void **state)
     bal_transport_free(p->t);
     if (p->pid > 0) {
         kill(p->pid, SIGCONT); /* in case a test left it stopped */
-        stop_pid(p->pid);
+        tt_spawn_stop(p->pid);
     }
     rmdir(p->dir); /* balloon-sim removes its sockets; QEMU's is removed by the test */
     free(p);
     return 0;
 }
 
-#define NEED_SIM()                    \
-    do {                              \
-        if (sim_path[0] == '\0')      \
-            skip();                   \
-    } while (0)
-
 static void test_sim_lists_every_domain(void **state)
 {
     peer_t *p = *state;
-    NEED_SIM();
+    tt_spawn_need_sim();
 
     assert_int_equal(p->list.count, 6);
     assert_string_equal(p->list.items[0].name, "empty"); /* sorted */
@@ -246,7 +184,7 @@ static void test_sim_finds_balloon(void **state)
 {
     peer_t *p = *state;
     char *cmd = NULL, *reply, *path = NULL;
-    NEED_SIM();
+    tt_spawn_need_sim();
 
     assert_int_equal(bal_qmp_build_qom_list("/machine/peripheral", &cmd, NULL), 0);
     for (size_t i = 0; i < p->list.count; i++) {
@@ -265,16 +203,16 @@ static void test_sim_profiles(void **state)
     peer_t *p = *state;
     bal_stats_t ok0, st;
     int64_t t0, t_slow, t1, deadline;
-    NEED_SIM();
+    tt_spawn_need_sim();
 
-    t_slow = mono_ms();
+    t_slow = tt_mono_ms();
     set_interval(p, "slow", 1);
     for (size_t i = 0; i < p->list.count; i++)
         if (strcmp(p->list.items[i].name, "slow") != 0)
             set_interval(p, p->list.items[i].name, 1);
     for (size_t i = 0; i < p->list.count; i++)
         assert_int_equal(get_interval(p, p->list.items[i].name), 1);
-    t0 = mono_ms();
+    t0 = tt_mono_ms();
 
     /* linux: polled at once when polling starts, every stat of QEMU 7.2 */
     ok0 = get_stats(p, "ok");
@@ -296,17 +234,17 @@ static void test_sim_profiles(void **state)
     assert_int_equal(count_set(&st), 0);
 
     /* slow: QMP answers at once (the transport never waits for the guest), the guest 2 s later */
-    t1 = mono_ms();
+    t1 = tt_mono_ms();
     st = get_stats(p, "slow");
-    assert_true(mono_ms() - t1 < 1500);
-    if (mono_ms() < t_slow + 1800) /* else a loaded machine made us too late to see it */
+    assert_true(tt_mono_ms() - t1 < 1500);
+    if (tt_mono_ms() < t_slow + 1800) /* else a loaded machine made us too late to see it */
         assert_int_equal(st.last_update, 0);
 
     /* the name with quotes and backslashes is a domain like the others */
     st = get_stats(p, WEIRD);
     assert_true(st.last_update > 0);
 
-    if (skip_slow)
+    if (tt_skip_slow())
         return;
     deadline = t0 + 6000;
     do {
@@ -314,19 +252,19 @@ static void test_sim_profiles(void **state)
         if (st.last_update > 0)
             break;
         poll(NULL, 0, 100); /* real seconds: balloon-sim runs on the system clock */
-    } while (mono_ms() < deadline);
+    } while (tt_mono_ms() < deadline);
     assert_true(st.last_update > 0);
     assert_true(count_set(&st) > 0);
-    assert_true(mono_ms() - t_slow >= 1500);
+    assert_true(tt_mono_ms() - t_slow >= 1500);
 
     /* stuck: answers three requests (t = 0, 1, 2 s), then never again: last-update stops, while the
      * linux guest's goes on */
-    while (mono_ms() < t0 + 3500)
+    while (tt_mono_ms() < t0 + 3500)
         poll(NULL, 0, 100);
     {
         bal_stats_t stuck1 = get_stats(p, "stuck"), stuck2, ok1;
         assert_true(stuck1.last_update > 0);
-        while (mono_ms() < t0 + 5200)
+        while (tt_mono_ms() < t0 + 5200)
             poll(NULL, 0, 100);
         stuck2 = get_stats(p, "stuck");
         ok1 = get_stats(p, "ok");
@@ -341,7 +279,7 @@ static void test_sim_errors(void **state)
     peer_t *p = *state;
     bal_error_t err = {0};
     char *cmd = NULL, *reply;
-    NEED_SIM();
+    tt_spawn_need_sim();
 
     assert_int_equal(bal_qmp_build_qom_set_int(BALLOON, BAL_QMP_PROP_INTERVAL, -1, &cmd, NULL), 0);
     reply = run(p, "ok", cmd);
@@ -379,7 +317,7 @@ static void test_sim_hung_peer(void **state)
     bal_error_t err = {0};
     char *reply = NULL;
     int64_t t0, elapsed;
-    NEED_SIM();
+    tt_spawn_need_sim();
 
     /* a transport of its own, with a shorter timeout */
     main_t = p->t;
@@ -387,17 +325,17 @@ static void test_sim_hung_peer(void **state)
     assert_non_null(p->t);
     free(run(p, "ok", "{\"execute\":\"query-balloon\"}")); /* a cached connection */
     assert_int_equal(kill(p->pid, SIGSTOP), 0);
-    t0 = mono_ms();
+    t0 = tt_mono_ms();
     assert_int_equal(bal_transport_execute(p->t, dom(p, "ok"), "{\"execute\":\"query-balloon\"}", &reply, &err),
                      -ETIMEDOUT);
-    elapsed = mono_ms() - t0;
+    elapsed = tt_mono_ms() - t0;
     assert_true(elapsed >= timeout_ms - 5 && elapsed < timeout_ms + 2500);
     /* a new connection to a hung peer: connecting and the greeting are bounded too */
-    t0 = mono_ms();
+    t0 = tt_mono_ms();
     assert_int_equal(bal_transport_execute(p->t, dom(p, "empty"), "{\"execute\":\"query-balloon\"}", &reply,
                                            &err),
                      -ETIMEDOUT);
-    elapsed = mono_ms() - t0;
+    elapsed = tt_mono_ms() - t0;
     assert_true(elapsed >= timeout_ms - 5 && elapsed < timeout_ms + 2500);
     assert_int_equal(kill(p->pid, SIGCONT), 0);
     free(run(p, "ok", "{\"execute\":\"query-balloon\"}"));
@@ -413,11 +351,11 @@ static void test_sim_restart(void **state)
     uint64_t ok_instance;
     bal_error_t err = {0};
     char *reply = NULL;
-    NEED_SIM();
+    tt_spawn_need_sim();
 
     free(run(p, "ok", "{\"execute\":\"query-balloon\"}"));
     ok_instance = dom(p, "ok")->instance;
-    stop_pid(p->pid);
+    tt_spawn_stop(p->pid);
     p->pid = -1;
     assert_int_equal(bal_transport_execute(p->t, dom(p, "ok"), "{\"execute\":\"query-balloon\"}", &reply, &err),
                      -ENOENT);
@@ -463,7 +401,7 @@ static int qemu_setup(void **state)
     }
     /* QEMU says nothing when ready, and its socket file appears before it listens: ready is when a
      * QMP session can be had */
-    deadline = mono_ms() + 20000;
+    deadline = tt_mono_ms() + 20000;
     for (;;) {
         bal_qmp_conn_t *c = NULL;
         bal_error_t err = {0};
@@ -471,7 +409,7 @@ static int qemu_setup(void **state)
             bal_qmp_conn_free(c);
             break;
         }
-        if (mono_ms() > deadline)
+        if (tt_mono_ms() > deadline)
             fail_msg("QEMU did not come up: %s", err.message);
         poll(NULL, 0, 20);
     }
@@ -491,7 +429,7 @@ static int qemu_teardown(void **state)
         bal_domain_list_free(&p->list);
         bal_transport_free(p->t);
         p->t = NULL;
-        stop_pid(p->pid);
+        tt_spawn_stop(p->pid);
         p->pid = -1;
         unlink(sock);
     }
@@ -551,22 +489,12 @@ static void test_qemu_reference(void **state)
     free(cmd);
 
     /* QEMU exits: its socket file stays behind and nobody listens */
-    stop_pid(p->pid);
+    tt_spawn_stop(p->pid);
     p->pid = -1;
     assert_int_equal(bal_transport_execute(p->t, &p->list.items[0], "{\"execute\":\"query-balloon\"}", &reply, &err),
                      -ENOENT); /* QEMU removes its socket when it exits */
     list_domains(p);
     assert_int_equal(p->list.count, 0);
-}
-
-/* The first of the candidates that is executable, or "". */
-static void find_program(char *out, size_t cap, const char *first, const char *second)
-{
-    out[0] = '\0';
-    if (first != NULL && access(first, X_OK) == 0)
-        snprintf(out, cap, "%s", first);
-    else if (second != NULL && access(second, X_OK) == 0)
-        snprintf(out, cap, "%s", second);
 }
 
 int main(void)
@@ -582,18 +510,12 @@ int main(void)
     const struct CMUnitTest qemu_tests[] = {
         cmocka_unit_test(test_qemu_reference),
     };
-    const char *slow = getenv("BALLOON_SKIP_SLOW");
-    char built[512] = "";
     int failed = 0;
 
     signal(SIGPIPE, SIG_IGN);
-    skip_slow = slow != NULL && strcmp(slow, "1") == 0;
-    if (getenv("abs_top_builddir") != NULL)
-        snprintf(built, sizeof(built), "%s/virtio/balloon-sim", getenv("abs_top_builddir"));
-    find_program(sim_path, sizeof(sim_path), built, "virtio/balloon-sim");
     /* QEMU_SYSTEM_X86 may name another binary; the Debian one otherwise */
-    find_program(qemu_path, sizeof(qemu_path), getenv("QEMU_SYSTEM_X86"), "/usr/bin/qemu-system-x86_64");
-    if (sim_path[0] == '\0' && qemu_path[0] == '\0')
+    tt_spawn_find(qemu_path, sizeof(qemu_path), getenv("QEMU_SYSTEM_X86"), "/usr/bin/qemu-system-x86_64");
+    if (tt_spawn_sim() == NULL && qemu_path[0] == '\0')
         return 77;
     failed += cmocka_run_group_tests_name("balloon-sim", sim_tests, sim_setup, peer_teardown);
     failed += cmocka_run_group_tests_name("qemu", qemu_tests, qemu_setup, qemu_teardown);

@@ -17,7 +17,7 @@ TESTS += tests/test_vb_device tests/test_vb_guest
 
 # QMP server and balloon-sim
 check_PROGRAMS += tests/qmp_replay
-tests_qmp_replay_SOURCES = tests/qmp_replay.c
+tests_qmp_replay_SOURCES = tests/qmp_replay.c tests/tt_time.c tests/tt_time.h
 tests_qmp_replay_CFLAGS = $(AM_CFLAGS) $(YAJL_CFLAGS)
 tests_qmp_replay_LDADD = $(YAJL_LIBS)
 TESTS += tests/qmp_transcript.sh tests/qmp_transcript_qemu.sh

@@ -1,0 +1,13 @@
+/* See tt_env.h. */
+#include "config.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "tests/tt_env.h"
+
+bool tt_skip_slow(void)
+{
+    const char *v = getenv("BALLOON_SKIP_SLOW");
+    return v != NULL && strcmp(v, "1") == 0;
+}
