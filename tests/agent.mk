@@ -6,7 +6,7 @@ tests_test_bal_qmp_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) $(YAJL_CFLAGS)
 tests_test_bal_qmp_LDADD = agent/libagent.la $(YAJL_LIBS) $(CMOCKA_LIBS)
 TESTS += tests/test_bal_qmp
 check_PROGRAMS += tests/test_bal_transport tests/test_bal_qmp_socket
-tests_test_bal_transport_SOURCES = tests/test_bal_transport.c
+tests_test_bal_transport_SOURCES = tests/test_bal_transport.c tests/tt_fake.c tests/tt_fake.h
 tests_test_bal_transport_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) $(YAJL_CFLAGS)
 tests_test_bal_transport_LDADD = agent/libagent.la $(YAJL_LIBS) $(CMOCKA_LIBS)
 tests_test_bal_qmp_socket_SOURCES = tests/test_bal_qmp_socket.c
@@ -54,7 +54,8 @@ tests_test_bal_agent_LDADD = agent/libagent.la virtio/libvirtio.la $(YAJL_LIBS) 
 TESTS += tests/test_bal_agent
 # the transport and the agent's selection with thousands of domains (balloon-sim)
 check_PROGRAMS += tests/test_bal_scale
-tests_test_bal_scale_SOURCES = tests/test_bal_scale.c
+tests_test_bal_scale_SOURCES = tests/test_bal_scale.c tests/tt_env.c tests/tt_env.h tests/tt_fake.c tests/tt_fake.h \
+	tests/tt_spawn.c tests/tt_spawn.h tests/tt_time.c tests/tt_time.h
 tests_test_bal_scale_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) $(YAJL_CFLAGS)
 tests_test_bal_scale_LDADD = agent/libagent.la $(YAJL_LIBS) $(CMOCKA_LIBS)
 TESTS += tests/test_bal_scale

@@ -10,7 +10,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <malloc.h>
-#include <poll.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -22,7 +21,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -31,19 +29,13 @@
 #include "agent/bal_agent.h"
 #include "agent/bal_qmp.h"
 #include "agent/bal_qmp_socket.h"
+#include "tests/tt_fake.h"
+#include "tests/tt_env.h"
+#include "tests/tt_spawn.h"
 
 #define BALLOON "/machine/peripheral/balloon0"
 #define THREADS 5
 
-static char sim_path[512];
-static bool skip_slow;
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* Open descriptors of this process. */
 static int count_fds(void)
@@ -83,71 +75,29 @@ typedef struct sim {
     unsigned n;
 } sim_t;
 
-/* Starts argv with stdout on a pipe and waits (at most 60 s) for a line holding "ready". */
-static pid_t spawn_until_ready(char *const argv[])
-{
-    char buf[4096];
-    size_t have = 0;
-    int fds[2];
-    int64_t deadline = mono_ms() + 60000;
-    pid_t pid;
-
-    assert_int_equal(pipe(fds), 0);
-    pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        dup2(fds[1], STDOUT_FILENO);
-        close(fds[0]);
-        close(fds[1]);
-        execv(argv[0], argv);
-        _exit(127);
-    }
-    close(fds[1]);
-    while (mono_ms() < deadline && have < sizeof(buf) - 1) {
-        struct pollfd p = {.fd = fds[0], .events = POLLIN};
-        ssize_t n;
-        if (poll(&p, 1, (int)(deadline - mono_ms())) <= 0)
-            break;
-        n = read(fds[0], buf + have, sizeof(buf) - 1 - have);
-        if (n <= 0)
-            break;
-        have += (size_t)n;
-        buf[have] = '\0';
-        if (strstr(buf, "ready") != NULL) {
-            close(fds[0]);
-            return pid;
-        }
-    }
-    close(fds[0]);
-    kill(pid, SIGKILL);
-    waitpid(pid, NULL, 0);
-    fail_msg("'%s' did not say ready: %s", argv[0], buf);
-    return -1;
-}
-
 static int sim_setup(void **state)
 {
     sim_t *s;
     char **argv;
     size_t k = 0;
 
-    if (sim_path[0] == '\0')
+    if (tt_spawn_sim() == NULL)
         return 0;
     s = calloc(1, sizeof(*s));
     assert_non_null(s);
-    s->n = skip_slow ? 300 : 1500;
+    s->n = tt_skip_slow() ? 300 : 1500;
     snprintf(s->dir, sizeof(s->dir), "/tmp/perf-scale-XXXXXX");
     assert_non_null(mkdtemp(s->dir));
     argv = calloc(2 * (size_t)s->n + 4, sizeof(*argv));
     assert_non_null(argv);
-    argv[k++] = sim_path;
+    argv[k++] = (char *)tt_spawn_sim();
     argv[k++] = (char *)"--socket-dir";
     argv[k++] = s->dir;
     for (unsigned i = 0; i < s->n; i++) {
         argv[k++] = (char *)"--domain";
         assert_true(asprintf(&argv[k++], "g%05u:linux", i) > 0);
     }
-    s->pid = spawn_until_ready(argv);
+    s->pid = tt_spawn_until_ready(argv, 60000); /* 1500 guests take a while on a loaded machine */
     for (size_t i = 4; i < k; i += 2)
         free(argv[i]);
     free(argv);
@@ -162,10 +112,7 @@ static int sim_teardown(void **state)
 
     if (s == NULL)
         return 0;
-    if (s->pid > 0) {
-        kill(s->pid, SIGTERM);
-        waitpid(s->pid, NULL, 0);
-    }
+    tt_spawn_stop(s->pid);
     for (unsigned i = 0; i < s->n; i++) { /* those the test unlinked are already gone */
         snprintf(path, sizeof(path), "%s/g%05u.qmp", s->dir, i);
         unlink(path);
@@ -174,12 +121,6 @@ static int sim_teardown(void **state)
     free(s);
     return 0;
 }
-
-#define NEED_SIM()               \
-    do {                         \
-        if (sim_path[0] == '\0') \
-            skip();              \
-    } while (0)
 
 static char *stats_command(void)
 {
@@ -251,7 +192,7 @@ static void test_socket_transport_many_domains(void **state)
     long heap0, heap1;
     unsigned removed = 0;
 
-    NEED_SIM();
+    tt_spawn_need_sim();
     t = bal_qmp_socket_transport_new_dir(s->dir, 10000, NULL, &err);
     assert_non_null(t);
     assert_int_equal(bal_transport_list_domains(t, &list, &err), 0);
@@ -313,7 +254,7 @@ static void test_socket_pairs_many(void **state)
     char *reply = NULL;
     unsigned n = 0;
 
-    NEED_SIM();
+    tt_spawn_need_sim();
     assert_non_null(pairs);
     /* the sockets still there, configured in reverse name order */
     for (unsigned i = s->n; i-- > 0;) {
@@ -362,14 +303,13 @@ static void test_socket_pairs_many(void **state)
 /* A transport whose domains are d000000, d000002, ...: every one answers at once, with an interval
  * of 10 s (the configured one, so nothing is set) and fresh stats. Counts commands per domain. */
 typedef struct fake {
-    bal_transport_t base;
+    tt_fake_t tt;               /* first: the transport */
     unsigned max;               /* domain numbers below this */
     atomic_uint *commands;      /* per domain number */
     pthread_mutex_t lock;
     unsigned *order;            /* the listing: domain numbers, in this order */
     char (*uuids)[37];          /* per listing entry */
     size_t n_order;
-    bool changed;
 } fake_t;
 
 static unsigned number_of(const char *name)
@@ -417,31 +357,6 @@ static int fake_execute(bal_transport_t *base, const bal_domain_info_t *dom, con
     assert_non_null(*reply);
     return 0;
 }
-
-static bool fake_take_changes(bal_transport_t *base)
-{
-    fake_t *f = (fake_t *)base;
-    bool changed;
-
-    pthread_mutex_lock(&f->lock);
-    changed = f->changed;
-    f->changed = false;
-    pthread_mutex_unlock(&f->lock);
-    return changed;
-}
-
-static void fake_free(bal_transport_t *base)
-{
-    (void)base; /* the test owns it */
-}
-
-static const bal_transport_ops_t fake_ops = {
-    .name = "fake",
-    .list_domains = fake_list,
-    .execute = fake_execute,
-    .take_changes = fake_take_changes,
-    .free = fake_free,
-};
 
 typedef struct seen {
     unsigned max;
@@ -492,9 +407,9 @@ static void shuffle(unsigned *v, size_t n, uint32_t seed)
 
 static void test_agent_merges_large_listing(void **state)
 {
-    const unsigned n = skip_slow ? 1000 : 5000; /* domains at first: the even numbers below 2n */
+    const unsigned n = tt_skip_slow() ? 1000 : 5000; /* domains at first: the even numbers below 2n */
     const unsigned max = 2 * n;
-    fake_t f = {.base = {.ops = &fake_ops}, .max = max};
+    fake_t f = {.max = max};
     seen_t seen = {.max = max};
     unsigned *before = calloc(max, sizeof(*before));
     bool *listed1 = calloc(max, sizeof(*listed1)), *listed2 = calloc(max, sizeof(*listed2));
@@ -511,6 +426,7 @@ static void test_agent_merges_large_listing(void **state)
     seen.uuid = calloc(max, sizeof(*seen.uuid));
     assert_true(before && listed1 && listed2 && f.commands && f.order && f.uuids && seen.got && seen.uuid);
     pthread_mutex_init(&f.lock, NULL);
+    tt_fake_init(&f.tt, fake_list, fake_execute);
 
     /* First listing: the even numbers, shuffled; every tenth one listed a second time, later on, with
      * another uuid: the first one counts. */
@@ -527,7 +443,7 @@ static void test_agent_merges_large_listing(void **state)
             f.n_order++;
         }
     }
-    assert_int_equal(bal_agent_new_with_transport(&config, &f.base, &agent, &err), 0);
+    assert_int_equal(bal_agent_new_with_transport(&config, &f.tt.base, &agent, &err), 0);
     assert_int_equal(bal_agent_read(agent, on_sample, &seen, &err), (int)n);
     assert_int_equal(seen.count, n);
     assert_false(seen.out_of_order);
@@ -556,8 +472,8 @@ static void test_agent_merges_large_listing(void **state)
             expected++;
         }
     }
-    f.changed = true;
     pthread_mutex_unlock(&f.lock);
+    f.tt.changes = true;
     seen_reset(&seen);
     assert_int_equal(bal_agent_read(agent, on_sample, &seen, &err), (int)expected);
     assert_int_equal(seen.count, expected);
@@ -591,16 +507,6 @@ static void test_agent_merges_large_listing(void **state)
     free(before);
 }
 
-/* The first of the candidates that is executable, or "". */
-static void find_program(char *out, size_t cap, const char *first, const char *second)
-{
-    out[0] = '\0';
-    if (first != NULL && access(first, X_OK) == 0)
-        snprintf(out, cap, "%s", first);
-    else if (second != NULL && access(second, X_OK) == 0)
-        snprintf(out, cap, "%s", second);
-}
-
 int main(void)
 {
     const struct CMUnitTest sim_tests[] = {
@@ -610,15 +516,9 @@ int main(void)
     const struct CMUnitTest agent_tests[] = {
         cmocka_unit_test(test_agent_merges_large_listing),
     };
-    const char *slow = getenv("BALLOON_SKIP_SLOW");
-    char built[512] = "";
     int failed = 0;
 
     signal(SIGPIPE, SIG_IGN);
-    skip_slow = slow != NULL && strcmp(slow, "1") == 0;
-    if (getenv("abs_top_builddir") != NULL)
-        snprintf(built, sizeof(built), "%s/virtio/balloon-sim", getenv("abs_top_builddir"));
-    find_program(sim_path, sizeof(sim_path), built, "virtio/balloon-sim");
     failed += cmocka_run_group_tests_name("agent", agent_tests, NULL, NULL);
     failed += cmocka_run_group_tests_name("balloon-sim", sim_tests, sim_setup, sim_teardown);
     return failed;

@@ -13,14 +13,13 @@
 
 #include "agent/bal_qmp.h"
 #include "agent/bal_transport.h"
+#include "tests/tt_fake.h"
 
 /* A transport that records what reached it. */
 typedef struct fake {
-    bal_transport_t base;
+    tt_fake_t tt; /* first: the transport */
     int executed;
     char last[512];
-    bool changes;
-    int freed;
 } fake_t;
 
 static int fake_list(bal_transport_t *t, bal_domain_list_t *out, bal_error_t *err)
@@ -47,35 +46,13 @@ static int fake_execute(bal_transport_t *t, const bal_domain_info_t *dom, const 
     return 0;
 }
 
-static bool fake_take_changes(bal_transport_t *t)
-{
-    fake_t *f = (fake_t *)t;
-    bool c = f->changes;
-    f->changes = false;
-    return c;
-}
-
-static void fake_free(bal_transport_t *t)
-{
-    ((fake_t *)t)->freed++;
-}
-
-static const bal_transport_ops_t fake_ops = {
-    .name = "fake",
-    .list_domains = fake_list,
-    .execute = fake_execute,
-    .take_changes = fake_take_changes,
-    .free = fake_free,
-};
-
-static const bal_transport_ops_t fake_ops_no_changes = {
-    .name = "fake",
-    .list_domains = fake_list,
-    .execute = fake_execute,
-    .free = fake_free,
-};
-
 static const bal_domain_info_t dom = {.name = (char *)"vm"};
+
+static void fake_init(fake_t *f)
+{
+    *f = (fake_t){0};
+    tt_fake_init(&f->tt, fake_list, fake_execute);
+}
 
 static void expect_allowed(fake_t *f, const char *command)
 {
@@ -83,7 +60,7 @@ static void expect_allowed(fake_t *f, const char *command)
     char *reply = NULL;
     int before = f->executed;
 
-    if (bal_transport_execute(&f->base, &dom, command, &reply, &err) != 0)
+    if (bal_transport_execute(&f->tt.base, &dom, command, &reply, &err) != 0)
         fail_msg("refused: %s (%s)", command, err.message);
     assert_int_equal(f->executed, before + 1);
     assert_string_equal(f->last, command); /* passed on unchanged */
@@ -96,7 +73,7 @@ static void expect_refused(fake_t *f, const char *command)
     bal_error_t err = {0};
     char *reply = (char *)"untouched";
     int before = f->executed;
-    int ret = bal_transport_execute(&f->base, &dom, command, &reply, &err);
+    int ret = bal_transport_execute(&f->tt.base, &dom, command, &reply, &err);
 
     if (ret != -EPERM)
         fail_msg("not refused (%d): %s", ret, command);
@@ -108,10 +85,11 @@ static void expect_refused(fake_t *f, const char *command)
 
 static void test_allowed(void **state)
 {
-    fake_t f = {.base.ops = &fake_ops};
+    fake_t f;
     char *cmd;
     (void)state;
 
+    fake_init(&f);
     expect_allowed(&f, "{\"execute\":\"qmp_capabilities\"}");
     expect_allowed(&f, "{\"execute\":\"qmp_capabilities\",\"arguments\":{}}");
     expect_allowed(&f, "{\"execute\":\"query-balloon\"}");
@@ -210,10 +188,11 @@ static void test_refused(void **state)
         "\"query-balloon\"",
         "{\"execute\":\"query-balloon\"",
     };
-    fake_t f = {.base.ops = &fake_ops};
+    fake_t f;
     char big[8192];
     (void)state;
 
+    fake_init(&f);
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         expect_refused(&f, bad[i]);
     /* oversized commands are not ours */
@@ -226,14 +205,17 @@ static void test_refused(void **state)
 
 static void test_other_dispatchers(void **state)
 {
-    fake_t f = {.base.ops = &fake_ops};
-    fake_t g = {.base.ops = &fake_ops_no_changes};
+    fake_t f, g;
     bal_domain_list_t list = {0};
     bal_error_t err = {0};
     char *reply = NULL;
     (void)state;
 
-    assert_int_equal(bal_transport_list_domains(&f.base, &list, &err), 0);
+    fake_init(&f);
+    fake_init(&g);
+    g.tt.ops.take_changes = NULL;
+
+    assert_int_equal(bal_transport_list_domains(&f.tt.base, &list, &err), 0);
     assert_int_equal(list.count, 2);
     assert_string_equal(list.items[1].name, "two");
     bal_domain_list_free(&list);
@@ -242,21 +224,21 @@ static void test_other_dispatchers(void **state)
     bal_domain_list_free(&list); /* twice is fine */
     bal_domain_list_free(NULL);
 
-    assert_false(bal_transport_take_changes(&f.base));
-    f.changes = true;
-    assert_true(bal_transport_take_changes(&f.base));
-    assert_false(bal_transport_take_changes(&f.base));
-    assert_false(bal_transport_take_changes(&g.base)); /* optional op */
+    assert_false(bal_transport_take_changes(&f.tt.base));
+    f.tt.changes = true;
+    assert_true(bal_transport_take_changes(&f.tt.base));
+    assert_false(bal_transport_take_changes(&f.tt.base));
+    assert_false(bal_transport_take_changes(&g.tt.base)); /* optional op */
     assert_false(bal_transport_take_changes(NULL));
 
     assert_int_equal(bal_transport_execute(NULL, &dom, "{\"execute\":\"query-balloon\"}", &reply, &err), -EINVAL);
-    assert_int_equal(bal_transport_execute(&f.base, NULL, "{\"execute\":\"query-balloon\"}", &reply, &err),
+    assert_int_equal(bal_transport_execute(&f.tt.base, NULL, "{\"execute\":\"query-balloon\"}", &reply, &err),
                      -EINVAL);
-    assert_int_equal(bal_transport_execute(&f.base, &dom, NULL, &reply, &err), -EINVAL);
+    assert_int_equal(bal_transport_execute(&f.tt.base, &dom, NULL, &reply, &err), -EINVAL);
     assert_int_equal(f.executed, 0);
 
-    bal_transport_free(&f.base);
-    assert_int_equal(f.freed, 1);
+    bal_transport_free(&f.tt.base);
+    assert_int_equal(f.tt.freed, 1);
     bal_transport_free(NULL);
 }
 
