@@ -48,7 +48,8 @@ tests_test_bal_libvirt_LDADD = agent/libagent.la virtio/libvirtio.la $(LIBVIRT_Q
 	$(YAJL_LIBS) $(CMOCKA_LIBS)
 TESTS += tests/test_bal_libvirt
 check_PROGRAMS += tests/test_bal_agent
-tests_test_bal_agent_SOURCES = tests/test_bal_agent.c
+tests_test_bal_agent_SOURCES = tests/test_bal_agent.c tests/tt_fake.c tests/tt_fake.h tests/tt_manual_clock.c \
+	tests/tt_manual_clock.h tests/tt_qemu_reply.c tests/tt_qemu_reply.h
 tests_test_bal_agent_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) $(YAJL_CFLAGS)
 tests_test_bal_agent_LDADD = agent/libagent.la virtio/libvirtio.la $(YAJL_LIBS) $(CMOCKA_LIBS)
 TESTS += tests/test_bal_agent

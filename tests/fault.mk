@@ -1,6 +1,7 @@
 # tests/fault.mk: hardening. Fault injection (fault_*), the transport boundary (least privilege), the
 # soak (make soak, not part of check), and valgrind over the suite (tests/valgrind.sh).
-FAULT_FAKE_SRC = tests/fault_fake.c tests/fault_fake.h
+FAULT_FAKE_SRC = tests/fault_fake.c tests/fault_fake.h tests/tt_manual_clock.c tests/tt_manual_clock.h \
+	tests/tt_qemu_reply.c tests/tt_qemu_reply.h
 check_PROGRAMS += tests/fault_churn
 tests_fault_churn_SOURCES = tests/fault_churn.c $(FAULT_FAKE_SRC)
 tests_fault_churn_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) $(YAJL_CFLAGS)

@@ -3,7 +3,6 @@
 
 #include <errno.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,8 +10,9 @@
 #include <yajl/yajl_tree.h>
 
 #include "agent/bal_qmp.h"
-#include "agent/bal_stats.h"
 #include "tests/fault_fake.h"
+#include "tests/tt_manual_clock.h"
+#include "tests/tt_qemu_reply.h"
 #include "virtio/vb_clock.h"
 #include "virtio/vb_device.h"
 #include "virtio/vb_guest.h"
@@ -24,8 +24,7 @@
 struct ff {
     bal_transport_t base;
     pthread_mutex_t lock;
-    vb_manual_clock_t vclock;
-    bal_clock_t clock;
+    tt_manual_clock_t mc;
     size_t max_ids;
     vb_device_t **devs; /* NULL: not running */
     uint64_t *instance;
@@ -57,18 +56,6 @@ static char *xstrdup(const char *s)
 void ff_name(size_t id, char *buf)
 {
     snprintf(buf, 16, "vm-%06zu", id % 1000000);
-}
-
-static int64_t agent_wall(void *opaque)
-{
-    ff_t *f = opaque;
-    return f->vclock.clock.wall_s(&f->vclock);
-}
-
-static int64_t agent_mono(void *opaque)
-{
-    ff_t *f = opaque;
-    return f->vclock.now_ns / VB_NS_PER_MS;
 }
 
 /* ---- the contract, read independently of the agent's allow-list ---- */
@@ -151,39 +138,6 @@ bool ff_command_allowed(const char *command)
 
 /* ---- QEMU's answers ---- */
 
-static char *fmt(const char *format, ...) __attribute__((format(printf, 1, 2)));
-static char *fmt(const char *format, ...)
-{
-    char *s = NULL;
-    va_list ap;
-
-    va_start(ap, format);
-    if (vasprintf(&s, format, ap) < 0)
-        abort();
-    va_end(ap);
-    return s;
-}
-
-static char *stats_reply(const vb_device_t *dev)
-{
-    vb_guest_stats_t gs;
-    char buf[2048];
-    size_t len = 0;
-
-    vb_device_get_stats(dev, &gs);
-    len += (size_t)snprintf(buf + len, sizeof(buf) - len, "{\"return\": {\"stats\": {");
-    for (unsigned i = 0; i < gs.count; i++)
-        len += (size_t)snprintf(buf + len, sizeof(buf) - len, "%s\"%s\": %llu", i ? ", " : "",
-                                bal_stat_qmp_name((bal_stat_t)i), (unsigned long long)gs.values[i]);
-    snprintf(buf + len, sizeof(buf) - len, "}, \"last-update\": %lld}}", (long long)gs.last_update);
-    return xstrdup(buf);
-}
-
-static char *not_found(const char *path)
-{
-    return fmt("{\"error\": {\"class\": \"DeviceNotFound\", \"desc\": \"Device '%s' not found\"}}", path);
-}
-
 /* Under f->lock. */
 static char *answer(ff_t *f, vb_device_t *dev, yajl_val tree)
 {
@@ -203,25 +157,25 @@ static char *answer(ff_t *f, vb_device_t *dev, yajl_val tree)
     if (strcmp(cmd, "qmp_capabilities") == 0)
         return xstrdup("{\"return\": {}}");
     if (strcmp(cmd, "query-balloon") == 0)
-        return fmt("{\"return\": {\"actual\": %llu}}", (unsigned long long)vb_device_actual(dev));
+        return tt_qemu_reply("{\"return\": {\"actual\": %llu}}", (unsigned long long)vb_device_actual(dev));
     if (strcmp(cmd, "qom-list") == 0) {
         if (strcmp(path, "/machine/peripheral") == 0)
             return xstrdup("{\"return\": [{\"name\": \"type\", \"type\": \"string\"}, "
                            "{\"name\": \"balloon0\", \"type\": \"child<virtio-balloon-pci>\"}]}");
-        return not_found(path);
+        return tt_qemu_reply_not_found(path);
     }
     if (strcmp(path, BALLOON) != 0)
-        return not_found(path);
+        return tt_qemu_reply_not_found(path);
     if (strcmp(cmd, "qom-get") == 0 && strcmp(prop, BAL_QMP_PROP_INTERVAL) == 0)
-        return fmt("{\"return\": %lld}", (long long)vb_device_polling_interval(dev));
+        return tt_qemu_reply("{\"return\": %lld}", (long long)vb_device_polling_interval(dev));
     if (strcmp(cmd, "qom-get") == 0)
-        return stats_reply(dev);
+        return tt_qemu_reply_stats(dev);
     if (strcmp(prop, BAL_QMP_PROP_STATS) == 0)
         return xstrdup("{\"error\": {\"class\": \"GenericError\", \"desc\": "
                        "\"Property 'virtio-balloon-device.guest-stats' is not writable\"}}");
     if (vb_device_set_polling_interval(dev, YAJL_GET_INTEGER(member(args, "value", &dup)), ebuf,
                                        sizeof(ebuf)) < 0)
-        return fmt("{\"error\": {\"class\": \"GenericError\", \"desc\": \"%s\"}}", ebuf);
+        return tt_qemu_reply("{\"error\": {\"class\": \"GenericError\", \"desc\": \"%s\"}}", ebuf);
     vb_device_run(dev); /* from 0, QEMU polls at once and the guest answers */
     return xstrdup("{\"return\": {}}");
 }
@@ -334,8 +288,7 @@ ff_t *ff_new(size_t max_ids)
 
     f->base.ops = &ff_ops;
     pthread_mutex_init(&f->lock, NULL);
-    vb_manual_clock_init(&f->vclock, WALL_BASE);
-    f->clock = (bal_clock_t){.wall_s = agent_wall, .monotonic_ms = agent_mono, .opaque = f};
+    tt_manual_clock_init(&f->mc, WALL_BASE);
     f->max_ids = max_ids;
     f->devs = xcalloc(max_ids, sizeof(*f->devs));
     f->instance = xcalloc(max_ids, sizeof(*f->instance));
@@ -349,7 +302,7 @@ bal_transport_t *ff_transport(ff_t *f)
 
 const bal_clock_t *ff_clock(ff_t *f)
 {
-    return &f->clock;
+    return &f->mc.clock;
 }
 
 void ff_free(ff_t *f)
@@ -367,7 +320,7 @@ void ff_free(ff_t *f)
 void ff_advance_s(ff_t *f, int64_t seconds)
 {
     pthread_mutex_lock(&f->lock);
-    vb_manual_clock_advance(&f->vclock, seconds * VB_NS_PER_S);
+    vb_manual_clock_advance(&f->mc.vclock, seconds * VB_NS_PER_S);
     for (size_t i = f->first; i < f->first + f->count; i++)
         vb_device_run(f->devs[i]);
     pthread_mutex_unlock(&f->lock);
@@ -383,7 +336,7 @@ void ff_set_running(ff_t *f, size_t first, size_t count)
 
         if (run && f->devs[i] == NULL) {
             vb_guest_t *g = vb_guest_new(VB_GUEST_LINUX, MEMORY, i + 1);
-            if (g == NULL || (f->devs[i] = vb_device_new(&f->vclock.clock, VB_STATS_QEMU72, g, MEMORY)) == NULL)
+            if (g == NULL || (f->devs[i] = vb_device_new(&f->mc.vclock.clock, VB_STATS_QEMU72, g, MEMORY)) == NULL)
                 abort();
             f->instance[i] = ++f->next_instance;
         } else if (!run && f->devs[i] != NULL) {

@@ -22,6 +22,9 @@
 
 #include "agent/bal_agent.h"
 #include "agent/bal_transport.h"
+#include "tests/tt_fake.h"
+#include "tests/tt_manual_clock.h"
+#include "tests/tt_qemu_reply.h"
 #include "virtio/vb_clock.h"
 #include "virtio/vb_device.h"
 #include "virtio/vb_guest.h"
@@ -46,44 +49,29 @@ typedef struct fake_dom {
 } fake_dom_t;
 
 typedef struct fake {
-    bal_transport_t base;
+    tt_fake_t tt;        /* first: the transport */
     pthread_mutex_t lock;
-    vb_manual_clock_t vclock;
-    bal_clock_t clock;   /* the agent's view of vclock */
+    tt_manual_clock_t mc;
     fake_dom_t doms[MAX_DOMS];
     size_t n_doms;
     int list_error;      /* list_domains fails with this when negative */
-    bool changes;        /* take_changes answer, once */
     int sleep_ms;        /* real time each execute takes */
     int64_t advance_ms;  /* manual time each execute takes */
     unsigned lists, executes, gets_interval, gets_stats, sets, qom_lists;
     unsigned in_flight, max_in_flight;
-    bool *freed;         /* set by free */
 } fake_t;
 
-static const bal_transport_ops_t fake_ops;
+static int fake_list(bal_transport_t *t, bal_domain_list_t *out, bal_error_t *err);
+static int fake_execute(bal_transport_t *t, const bal_domain_info_t *dom, const char *command,
+                        char **reply, bal_error_t *err);
 
-static int64_t agent_wall(void *opaque)
-{
-    fake_t *f = opaque;
-    return f->vclock.clock.wall_s(&f->vclock);
-}
-
-static int64_t agent_mono(void *opaque)
-{
-    fake_t *f = opaque;
-    return f->vclock.now_ns / VB_NS_PER_MS;
-}
-
-static fake_t *fake_new(bool *freed)
+static fake_t *fake_new(void)
 {
     fake_t *f = calloc(1, sizeof(*f));
     assert_non_null(f);
-    f->base.ops = &fake_ops;
+    tt_fake_init(&f->tt, fake_list, fake_execute);
     pthread_mutex_init(&f->lock, NULL);
-    vb_manual_clock_init(&f->vclock, WALL_BASE);
-    f->clock = (bal_clock_t){.wall_s = agent_wall, .monotonic_ms = agent_mono, .opaque = f};
-    f->freed = freed;
+    tt_manual_clock_init(&f->mc, WALL_BASE);
     return f;
 }
 
@@ -102,7 +90,7 @@ static fake_dom_t *fake_add(fake_t *f, const char *name, int profile, int64_t in
     if (profile >= 0) {
         vb_guest_t *g = vb_guest_new((vb_guest_profile_t)profile, MEMORY, f->n_doms);
         assert_non_null(g);
-        d->dev = vb_device_new(&f->vclock.clock, VB_STATS_QEMU72, g, MEMORY);
+        d->dev = vb_device_new(&f->mc.vclock.clock, VB_STATS_QEMU72, g, MEMORY);
         assert_non_null(d->dev);
         if (interval > 0)
             assert_int_equal(vb_device_set_polling_interval(d->dev, interval, NULL, 0), 0);
@@ -124,7 +112,7 @@ static void fake_advance(fake_t *f, int seconds)
 {
     pthread_mutex_lock(&f->lock);
     for (int s = 0; s < seconds; s++) {
-        vb_manual_clock_advance(&f->vclock, VB_NS_PER_S);
+        vb_manual_clock_advance(&f->mc.vclock, VB_NS_PER_S);
         for (size_t i = 0; i < f->n_doms; i++)
             if (f->doms[i].dev != NULL)
                 vb_device_run(f->doms[i].dev);
@@ -160,37 +148,6 @@ out:
     return rc;
 }
 
-static char *str(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *str(const char *fmt, ...)
-{
-    char *s = NULL;
-    va_list ap;
-    va_start(ap, fmt);
-    assert_true(vasprintf(&s, fmt, ap) >= 0);
-    va_end(ap);
-    return s;
-}
-
-static char *not_found(const char *path)
-{
-    return str("{\"error\": {\"class\": \"DeviceNotFound\", \"desc\": \"Device '%s' not found\"}}", path);
-}
-
-static char *stats_reply(const vb_device_t *dev)
-{
-    vb_guest_stats_t gs;
-    char buf[2048];
-    size_t len = 0;
-
-    vb_device_get_stats(dev, &gs);
-    len += (size_t)snprintf(buf + len, sizeof(buf) - len, "{\"return\": {\"stats\": {");
-    for (unsigned i = 0; i < gs.count; i++)
-        len += (size_t)snprintf(buf + len, sizeof(buf) - len, "%s\"%s\": %llu", i ? ", " : "",
-                                bal_stat_qmp_name((bal_stat_t)i), (unsigned long long)gs.values[i]);
-    snprintf(buf + len, sizeof(buf) - len, "}, \"last-update\": %lld}}", (long long)gs.last_update);
-    return strdup(buf);
-}
-
 /* QEMU's answer to one command for d, under f->lock. */
 static char *fake_answer(fake_t *f, fake_dom_t *d, const char *command)
 {
@@ -224,21 +181,21 @@ static char *fake_answer(fake_t *f, fake_dom_t *d, const char *command)
         else if (strcmp(path, "/machine/peripheral-anon") == 0 && d->dev != NULL && d->anon)
             reply = strdup("{\"return\": [{\"name\": \"device[1]\", \"type\": \"child<virtio-balloon-pci>\"}]}");
         else
-            reply = not_found(path);
+            reply = tt_qemu_reply_not_found(path);
     } else if (d->dev == NULL || strcmp(path, balloon) != 0) {
-        reply = not_found(path);
+        reply = tt_qemu_reply_not_found(path);
     } else if (strcmp(exec, "qom-get") == 0 && strcmp(prop, "guest-stats-polling-interval") == 0) {
         f->gets_interval++;
-        reply = str("{\"return\": %lld}", (long long)vb_device_polling_interval(d->dev));
+        reply = tt_qemu_reply("{\"return\": %lld}", (long long)vb_device_polling_interval(d->dev));
     } else if (strcmp(exec, "qom-get") == 0 && strcmp(prop, "guest-stats") == 0) {
         f->gets_stats++;
-        reply = stats_reply(d->dev);
+        reply = tt_qemu_reply_stats(d->dev);
     } else if (strcmp(exec, "qom-set") == 0) {
         yajl_val v = yajl_tree_get(tree, value_path, yajl_t_number);
         f->sets++;
         assert_non_null(v);
         if (vb_device_set_polling_interval(d->dev, YAJL_GET_INTEGER(v), ebuf, sizeof(ebuf)) < 0)
-            reply = str("{\"error\": {\"class\": \"GenericError\", \"desc\": \"%s\"}}", ebuf);
+            reply = tt_qemu_reply("{\"error\": {\"class\": \"GenericError\", \"desc\": \"%s\"}}", ebuf);
         else
             reply = strdup("{\"return\": {}}");
         vb_device_run(d->dev); /* from 0, QEMU polls at once and the guest answers */
@@ -276,7 +233,7 @@ static int fake_execute(bal_transport_t *t, const bal_domain_info_t *dom, const 
     pthread_mutex_lock(&f->lock);
     f->in_flight--;
     if (f->advance_ms > 0)
-        vb_manual_clock_advance(&f->vclock, f->advance_ms * VB_NS_PER_MS);
+        vb_manual_clock_advance(&f->mc.vclock, f->advance_ms * VB_NS_PER_MS);
     d = fake_find(f, dom->name);
     if (d == NULL || !d->listed) {
         rc = bal_error_set(err, -ENOENT, "Domain '%s' does not exist.", dom->name);
@@ -293,25 +250,7 @@ out:
     return rc;
 }
 
-static bool fake_take_changes(bal_transport_t *t)
-{
-    fake_t *f = (fake_t *)t;
-    bool c;
-    pthread_mutex_lock(&f->lock);
-    c = f->changes;
-    f->changes = false;
-    pthread_mutex_unlock(&f->lock);
-    return c;
-}
-
-static void fake_free(bal_transport_t *t)
-{
-    fake_t *f = (fake_t *)t;
-    if (f->freed != NULL)
-        *f->freed = true;
-    /* The devices stay: the tests look at them after the agent is gone. */
-}
-
+/* Once the agent is gone: the transport's free left the devices, for the tests to look at. */
 static void fake_destroy(fake_t *f)
 {
     for (size_t i = 0; i < f->n_doms; i++)
@@ -319,14 +258,6 @@ static void fake_destroy(fake_t *f)
     pthread_mutex_destroy(&f->lock);
     free(f);
 }
-
-static const bal_transport_ops_t fake_ops = {
-    .name = "fake",
-    .list_domains = fake_list,
-    .execute = fake_execute,
-    .take_changes = fake_take_changes,
-    .free = fake_free,
-};
 
 /* ---- what the agent hands out ---- */
 
@@ -387,7 +318,6 @@ static void on_log(void *opaque, bal_log_level_t level, const char *message)
 
 typedef struct fixture {
     fake_t *fake;
-    bool freed;
     seen_t seen;
     bal_agent_config_t config;
     bal_agent_t *agent;
@@ -396,7 +326,7 @@ typedef struct fixture {
 static int setup(void **state)
 {
     fixture_t *fx = calloc(1, sizeof(*fx));
-    fx->fake = fake_new(&fx->freed);
+    fx->fake = fake_new();
     fx->seen.reader = pthread_self();
     fx->config = (bal_agent_config_t){
         .polling_interval_s = 2,
@@ -405,7 +335,7 @@ static int setup(void **state)
         .logger = {.log = on_log, .opaque = &fx->seen},
         .on_event = on_event,
         .event_opaque = &fx->seen,
-        .clock = &fx->fake->clock,
+        .clock = &fx->fake->mc.clock,
     };
     *state = fx;
     return 0;
@@ -423,7 +353,7 @@ static int teardown(void **state)
 static void start(fixture_t *fx)
 {
     bal_error_t err = {0};
-    int rc = bal_agent_new_with_transport(&fx->config, &fx->fake->base, &fx->agent, &err);
+    int rc = bal_agent_new_with_transport(&fx->config, &fx->fake->tt.base, &fx->agent, &err);
     if (rc != 0)
         fail_msg("bal_agent_new_with_transport: %s", err.message);
 }
@@ -512,7 +442,7 @@ static void test_selection_by_name_regex_and_ignore(void **state)
 
     bal_agent_free(fx->agent);
     fx->agent = NULL;
-    fx->freed = false;
+    fx->fake->tt.freed = 0;
     fx->config.ignore_selected = true;
     start(fx);
     assert_int_equal(cycle(fx), 2);
@@ -537,9 +467,9 @@ static void test_restart_is_found_and_set_again(void **state)
     /* QEMU restarted: a new device with polling off, a new instance id, announced as a change. */
     pthread_mutex_lock(&f->lock);
     vb_device_free(d->dev);
-    d->dev = vb_device_new(&f->vclock.clock, VB_STATS_QEMU72, vb_guest_new(VB_GUEST_LINUX, MEMORY, 9), MEMORY);
+    d->dev = vb_device_new(&f->mc.vclock.clock, VB_STATS_QEMU72, vb_guest_new(VB_GUEST_LINUX, MEMORY, 9), MEMORY);
     d->instance = 77;
-    f->changes = true;
+    f->tt.changes = true;
     pthread_mutex_unlock(&f->lock);
     sets = f->sets;
     fake_advance(f, 2);
@@ -634,7 +564,7 @@ static void test_restore_on_free_puts_originals_back(void **state)
     assert_int_equal(vb_device_polling_interval(b->dev), 2);
     bal_agent_free(fx->agent);
     fx->agent = NULL;
-    assert_true(fx->freed);
+    assert_int_equal(fx->fake->tt.freed, 1);
     assert_int_equal(vb_device_polling_interval(a->dev), 0);
     assert_int_equal(vb_device_polling_interval(b->dev), 7);
     assert_int_equal(vb_device_polling_interval(c->dev), 2);
@@ -676,11 +606,11 @@ static void test_hostile_qom_path_refused_before_anything_is_sent(void **state)
         bal_error_t err = {0};
         bal_agent_t *agent = NULL;
 
-        fx->freed = false;
+        fx->fake->tt.freed = 0;
         fx->config.qom_path = hostile[i];
-        assert_int_equal(bal_agent_new_with_transport(&fx->config, &fx->fake->base, &agent, &err), -EINVAL);
+        assert_int_equal(bal_agent_new_with_transport(&fx->config, &fx->fake->tt.base, &agent, &err), -EINVAL);
         assert_null(agent);
-        assert_true(fx->freed); /* the transport was taken and freed */
+        assert_int_equal(fx->fake->tt.freed, 1); /* the transport was taken and freed */
         assert_true(strlen(err.message) > 0);
         /* bal_agent_new refuses before even opening a transport. */
         fx->config.transport = BAL_TRANSPORT_QMP_DIR;
@@ -701,13 +631,13 @@ static void test_bad_config_refused(void **state)
 
     fx->config.domains = bad_sel;
     fx->config.n_domains = 2;
-    assert_int_equal(bal_agent_new_with_transport(&fx->config, &fx->fake->base, &agent, &err), -EINVAL);
+    assert_int_equal(bal_agent_new_with_transport(&fx->config, &fx->fake->tt.base, &agent, &err), -EINVAL);
     assert_non_null(strstr(err.message, "'/(/'"));
     fx->config.n_domains = 0;
     fx->config.polling_interval_s = -1;
-    assert_int_equal(bal_agent_new_with_transport(&fx->config, &fx->fake->base, &agent, &err), -EINVAL);
+    assert_int_equal(bal_agent_new_with_transport(&fx->config, &fx->fake->tt.base, &agent, &err), -EINVAL);
     fx->config.polling_interval_s = INT64_C(4294967296);
-    assert_int_equal(bal_agent_new_with_transport(&fx->config, &fx->fake->base, &agent, &err), -EINVAL);
+    assert_int_equal(bal_agent_new_with_transport(&fx->config, &fx->fake->tt.base, &agent, &err), -EINVAL);
     assert_non_null(strstr(err.message, "4294967296"));
     fx->config.polling_interval_s = 2;
     fx->config.transport = BAL_TRANSPORT_QMP_DIR;
@@ -767,7 +697,7 @@ static void test_failures_and_all_failed(void **state)
 
     /* The list itself fails: negative, nothing handed out. */
     f->list_error = -ENOTCONN;
-    f->changes = true;
+    f->tt.changes = true;
     fx->seen.n = 0;
     assert_int_equal(bal_agent_read(fx->agent, on_sample, &fx->seen, &err), -ENOTCONN);
     assert_int_equal(fx->seen.n, 0);
@@ -790,7 +720,7 @@ static void test_list_refreshed_on_changes_and_on_schedule(void **state)
     fake_advance(f, 10);
     assert_int_equal(cycle(fx), 1); /* not seen yet: no event, not due */
     assert_int_equal(f->lists, 1);
-    f->changes = true;              /* a lifecycle event */
+    f->tt.changes = true;           /* a lifecycle event */
     assert_int_equal(cycle(fx), 2);
     assert_int_equal(f->lists, 2);
     fake_add(f, "c", VB_GUEST_LINUX, 2);
