@@ -10,7 +10,7 @@ TESTS += tests/fault_churn
 
 # The soak: a short run in make check, the long one (100000 cycles over 100 guests) with make soak.
 check_PROGRAMS += tests/soak
-tests_soak_SOURCES = tests/soak.c $(FAULT_FAKE_SRC)
+tests_soak_SOURCES = tests/soak.c tests/tt_env.c tests/tt_env.h tests/tt_tally.c tests/tt_tally.h $(FAULT_FAKE_SRC)
 tests_soak_CFLAGS = $(AM_CFLAGS) $(YAJL_CFLAGS)
 tests_soak_LDADD = agent/libagent.la virtio/libvirtio.la $(YAJL_LIBS)
 TESTS += tests/soak
@@ -36,7 +36,8 @@ TESTS += tests/fault_qmp
 
 # libvirt calls failing at random under the libvirt transport (libvirt's API wrapped at link time).
 check_PROGRAMS += tests/fault_libvirt
-tests_fault_libvirt_SOURCES = tests/fault_libvirt.c $(FAULT_FAKE_SRC)
+tests_fault_libvirt_SOURCES = tests/fault_libvirt.c tests/tt_env.c tests/tt_env.h tests/tt_tally.c tests/tt_tally.h \
+	tests/tt_time.c tests/tt_time.h $(FAULT_FAKE_SRC)
 tests_fault_libvirt_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) $(YAJL_CFLAGS) $(LIBVIRT_CFLAGS) $(LIBVIRT_QEMU_CFLAGS)
 tests_fault_libvirt_LDFLAGS = $(AM_LDFLAGS) \
 	-Wl,--wrap=virConnectOpen,--wrap=virConnectClose,--wrap=virConnectRef,--wrap=virConnectIsAlive \

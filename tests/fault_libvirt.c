@@ -33,6 +33,9 @@
 
 #include "agent/bal_agent.h"
 #include "tests/fault_fake.h"
+#include "tests/tt_env.h"
+#include "tests/tt_tally.h"
+#include "tests/tt_time.h"
 
 #define N_DOMS 12
 #define TIMEOUT_MS 200
@@ -451,28 +454,7 @@ static int64_t ac_monotonic_ms(void *opaque)
     return c->ms;
 }
 
-static int64_t real_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-typedef struct tally {
-    size_t samples, ok, failed;
-} tally_t;
-
-static void on_sample(void *opaque, const bal_sample_t *s)
-{
-    tally_t *t = opaque;
-    t->samples++;
-    if (s->state == BAL_STATE_OK)
-        t->ok++;
-    else if (s->state == BAL_STATE_FAILED)
-        t->failed++;
-}
-
-static int cycle(bal_agent_t *agent, agent_clock_t *clock, int64_t advance_s, tally_t *t)
+static int cycle(bal_agent_t *agent, agent_clock_t *clock, int64_t advance_s, tt_tally_t *t)
 {
     const char *vg = getenv("BALLOON_VALGRIND");
     int64_t slack = vg != NULL && vg[0] == '1' ? 10000 : 1000, start, took;
@@ -482,9 +464,9 @@ static int cycle(bal_agent_t *agent, agent_clock_t *clock, int64_t advance_s, ta
     ff_advance_s(lv.ff, advance_s);
     clock->ms += advance_s * 1000;
     memset(t, 0, sizeof(*t));
-    start = real_ms();
-    rc = bal_agent_read(agent, on_sample, t, &err);
-    took = real_ms() - start;
+    start = tt_mono_ms();
+    rc = bal_agent_read(agent, tt_tally_sample, t, &err);
+    took = tt_mono_ms() - start;
     if (took > 3 * TIMEOUT_MS + slack)
         fail_msg("a cycle took %lld ms, more than 3 timeouts of %d ms", (long long)took, TIMEOUT_MS);
     return rc;
@@ -492,8 +474,7 @@ static int cycle(bal_agent_t *agent, agent_clock_t *clock, int64_t advance_s, ta
 
 static void test_random_libvirt_failures(void **state)
 {
-    const char *skip = getenv("BALLOON_SKIP_SLOW");
-    int cycles = skip != NULL && skip[0] == '1' ? 100 : 300;
+    int cycles = tt_skip_slow() ? 100 : 300;
     agent_clock_t clock;
     bal_agent_config_t config = {
         .transport = BAL_TRANSPORT_LIBVIRT,
@@ -507,7 +488,7 @@ static void test_random_libvirt_failures(void **state)
     bal_error_t err = {0};
     unsigned long reads = 0, errors = 0;
     ff_counts_t counts;
-    tally_t t;
+    tt_tally_t t;
     int rc;
     (void)state;
 

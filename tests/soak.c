@@ -19,6 +19,8 @@
 
 #include "agent/bal_agent.h"
 #include "tests/fault_fake.h"
+#include "tests/tt_env.h"
+#include "tests/tt_tally.h"
 
 /* Under AddressSanitizer the quarantine of freed memory (256 MiB) makes RSS climb, and under valgrind
  * RSS is valgrind's: there only the descriptors are held flat, and leaks are the tool's to report. */
@@ -36,21 +38,6 @@
 /* Allowed growth over the first report: allocator noise, not a leak (a leak of 16 bytes per command
  * would be 190 MiB over the long run). */
 #define RSS_SLACK_KIB 4096
-
-typedef struct tally {
-    unsigned long samples, ok, failed;
-} tally_t;
-
-static void on_sample(void *opaque, const bal_sample_t *s)
-{
-    tally_t *t = opaque;
-
-    t->samples++;
-    if (s->state == BAL_STATE_OK)
-        t->ok++;
-    else if (s->state == BAL_STATE_FAILED)
-        t->failed++;
-}
 
 static long rss_kib(void)
 {
@@ -90,15 +77,14 @@ static double seconds_since(const struct timespec *t0)
 
 int main(int argc, char **argv)
 {
-    const char *skip = getenv("BALLOON_SKIP_SLOW");
-    unsigned long cycles = skip != NULL && skip[0] == '1' ? 200 : 1000;
+    unsigned long cycles = tt_skip_slow() ? 200 : 1000;
     unsigned long guests = 100, report;
     bool check_rss;
     long rss0 = -1, fds0 = -1;
     bal_agent_config_t config = {0};
     bal_agent_t *agent = NULL;
     bal_error_t err = {0};
-    tally_t total = {0};
+    tt_tally_t total = {0};
     struct timespec t0;
     ff_counts_t counts;
     ff_t *f;
@@ -133,13 +119,13 @@ int main(int argc, char **argv)
            check_rss ? "" : " (RSS not checked: sanitizer or valgrind)");
     clock_gettime(CLOCK_MONOTONIC, &t0);
     for (unsigned long c = 1; c <= cycles; c++) {
-        tally_t t = {0};
+        tt_tally_t t = {0};
         int rc;
 
         ff_advance_s(f, 10);
         if (c % 1000 == 0)
             ff_set_running(f, c / 1000, guests); /* one guest stops, another starts */
-        rc = bal_agent_read(agent, on_sample, &t, &err);
+        rc = bal_agent_read(agent, tt_tally_sample, &t, &err);
         if (rc < 0 && t.samples == 0) {
             fprintf(stderr, "soak: cycle %lu read nothing: %s\n", c, err.message);
             goto out;
