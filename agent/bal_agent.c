@@ -203,9 +203,11 @@ static void run_batch(bal_agent_t *agent)
     workers = bal_pool_threads(agent->pool);
     if (workers > agent->n_domains)
         workers = (unsigned)agent->n_domains;
+    bal_transport_batch(agent->transport, true);
     for (unsigned w = 0; w < workers; w++)
         bal_pool_submit(agent->pool, run_worker, &batch);
     bal_pool_wait(agent->pool);
+    bal_transport_batch(agent->transport, false);
 }
 
 /* ---- the domain list ---- */

@@ -47,6 +47,7 @@ typedef struct lv_loop {
     pthread_mutex_t m;
     pthread_cond_t cond; /* on CLOCK_MONOTONIC; signalled when exited is set */
     bool exited;         /* under m: it has stopped iterating */
+    unsigned holds;      /* under m: transports in a batch of commands; the thread does not iterate */
     atomic_bool exited_flag; /* the same, for the timeouts that only read it */
     pthread_t thread;
 } lv_loop_t;
@@ -97,6 +98,7 @@ typedef struct bal_libvirt {
     atomic_int close_reason;
 
     bool loop_user; /* counted in lv_loop_users */
+    bool holding;   /* under lv_loop_lock: counted in the loop's holds (a batch is running) */
 
     pthread_mutex_t helpers_lock; /* guards the helpers' call and quit, and what follows */
     lv_helper_t *idle;            /* waiting for a call; joinable */
@@ -1176,6 +1178,12 @@ static void *lv_loop_main(void *opaque)
     lv_err_t e;
 
     while (!atomic_load(&loop->quit)) {
+        pthread_mutex_lock(&loop->m);
+        while (loop->holds > 0 && !atomic_load(&loop->quit))
+            pthread_cond_wait(&loop->cond, &loop->m);
+        pthread_mutex_unlock(&loop->m);
+        if (atomic_load(&loop->quit))
+            break;
         if (virEventRunDefaultImpl() < 0) {
             /* Reported by each transport at its next call, with its own logger. */
             lv_err_capture(&e);
@@ -1191,6 +1199,45 @@ static void *lv_loop_main(void *opaque)
     pthread_mutex_unlock(&loop->m);
     lv_loop_unref(loop);
     return NULL;
+}
+
+/* Wakes the loop thread so that it sees a hold at once, not at the batch's first command. */
+static void lv_park_kick(int timer, void *opaque)
+{
+    (void)opaque;
+    virEventRemoveTimeout(timer);
+}
+
+/* Called with lv_loop_lock held. */
+static void lv_hold_locked(bal_libvirt_t *t, bool hold)
+{
+    bool kick = false;
+
+    if (lv_loop == NULL || !t->loop_user || t->holding == hold)
+        return;
+    t->holding = hold;
+    pthread_mutex_lock(&lv_loop->m);
+    if (hold)
+        kick = lv_loop->holds++ == 0;
+    else if (--lv_loop->holds == 0)
+        pthread_cond_broadcast(&lv_loop->cond);
+    pthread_mutex_unlock(&lv_loop->m);
+    if (kick && virEventAddTimeout(0, lv_park_kick, NULL, NULL) < 0)
+        virResetLastError();
+}
+
+/* A batch of commands: the loop thread stops iterating until it ends. While it iterates, every command
+ * wakes it twice (libvirt's client takes the connection's socket out of the loop for the call and puts it
+ * back), which cost more CPU than the command itself (tests/bench). The commands need no loop: the thread
+ * making a call reads the socket itself, and what arrives meanwhile (lifecycle events, keepalive) is
+ * queued and dispatched when the loop runs again, before the next cycle looks at it. */
+static void lv_batch(bal_transport_t *base, bool begin)
+{
+    bal_libvirt_t *t = (bal_libvirt_t *)base;
+
+    pthread_mutex_lock(&lv_loop_lock);
+    lv_hold_locked(t, begin);
+    pthread_mutex_unlock(&lv_loop_lock);
 }
 
 /* Counts t among the loop thread's users, starting the thread for the first. Returns 0 or -EAGAIN
@@ -1253,8 +1300,9 @@ static void lv_loop_leave_users(bal_libvirt_t *t)
 
     if (!t->loop_user)
         return;
-    t->loop_user = false;
     pthread_mutex_lock(&lv_loop_lock);
+    lv_hold_locked(t, false); /* a batch never outlives its agent's read; this is for safety */
+    t->loop_user = false;
     if (--lv_loop_users > 0) {
         pthread_mutex_unlock(&lv_loop_lock);
         return;
@@ -1312,6 +1360,7 @@ static const bal_transport_ops_t lv_ops = {
     .list_domains = lv_list_domains,
     .execute = lv_execute,
     .take_changes = lv_take_changes,
+    .batch = lv_batch,
     .free = lv_free,
 };
 

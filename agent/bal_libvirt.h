@@ -21,6 +21,8 @@
  * keeps its own reference, so free is safe beside them. Only one thread of ours iterates, because GLib
  * can leave one of several threads waiting for their turn asleep for good; should that happen anyway,
  * the last free waits for the thread at most 30 s, then leaves it behind (logged) rather than hang.
+ * During a batch (the transport's batch op: the agent's read cycle) the thread does not iterate: every
+ * command would wake it twice. Events that arrive meanwhile are dispatched when the last batch ends.
  *
  * Timeouts: libvirt has no per-call timeout (a hung QEMU blocks virDomainQemuMonitorCommand until
  * libvirtd gives up, which may be never; a hung libvirtd blocks virConnectOpen in its handshake). With

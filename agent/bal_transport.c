@@ -191,6 +191,12 @@ bool bal_transport_take_changes(bal_transport_t *t)
     return t->ops->take_changes(t);
 }
 
+void bal_transport_batch(bal_transport_t *t, bool begin)
+{
+    if (t != NULL && t->ops->batch != NULL)
+        t->ops->batch(t, begin);
+}
+
 void bal_transport_free(bal_transport_t *t)
 {
     if (t == NULL)

@@ -41,6 +41,10 @@ typedef struct bal_transport_ops {
                    bal_error_t *err);
     /* Optional: true (once) when domains started or stopped since the last call (lifecycle events). */
     bool (*take_changes)(bal_transport_t *t);
+    /* Optional: a batch of commands begins (begin true) or has ended. In between, the transport may
+     * put off its background work (libvirt: its event-loop thread, woken by every command otherwise);
+     * what arrives meanwhile is handled after the end. Calls pair up; never nested by one caller. */
+    void (*batch)(bal_transport_t *t, bool begin);
     void (*free)(bal_transport_t *t);
 } bal_transport_ops_t;
 
@@ -56,6 +60,7 @@ int bal_transport_list_domains(bal_transport_t *t, bal_domain_list_t *out, bal_e
 int bal_transport_execute(bal_transport_t *t, const bal_domain_info_t *dom, const char *command,
                           char **reply, bal_error_t *err);
 bool bal_transport_take_changes(bal_transport_t *t);
+void bal_transport_batch(bal_transport_t *t, bool begin);
 void bal_transport_free(bal_transport_t *t);
 
 #endif

@@ -36,6 +36,7 @@ check_PROGRAMS += tests/test_bal_libvirt
 tests_test_bal_libvirt_SOURCES = tests/test_bal_libvirt.c
 tests_test_bal_libvirt_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) $(YAJL_CFLAGS) $(LIBVIRT_CFLAGS) $(LIBVIRT_QEMU_CFLAGS)
 tests_test_bal_libvirt_LDFLAGS = $(AM_LDFLAGS) \
+	-Wl,--wrap=virEventRunDefaultImpl \
 	-Wl,--wrap=virConnectOpen,--wrap=virConnectClose,--wrap=virConnectRef,--wrap=virConnectIsAlive \
 	-Wl,--wrap=virConnectSetKeepAlive,--wrap=virConnectRegisterCloseCallback \
 	-Wl,--wrap=virConnectUnregisterCloseCallback,--wrap=virConnectDomainEventRegisterAny \

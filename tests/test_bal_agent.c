@@ -59,9 +59,12 @@ typedef struct fake {
     int64_t advance_ms;  /* manual time each execute takes */
     unsigned lists, executes, gets_interval, gets_stats, sets, qom_lists;
     unsigned in_flight, max_in_flight;
+    bool in_batch;                                 /* between the transport's batch begin and end */
+    unsigned batches, outside_batch, lists_in_batch; /* begun; commands / lists outside / inside one */
 } fake_t;
 
 static int fake_list(bal_transport_t *t, bal_domain_list_t *out, bal_error_t *err);
+static void fake_batch(bal_transport_t *t, bool begin);
 static int fake_execute(bal_transport_t *t, const bal_domain_info_t *dom, const char *command,
                         char **reply, bal_error_t *err);
 
@@ -70,6 +73,7 @@ static fake_t *fake_new(void)
     fake_t *f = calloc(1, sizeof(*f));
     assert_non_null(f);
     tt_fake_init(&f->tt, fake_list, fake_execute);
+    f->tt.ops.batch = fake_batch;
     pthread_mutex_init(&f->lock, NULL);
     tt_manual_clock_init(&f->mc, WALL_BASE);
     return f;
@@ -120,6 +124,18 @@ static void fake_advance(fake_t *f, int seconds)
     pthread_mutex_unlock(&f->lock);
 }
 
+/* Begin and end alternate, one batch at a time. */
+static void fake_batch(bal_transport_t *t, bool begin)
+{
+    fake_t *f = (fake_t *)t;
+
+    pthread_mutex_lock(&f->lock);
+    assert_int_equal(f->in_batch, !begin);
+    f->in_batch = begin;
+    f->batches += begin;
+    pthread_mutex_unlock(&f->lock);
+}
+
 static int fake_list(bal_transport_t *t, bal_domain_list_t *out, bal_error_t *err)
 {
     fake_t *f = (fake_t *)t;
@@ -127,6 +143,7 @@ static int fake_list(bal_transport_t *t, bal_domain_list_t *out, bal_error_t *er
 
     pthread_mutex_lock(&f->lock);
     f->lists++;
+    f->lists_in_batch += f->in_batch;
     if (f->list_error < 0) {
         rc = bal_error_set(err, f->list_error, "The fake cannot list domains.");
         goto out;
@@ -222,6 +239,7 @@ static int fake_execute(bal_transport_t *t, const bal_domain_info_t *dom, const 
 
     pthread_mutex_lock(&f->lock);
     f->executes++;
+    f->outside_batch += !f->in_batch;
     f->in_flight++;
     if (f->in_flight > f->max_in_flight)
         f->max_in_flight = f->in_flight;
@@ -571,6 +589,33 @@ static void test_restore_on_free_puts_originals_back(void **state)
     assert_int_equal(fx->seen.events[BAL_EVENT_INTERVAL_RESTORED], 2); /* c was never changed */
 }
 
+/* Each read's commands, and the restore's, run inside one batch of the transport (libvirt's event loop
+ * rests meanwhile); the domain list is taken outside it. */
+static void test_commands_run_in_one_batch_per_read(void **state)
+{
+    fixture_t *fx = *state;
+    fake_t *f = fx->fake;
+
+    fake_add(f, "a", VB_GUEST_LINUX, 0);
+    fake_add(f, "b", VB_GUEST_LINUX, 7);
+    fake_add(f, "c", VB_GUEST_NONE, 0);
+    fx->config.restore_interval = true;
+    start(fx);
+    assert_int_equal(cycle(fx), 3);
+    fake_advance(f, 2);
+    assert_int_equal(cycle(fx), 3);
+    assert_int_equal(f->batches, 2);
+    assert_false(f->in_batch);
+    bal_agent_free(fx->agent);
+    fx->agent = NULL;
+    assert_int_equal(f->batches, 3);
+    assert_false(f->in_batch);
+    assert_true(f->executes > 6);
+    assert_int_equal(f->outside_batch, 0);
+    assert_int_equal(f->lists, 1);
+    assert_int_equal(f->lists_in_batch, 0);
+}
+
 static void test_observe_only_sends_no_set(void **state)
 {
     fixture_t *fx = *state;
@@ -799,6 +844,7 @@ int main(void)
         T(test_stuck_guest_is_rearmed_once),
         T(test_never_answering_guest_warned_once),
         T(test_restore_on_free_puts_originals_back),
+        T(test_commands_run_in_one_batch_per_read),
         T(test_observe_only_sends_no_set),
         T(test_hostile_qom_path_refused_before_anything_is_sent),
         T(test_bad_config_refused),

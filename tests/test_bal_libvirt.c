@@ -123,6 +123,8 @@ static struct {
     /* The agent library's threads (pthread_create wrapped): started and not yet returned, joined, and
      * how many of the next creations fail. */
     unsigned agent_threads, agent_joins, fail_thread_creates;
+
+    unsigned iterating; /* threads inside an iteration of libvirt's event loop (virEventRunDefaultImpl) */
 } fk = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 /* libvirt's errors are per thread; so are the fake's. */
@@ -250,6 +252,8 @@ void __wrap_virResetLastError(void);
 int __real_pthread_create(pthread_t *thread, const pthread_attr_t *attr, void *(*start)(void *), void *arg);
 int __wrap_pthread_create(pthread_t *thread, const pthread_attr_t *attr, void *(*start)(void *), void *arg);
 int __real_pthread_join(pthread_t thread, void **ret);
+int __real_virEventRunDefaultImpl(void);
+int __wrap_virEventRunDefaultImpl(void);
 int __wrap_pthread_join(pthread_t thread, void **ret);
 
 virErrorPtr __wrap_virGetLastError(void)
@@ -321,6 +325,23 @@ int __wrap_pthread_join(pthread_t thread, void **ret)
 
     pthread_mutex_lock(&fk.lock);
     fk.agent_joins += rc == 0;
+    pthread_mutex_unlock(&fk.lock);
+    return rc;
+}
+
+/* ---- libvirt's event loop, the real one, its iterations counted ---- */
+
+int __wrap_virEventRunDefaultImpl(void)
+{
+    int rc;
+
+    pthread_mutex_lock(&fk.lock);
+    fk.iterating++;
+    pthread_mutex_unlock(&fk.lock);
+    rc = __real_virEventRunDefaultImpl();
+    pthread_mutex_lock(&fk.lock);
+    fk.iterating--;
+    pthread_cond_broadcast(&fk.cond);
     pthread_mutex_unlock(&fk.lock);
     return rc;
 }
@@ -833,6 +854,22 @@ static bool opens_reached(void)
     return fk.opens >= expected_opens;
 }
 
+/* wait_for with a shorter bound: for what must NOT happen, checked for bound_ms. */
+static bool wait_for_ms(bool (*pred)(void), int bound_ms)
+{
+    struct timespec start;
+    bool ok;
+
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    pthread_mutex_lock(&fk.lock);
+    while (!(ok = pred()) && elapsed_s(&start) * 1000 < bound_ms) {
+        struct timespec step = mono_in_ms(10);
+        pthread_cond_timedwait(&fk.cond, &fk.lock, &step);
+    }
+    pthread_mutex_unlock(&fk.lock);
+    return ok;
+}
+
 static bool none_hanging(void)
 {
     return fk.hanging == 0;
@@ -1305,7 +1342,8 @@ static bool fired(void)
     return fire.done;
 }
 
-static void fire_on_loop_n(fire_kind_t kind, int code, fake_vm_t *vm, unsigned connections)
+/* Queues the firing on libvirt's event loop: whichever thread iterates it next delivers it. */
+static void fire_arm(fire_kind_t kind, int code, fake_vm_t *vm)
 {
     pthread_mutex_lock(&fk.lock);
     fire.kind = kind;
@@ -1315,6 +1353,11 @@ static void fire_on_loop_n(fire_kind_t kind, int code, fake_vm_t *vm, unsigned c
     fire.delivered = 0;
     pthread_mutex_unlock(&fk.lock);
     assert_true(virEventAddTimeout(0, fire_cb, NULL, NULL) >= 0);
+}
+
+static void fire_on_loop_n(fire_kind_t kind, int code, fake_vm_t *vm, unsigned connections)
+{
+    fire_arm(kind, code, vm);
     assert_true(wait_for(fired));
     assert_false(pthread_equal(fire.thread, pthread_self()));
     assert_int_equal(fire.delivered, connections);
@@ -2017,6 +2060,49 @@ static void test_free_while_command_hangs(void **state)
     assert_fake_released();
 }
 
+static bool loop_not_iterating(void)
+{
+    return fk.iterating == 0;
+}
+
+/* During a batch the transport's event-loop thread does not iterate (each command would wake it): commands
+ * still work, an event that arrives is dispatched when the batch ends, and take_changes reports it then. A
+ * free in the middle of a batch does not wait for it. */
+static void test_batch_holds_the_loop(void **state)
+{
+    static const char *qb = "{\"execute\":\"query-balloon\"}";
+    fake_vm_t *vm;
+    bal_transport_t *t;
+    bal_error_t err;
+    char *reply = NULL;
+
+    (void)state;
+    vm = add_vm("vm-a", 512 * MIB, true);
+    t = open_transport(LONG_MS);
+    assert_false(bal_transport_take_changes(t));
+
+    bal_transport_batch(t, true);
+    /* Woken out of its iteration to see the hold; it does not start another while it holds. */
+    assert_true(wait_for(loop_not_iterating));
+    assert_int_equal(exec(t, vm, qb, &reply, &err), 0);
+    free(reply);
+    fire_arm(FIRE_LIFECYCLE, VIR_DOMAIN_EVENT_STARTED, vm);
+    assert_false(wait_for_ms(fired, 300));
+    assert_false(bal_transport_take_changes(t));
+    bal_transport_batch(t, false);
+    assert_true(wait_for(fired));
+    assert_int_equal(fire.delivered, 1);
+    assert_true(bal_transport_take_changes(t));
+
+    /* Between batches the loop runs: an event is dispatched at once. */
+    fire_on_loop(FIRE_LIFECYCLE, VIR_DOMAIN_EVENT_STOPPED, vm);
+    assert_true(bal_transport_take_changes(t));
+
+    bal_transport_batch(t, true);
+    close_transport(t);
+    assert_fake_released();
+}
+
 /* Several pool threads at once, each reply for its own domain. */
 #define WORKERS 8
 #define CALLS 25
@@ -2347,6 +2433,7 @@ int main(void)
         TEST(test_timeout_and_pending),
         TEST(test_free_while_command_hangs),
         TEST(test_no_thread_for_a_call),
+        TEST(test_batch_holds_the_loop),
         TEST(test_concurrent_inline),
         TEST(test_concurrent_with_timeout),
         TEST(test_free_beside_another_event_loop),
