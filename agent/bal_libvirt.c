@@ -45,7 +45,7 @@ typedef struct lv_loop {
     atomic_int refs;  /* lv_loop's, the thread's, plus one per timeout of ours that libvirt holds */
     atomic_bool quit; /* the thread stops before its next iteration */
     pthread_mutex_t m;
-    pthread_cond_t cond; /* on CLOCK_MONOTONIC; signalled when exited is set */
+    pthread_cond_t cond; /* on CLOCK_MONOTONIC; signalled when exited is set and when holds drops to 0 */
     bool exited;         /* under m: it has stopped iterating */
     unsigned holds;      /* under m: transports in a batch of commands; the thread does not iterate */
     atomic_bool exited_flag; /* the same, for the timeouts that only read it */
@@ -527,6 +527,12 @@ static void lv_call_hand_back(lv_call_t *c)
     lv_call_unref(c);
 }
 
+static void lv_helper_free(lv_helper_t *h)
+{
+    pthread_cond_destroy(&h->wake);
+    free(h);
+}
+
 static void *lv_helper_main(void *opaque)
 {
     lv_helper_t *h = opaque;
@@ -560,8 +566,7 @@ static void *lv_helper_main(void *opaque)
     pthread_mutex_unlock(&t->helpers_lock);
     if (leaves) {
         pthread_detach(h->thread);
-        pthread_cond_destroy(&h->wake);
-        free(h);
+        lv_helper_free(h);
     }
     lv_unref(t);
     return NULL;
@@ -586,10 +591,11 @@ static int lv_helper_take(bal_libvirt_t *t, lv_call_t *c)
         return 0;
 
     h = calloc(1, sizeof(*h));
-    if (h == NULL || pthread_cond_init(&h->wake, NULL) != 0) {
+    if (h == NULL)
+        goto no_helper;
+    if (pthread_cond_init(&h->wake, NULL) != 0) {
         free(h);
-        atomic_fetch_sub(&c->refs, 1);
-        return -EAGAIN;
+        goto no_helper;
     }
     h->t = t;
     h->call = c;
@@ -600,14 +606,16 @@ static int lv_helper_take(bal_libvirt_t *t, lv_call_t *c)
         /* Not made on this thread instead: it would have no timeout, and a hung peer would then block
          * the caller (a pool thread, collectd's init) for as long as it hangs. */
         pthread_mutex_unlock(&t->helpers_lock);
-        pthread_cond_destroy(&h->wake);
-        free(h);
-        atomic_fetch_sub(&c->refs, 1);
+        lv_helper_free(h);
         atomic_fetch_sub(&t->refs, 1);
-        return -EAGAIN;
+        goto no_helper;
     }
     pthread_mutex_unlock(&t->helpers_lock);
     return 0;
+
+no_helper:
+    atomic_fetch_sub(&c->refs, 1);
+    return -EAGAIN;
 }
 
 /* Ends the idle helpers and makes the busy ones leave when their calls return. Called by free, when no
@@ -630,8 +638,7 @@ static void lv_helpers_stop(bal_libvirt_t *t)
         lv_helper_t *h = idle;
         idle = h->next;
         pthread_join(h->thread, NULL);
-        pthread_cond_destroy(&h->wake);
-        free(h);
+        lv_helper_free(h);
     }
 }
 

@@ -35,15 +35,17 @@ TESTS += tests/test_bal_filter tests/test_bal_pool tests/test_bal_poller
 check_PROGRAMS += tests/test_bal_libvirt
 tests_test_bal_libvirt_SOURCES = tests/test_bal_libvirt.c
 tests_test_bal_libvirt_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) $(YAJL_CFLAGS) $(LIBVIRT_CFLAGS) $(LIBVIRT_QEMU_CFLAGS)
-tests_test_bal_libvirt_LDFLAGS = $(AM_LDFLAGS) \
-	-Wl,--wrap=virEventRunDefaultImpl \
+# The part of libvirt's API that the transport uses, replaced at link time by a test's fake of it
+# (test_bal_libvirt here, fault_libvirt in tests/fault.mk).
+LIBVIRT_FAKE_WRAPS = \
 	-Wl,--wrap=virConnectOpen,--wrap=virConnectClose,--wrap=virConnectRef,--wrap=virConnectIsAlive \
 	-Wl,--wrap=virConnectSetKeepAlive,--wrap=virConnectRegisterCloseCallback \
 	-Wl,--wrap=virConnectUnregisterCloseCallback,--wrap=virConnectDomainEventRegisterAny \
 	-Wl,--wrap=virConnectDomainEventDeregisterAny,--wrap=virConnectListAllDomains \
 	-Wl,--wrap=virDomainLookupByUUIDString,--wrap=virDomainLookupByName,--wrap=virDomainRef \
 	-Wl,--wrap=virDomainFree,--wrap=virDomainGetName,--wrap=virDomainGetUUIDString,--wrap=virDomainGetID \
-	-Wl,--wrap=virDomainQemuMonitorCommand,--wrap=virGetLastError,--wrap=virResetLastError \
+	-Wl,--wrap=virDomainQemuMonitorCommand,--wrap=virGetLastError,--wrap=virResetLastError
+tests_test_bal_libvirt_LDFLAGS = $(AM_LDFLAGS) $(LIBVIRT_FAKE_WRAPS) -Wl,--wrap=virEventRunDefaultImpl \
 	-Wl,--wrap=pthread_create,--wrap=pthread_join
 tests_test_bal_libvirt_LDADD = agent/libagent.la virtio/libvirtio.la $(LIBVIRT_QEMU_LIBS) $(LIBVIRT_LIBS) \
 	$(YAJL_LIBS) $(CMOCKA_LIBS)

@@ -39,14 +39,8 @@ check_PROGRAMS += tests/fault_libvirt
 tests_fault_libvirt_SOURCES = tests/fault_libvirt.c tests/tt_env.c tests/tt_env.h tests/tt_tally.c tests/tt_tally.h \
 	tests/tt_time.c tests/tt_time.h $(FAULT_FAKE_SRC)
 tests_fault_libvirt_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) $(YAJL_CFLAGS) $(LIBVIRT_CFLAGS) $(LIBVIRT_QEMU_CFLAGS)
-tests_fault_libvirt_LDFLAGS = $(AM_LDFLAGS) \
-	-Wl,--wrap=virConnectOpen,--wrap=virConnectClose,--wrap=virConnectRef,--wrap=virConnectIsAlive \
-	-Wl,--wrap=virConnectSetKeepAlive,--wrap=virConnectRegisterCloseCallback \
-	-Wl,--wrap=virConnectUnregisterCloseCallback,--wrap=virConnectDomainEventRegisterAny \
-	-Wl,--wrap=virConnectDomainEventDeregisterAny,--wrap=virConnectListAllDomains \
-	-Wl,--wrap=virDomainLookupByUUIDString,--wrap=virDomainLookupByName,--wrap=virDomainRef \
-	-Wl,--wrap=virDomainFree,--wrap=virDomainGetName,--wrap=virDomainGetUUIDString,--wrap=virDomainGetID \
-	-Wl,--wrap=virDomainQemuMonitorCommand,--wrap=virGetLastError,--wrap=virResetLastError
+# LIBVIRT_FAKE_WRAPS: tests/agent.mk
+tests_fault_libvirt_LDFLAGS = $(AM_LDFLAGS) $(LIBVIRT_FAKE_WRAPS)
 tests_fault_libvirt_LDADD = agent/libagent.la virtio/libvirtio.la $(LIBVIRT_QEMU_LIBS) $(LIBVIRT_LIBS) \
 	$(YAJL_LIBS) $(CMOCKA_LIBS)
 TESTS += tests/fault_libvirt
