@@ -163,10 +163,10 @@ class Context:
 
     def age(self, sample):
         """stats_age is the read's time minus the last-update that read saw: one of the
-        last-updates Prometheus has, at most 10 s before the sample."""
+        last-updates Prometheus has (within its lookback: the stale guest's is old)."""
         value, stamp = sample
         seen = raw_samples(self.prom, 'collectd_balloon_timestamp{type="last_update",%s}' % self.sel,
-                           "10s", stamp).get("last_update", [])
+                           "5m", stamp).get("last_update", [])
         if not any(abs((stamp - lu) - value) < 0.002 for _, lu in seen):
             return "stats age %r at %.3f matches none of the last-updates %r" % (value, stamp, seen)
         return None
