@@ -377,7 +377,7 @@ static int ghash_insert(ghash_model_t *t, const char *key)
         hash = 2;
     ghash_place(t, key, hash);
     if (t->size <= t->count + t->count / 16) {
-        ghash_model_t bigger;
+        ghash_model_t bigger = {0}; /* freed whole even when ghash_set_shift fails early */
         unsigned shift = 0;
         size_t want = (size_t)((double)t->count * 1.333);
         int rc;
