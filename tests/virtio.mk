@@ -33,3 +33,5 @@ tests_test_vb_heap_LDADD = virtio/libvirtio.la $(CMOCKA_LIBS)
 TESTS += tests/test_vb_qmp_server tests/test_vb_heap
 TESTS += tests/balloon_sim.sh
 EXTRA_DIST += tests/balloon_sim.sh
+# balloon-sim's instructions per QMP message under callgrind (by hand, not part of check)
+EXTRA_DIST += tests/qmp_cost.sh
