@@ -50,7 +50,6 @@ static const int children_order[] = {N_OBJECTS, N_MACHINE, N_CHARDEVS, N_UNATTAC
 
 struct vb_machine {
     char *name;
-    const vb_clock_t *clock;
     vb_device_t *dev;
     vb_runstate_t state;
     bool anon;
@@ -78,7 +77,6 @@ vb_machine_t *vb_machine_new(const vb_clock_t *clock, const vb_machine_config_t 
     m = calloc(1, sizeof(*m));
     if (m == NULL)
         goto fail;
-    m->clock = clock;
     m->anon = config->anon;
     m->name = strdup(config->name);
     m->balloon_path = strdup(config->anon ? "/machine/peripheral-anon/device[1]"
@@ -126,11 +124,6 @@ const char *vb_machine_name(const vb_machine_t *m)
 vb_device_t *vb_machine_device(vb_machine_t *m)
 {
     return m->dev;
-}
-
-const vb_clock_t *vb_machine_clock(const vb_machine_t *m)
-{
-    return m->clock;
 }
 
 const char *vb_machine_balloon_path(const vb_machine_t *m)

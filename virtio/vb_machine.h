@@ -44,7 +44,6 @@ void vb_machine_free(vb_machine_t *m);
 
 const char *vb_machine_name(const vb_machine_t *m);
 vb_device_t *vb_machine_device(vb_machine_t *m);
-const vb_clock_t *vb_machine_clock(const vb_machine_t *m);
 /* The balloon's canonical QOM path. */
 const char *vb_machine_balloon_path(const vb_machine_t *m);
 
