@@ -438,10 +438,9 @@ int vb_machine_qom_get(const vb_machine_t *m, int node, const char *property, vb
     return 0;
 }
 
-int vb_machine_qom_set(vb_machine_t *m, int node, const char *property, yajl_val value,
+int vb_machine_qom_set(vb_machine_t *m, int node, const char *property, const vb_qobj_t *value,
                        vb_qerr_t *err)
 {
-    vb_json_number_t num;
     char errbuf[128] = "";
     /* the pci proxy's stats properties are aliases: errors name the backend's type */
     const char *owner = tree[node].type;
@@ -455,10 +454,10 @@ int vb_machine_qom_set(vb_machine_t *m, int node, const char *property, yajl_val
         owner = TYPE_BALLOON_DEV;
     if (strcmp(property, PROP_INTERVAL) != 0)
         return vb_qerr_set(err, "GenericError", "Property '%s.%s' is not writable", owner, property);
-    if (!vb_json_number(value, &num) || num.kind != VB_JSON_I64)
+    if (vb_qobj_type(value) != VB_QOBJ_INT) /* QEMU's visitor takes an int64 only */
         return vb_qerr_set(err, "GenericError", "Invalid parameter type for '%s', expected: integer",
                            property);
-    if (vb_device_set_polling_interval(m->dev, num.i, errbuf, sizeof(errbuf)) < 0)
+    if (vb_device_set_polling_interval(m->dev, vb_qobj_get_int(value), errbuf, sizeof(errbuf)) < 0)
         return vb_qerr_set(err, "GenericError", "%s", errbuf);
     return 0;
 }
