@@ -35,3 +35,10 @@ TESTS += tests/balloon_sim.sh
 EXTRA_DIST += tests/balloon_sim.sh
 # balloon-sim's instructions per QMP message under callgrind (by hand, not part of check)
 EXTRA_DIST += tests/qmp_cost.sh
+
+# the agent's stat names against the device model's, which the fake QEMUs answer with
+check_PROGRAMS += tests/test_stat_tables
+tests_test_stat_tables_SOURCES = tests/test_stat_tables.c
+tests_test_stat_tables_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
+tests_test_stat_tables_LDADD = agent/libagent.la virtio/libvirtio.la $(CMOCKA_LIBS)
+TESTS += tests/test_stat_tables
