@@ -885,21 +885,29 @@ static void test_garbage_affects_only_its_connection(void **state)
     vb_qmp_conn_free(good);
 }
 
+/* A query-status with n arguments "k0": 0 ... left open at *len, with room for 16 more bytes. */
+static char *many_arguments(size_t n, size_t *len)
+{
+    char *in = malloc(n * 16 + 128);
+
+    assert_non_null(in);
+    *len = (size_t)sprintf(in, "{\"execute\":\"query-status\",\"arguments\":{");
+    for (size_t i = 0; i < n; i++)
+        *len += (size_t)sprintf(in + *len, "%s\"k%zu\":%zu", i ? "," : "", i, i);
+    return in;
+}
+
 /* A huge object costs linear time (a duplicate key found by hashing, QEMU's orders by sorting). */
 static void test_huge_objects(void **state)
 {
     fx_t *fx = *state;
     vb_qmp_conn_t *c;
-    size_t n = 5000, len = 0, cap = n * 16 + 128; /* room for the request's text */
-    char *in = malloc(cap);
+    size_t len;
+    char *in = many_arguments(5000, &len);
     const char *reply;
 
     add_vm(fx, "vm", VB_GUEST_NONE);
     c = negotiated(fx, "vm");
-    assert_non_null(in);
-    len += (size_t)sprintf(in + len, "{\"execute\":\"query-status\",\"arguments\":{");
-    for (size_t i = 0; i < n; i++)
-        len += (size_t)sprintf(in + len, "%s\"k%zu\":%zu", i ? "," : "", i, i);
     strcpy(in + len, ",\"k77\":0}}");
     EXPECT(fx, c, in, GENERIC("JSON parse error, duplicate key"));
     strcpy(in + len, "}}");
@@ -919,16 +927,12 @@ static void test_more_arguments_than_the_hash_model_holds(void **state)
 {
     fx_t *fx = *state;
     vb_qmp_conn_t *c;
-    size_t n = 200000, len = 0, cap = n * 16 + 128;
-    char *in = malloc(cap);
+    size_t len;
+    char *in = many_arguments(200000, &len);
     const char *reply, *prefix = "{\"error\": {\"class\": \"GenericError\", \"desc\": \"Parameter 'k";
 
     add_vm(fx, "vm", VB_GUEST_NONE);
     c = negotiated(fx, "vm");
-    assert_non_null(in);
-    len += (size_t)sprintf(in + len, "{\"execute\":\"query-status\",\"arguments\":{");
-    for (size_t i = 0; i < n; i++)
-        len += (size_t)sprintf(in + len, "%s\"k%zu\":%zu", i ? "," : "", i, i);
     strcpy(in + len, "}}");
     reply = send_str(fx, c, in);
     assert_true(strncmp(reply, prefix, strlen(prefix)) == 0);
