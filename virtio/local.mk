@@ -7,7 +7,7 @@ virtio_libvirtio_la_SOURCES = \
 virtio_libvirtio_la_SOURCES += virtio/vb_device.c virtio/vb_device.h virtio/vb_guest.c virtio/vb_guest.h
 # QEMU's JSON: the value tree, its orders, modified UTF-8, the printer, and the lexer, parser and
 # streamer that read a stream into trees
-virtio_libvirtio_la_SOURCES += virtio/vb_buf.c virtio/vb_buf.h virtio/vb_qobj.c virtio/vb_qobj.h \
+virtio_libvirtio_la_SOURCES += virtio/vb_buf.c virtio/vb_buf.h virtio/vb_hash.h virtio/vb_qobj.c virtio/vb_qobj.h \
 	virtio/vb_order.c virtio/vb_order.h virtio/vb_mutf8.c virtio/vb_mutf8.h \
 	virtio/vb_json_print.c virtio/vb_json_print.h virtio/vb_json_lexer.c virtio/vb_json_lexer.h \
 	virtio/vb_json_parser.c virtio/vb_json_parser.h virtio/vb_json_stream.c virtio/vb_json_stream.h

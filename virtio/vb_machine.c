@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "virtio/vb_hash.h"
 #include "virtio/vb_machine.h"
 
 enum node {
@@ -56,15 +57,6 @@ struct vb_machine {
     char *balloon_path;
 };
 
-/* FNV-1a: a stable seed per name. */
-static uint64_t name_seed(const char *name)
-{
-    uint64_t h = UINT64_C(14695981039346656037);
-    for (const unsigned char *p = (const unsigned char *)name; *p != '\0'; p++)
-        h = (h ^ *p) * UINT64_C(1099511628211);
-    return h;
-}
-
 vb_machine_t *vb_machine_new(const vb_clock_t *clock, const vb_machine_config_t *config)
 {
     vb_machine_t *m;
@@ -83,7 +75,7 @@ vb_machine_t *vb_machine_new(const vb_clock_t *clock, const vb_machine_config_t 
                                           : "/machine/peripheral/balloon0");
     if (m->name == NULL || m->balloon_path == NULL)
         goto fail;
-    guest = vb_guest_new(config->profile, config->memory_bytes, name_seed(config->name));
+    guest = vb_guest_new(config->profile, config->memory_bytes, vb_hash_string(config->name));
     if (guest == NULL)
         goto fail;
     m->dev = vb_device_new(clock, config->stats_count, guest, config->memory_bytes);

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "virtio/vb_buf.h"
+#include "virtio/vb_hash.h"
 #include "virtio/vb_json_print.h"
 #include "virtio/vb_json_stream.h"
 #include "virtio/vb_order.h"
@@ -53,10 +54,7 @@ struct vb_qmp_conn {
 
 static size_t hash_name(const char *name)
 {
-    uint64_t h = UINT64_C(14695981039346656037);
-    for (const unsigned char *p = (const unsigned char *)name; *p != '\0'; p++)
-        h = (h ^ *p) * UINT64_C(1099511628211);
-    return (size_t)h;
+    return (size_t)vb_hash_string(name);
 }
 
 vb_qmp_server_t *vb_qmp_server_new(const vb_clock_t *clock, const vb_qmp_server_ops_t *ops,

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "virtio/vb_hash.h"
 #include "virtio/vb_qobj.h"
 
 /* A dict looks its keys up by scanning up to this many, through a hash index beyond. */
@@ -166,18 +167,9 @@ fail:
     return rc;
 }
 
-/* FNV-1a */
-static size_t key_hash(const char *key)
-{
-    uint64_t h = UINT64_C(14695981039346656037);
-    for (const unsigned char *p = (const unsigned char *)key; *p != '\0'; p++)
-        h = (h ^ *p) * UINT64_C(1099511628211);
-    return (size_t)h;
-}
-
 static void index_insert(vb_qobj_t *d, size_t k)
 {
-    size_t mask = d->v.c.nslots - 1, i = key_hash(d->v.c.keys[k]) & mask;
+    size_t mask = d->v.c.nslots - 1, i = (size_t)vb_hash_string(d->v.c.keys[k]) & mask;
 
     while (d->v.c.slots[i] != 0)
         i = (i + 1) & mask;
@@ -216,7 +208,7 @@ static size_t dict_find(const vb_qobj_t *d, const char *key)
         return NOT_FOUND;
     }
     mask = d->v.c.nslots - 1;
-    for (i = key_hash(key) & mask; d->v.c.slots[i] != 0; i = (i + 1) & mask)
+    for (i = (size_t)vb_hash_string(key) & mask; d->v.c.slots[i] != 0; i = (i + 1) & mask)
         if (strcmp(d->v.c.keys[d->v.c.slots[i] - 1], key) == 0)
             return d->v.c.slots[i] - 1;
     return NOT_FOUND;
