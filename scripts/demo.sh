@@ -56,6 +56,9 @@ collectd_pid=""
 view_pid=""
 stop() {
     trap - INT TERM EXIT
+    # Everything is stopped even when the terminal is gone: each echo then fails, and must not kill.
+    trap '' HUP PIPE
+    set +e
     echo
     echo "== stopping collectd (the plugin puts the polling intervals back)"
     if [ -n "$collectd_pid" ]; then
@@ -79,7 +82,7 @@ stop() {
     echo "== done"
 }
 trap stop EXIT
-trap 'exit 130' INT TERM
+trap 'exit 130' INT TERM HUP PIPE
 
 mkdir -p "$T/qmp" "$T/plugins"
 # collectd loads only regular files from its one PluginDir: hard links to Debian's plugins (copies

@@ -28,7 +28,11 @@ holder_pid=""
 cleanup() {
     [ -n "$demo_pid" ] && ps_stop "$demo_pid"
     [ -n "$holder_pid" ] && ps_stop "$holder_pid"
-    rm -f "$out" "$out.page"
+    # A demo that failed to stop what it started: its processes name this run's own directory.
+    for pid in $(pgrep -f -- "$tmp/" || true); do
+        ps_stop "$pid"
+    done
+    rm -f "$out" "$out.page" "$out.status"
     rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -86,6 +90,17 @@ tail -n 1 "$out" | grep -q "== done" || fail "the demo did not finish."
 grep -q "== stopping Prometheus" "$out" || fail "the demo did not stop Prometheus."
 ps_port_free "$prometheus_port" && ps_port_free "$collectd_port" || fail "something still listens on the demo's ports."
 [ -z "$(ls -A "$tmp")" ] || fail "the demo left its directory behind."
+
+# Its output closed early (a terminal gone, `| head`): it still stops everything it started.
+(status=0
+ TMPDIR="$tmp" BUILD_DIR="$abs_top_builddir" DEMO_BUILD=0 DEMO_INTERVAL=1 DEMO_SECONDS=8 \
+    DEMO_PROMETHEUS_PORT="$prometheus_port" DEMO_COLLECTD_PORT="$collectd_port" \
+    sh "$abs_top_srcdir/scripts/demo.sh" 2>"$out" </dev/null || status=$?
+ echo "$status" >"$out.status") | head -n 3 >/dev/null
+[ "$(cat "$out.status")" != 0 ] || fail "the demo whose output was closed went on to the end."
+[ -z "$(ls -A "$tmp")" ] || fail "the demo whose output was closed left its directory behind."
+ps_port_free "$prometheus_port" && ps_port_free "$collectd_port" \
+    || fail "the demo whose output was closed left something listening on its ports."
 
 # A port already taken: one clear message, and nothing started.
 python3 -c 'import socket, sys, time
