@@ -9,6 +9,7 @@ SPEC_JSON: {"rows": [[host, vm], ...], "duration": seconds,
 
 import json
 import os
+import signal
 import sys
 import time
 import urllib.parse
@@ -102,6 +103,9 @@ def check_vm_page(browser, session, base, page, duration, failures):
 
 
 def main():
+    # A TERM (or HUP) still closes the browser, which runs in a session of its own.
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, lambda *_: sys.exit(1))
     chromium, workdir, base, spec_path, screenshot = sys.argv[1:6]
     spec = json.load(open(spec_path))
     failures = []
