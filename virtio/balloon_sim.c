@@ -43,7 +43,7 @@ static void usage(FILE *f)
             "  --domain NAME[:PROFILE]\n"
             "                       a guest; NAME may hold any character but '/'. The part after\n"
             "                       the last ':' is the profile if it names one: linux (default),\n"
-            "                       legacy, none, stuck, empty, slow\n"
+            "                       legacy, none, stuck, empty, slow, oom\n"
             "  --domains N          adds dom1..domN with profile linux\n"
             "  --stats 6|10|16      stats in guest-stats: old QEMU, QEMU 7.2 (default), QEMU 9.2+\n"
             "  --anon               the balloon at /machine/peripheral-anon/device[1], as with\n"
