@@ -30,6 +30,10 @@
 #define BUF_LIMIT (BAL_QMP_MAX_REPLY + 8192)
 /* What bal_qmp_conn_stale reads at most before it gives up on a connection. */
 #define STALE_DRAIN_LIMIT (256 * 1024)
+/* The events one command may read before its reply (or the greeting): QEMU sends a few between two
+ * commands; a peer that floods them would otherwise keep a pool thread reading for the whole timeout.
+ * As much as one message may hold, so that a burst that a real QEMU could send still passes. */
+#define EVENTS_LIMIT BAL_QMP_MAX_REPLY
 
 struct bal_qmp_conn {
     int fd;
@@ -52,8 +56,8 @@ struct bal_qmp_conn {
 
 _Static_assert(BAL_JSON_MAX_DEPTH <= 64, "the framing scanner keeps one bit per level in objects");
 
-/* The top-level keys that tell a message's kind. */
-enum { KEY_RETURN = 1, KEY_ERROR = 2, KEY_EVENT = 4, KEY_QMP = 8 };
+/* The top-level keys that tell a message's kind; an "id" only echoes one a command sent. */
+enum { KEY_RETURN = 1, KEY_ERROR = 2, KEY_EVENT = 4, KEY_QMP = 8, KEY_ID = 16 };
 
 static int64_t now_ms(void)
 {
@@ -99,7 +103,8 @@ static void note_key(bal_qmp_conn_t *c, size_t end)
     static const struct {
         const char *name;
         unsigned bit;
-    } kinds[] = {{"return", KEY_RETURN}, {"error", KEY_ERROR}, {"event", KEY_EVENT}, {"QMP", KEY_QMP}};
+    } kinds[] = {{"return", KEY_RETURN}, {"error", KEY_ERROR}, {"event", KEY_EVENT}, {"QMP", KEY_QMP},
+                 {"id", KEY_ID}};
     size_t len = end - c->key_start;
 
     for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
@@ -304,9 +309,12 @@ static int classify(const bal_qmp_conn_t *c, msg_kind_t *kind, bal_error_t *err)
     return 0;
 }
 
-/* Reads messages until one of the wanted kind, dropping events. Returns 0 with its length in *mlen. */
+/* Reads messages until one of the wanted kind, dropping events, at most EVENTS_LIMIT bytes of them.
+ * Returns 0 with its length in *mlen. */
 static int read_until(bal_qmp_conn_t *c, msg_kind_t wanted, int64_t deadline, size_t *mlen, bal_error_t *err)
 {
+    size_t events = 0;
+
     for (;;) {
         msg_kind_t kind;
         int ret = next_message(c, deadline, mlen, err);
@@ -316,6 +324,11 @@ static int read_until(bal_qmp_conn_t *c, msg_kind_t wanted, int64_t deadline, si
         ret = classify(c, &kind, err);
         if (ret < 0)
             return ret;
+        /* The agent never sends an "id" (libvirt refuses one), so a reply with one answers some
+         * other command: taking it would take another's answer for ours. */
+        if (kind == MSG_REPLY && wanted == MSG_REPLY && (c->keys & KEY_ID))
+            return bal_error_set(err, -EPROTO, "The QMP socket '%s' sent a reply with an id, to no command the "
+                                 "agent sent; it was refused.", c->path);
         if (kind == wanted)
             return 0;
         if (kind != MSG_EVENT && wanted == MSG_GREETING)
@@ -323,6 +336,10 @@ static int read_until(bal_qmp_conn_t *c, msg_kind_t wanted, int64_t deadline, si
         if (kind != MSG_EVENT)
             return bal_error_set(err, -EPROTO, "The QMP socket '%s' sent a second greeting instead of a reply.",
                                  c->path);
+        events += *mlen;
+        if (events > EVENTS_LIMIT)
+            return bal_error_set(err, -EMSGSIZE, "The QMP socket '%s' sent more than %d bytes of events before "
+                                 "its answer; the command was given up.", c->path, EVENTS_LIMIT);
         consume(c, *mlen);
     }
 }

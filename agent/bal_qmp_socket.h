@@ -34,7 +34,10 @@ int bal_qmp_conn_open(const char *path, int timeout_ms, bal_qmp_conn_t **out, ba
 
 /* Sends command (one JSON object) and reads its reply, skipping events, within timeout_ms. Blocks for
  * at most that long. Returns 0 with the reply ({"return": ...} or {"error": ...}, without the line
- * end) malloc'ed in *reply, or -ETIMEDOUT, -ENOTCONN, -EPROTO, -EMSGSIZE, -ENOMEM. Messages are told
+ * end) malloc'ed in *reply, or -ETIMEDOUT, -ENOTCONN, -EPROTO (also: a reply carrying an "id", which
+ * the agent never sends), -EMSGSIZE (a message above BAL_QMP_MAX_REPLY, or more than that many bytes
+ * of events before the reply: a flooding peer costs one bounded read, not the timeout), -ENOMEM.
+ * bal_qmp_conn_open bounds the events before the greeting and its negotiation alike. Messages are told
  * apart by their framing and top-level keys only: whether a reply is valid JSON is for the reply
  * parsers (bal_qmp.h) to say, which is where it is read. After an error the connection is out of step
  * with its peer: free it. Not thread-safe: one caller at a time. */

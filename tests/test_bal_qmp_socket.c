@@ -50,6 +50,8 @@ typedef enum srv_mode {
     SRV_DOUBLE_GREETING,      /* answers a command with a second greeting */
     SRV_FLOOD,                /* events without pause, replies in between */
     SRV_LATE_FIRST,           /* answers the first command after 1.5 * SHORT_MS, the others at once */
+    SRV_FLOOD_NO_REPLY,       /* negotiates, then floods events after a command and never answers it */
+    SRV_REPLY_ID,             /* negotiates, then answers each command with an "id" it never got */
 } srv_mode_t;
 
 typedef struct server {
@@ -145,7 +147,8 @@ static void send_huge(int fd, const char *head, const char *tail)
     send_str(fd, tail, strlen(tail), false);
 }
 
-/* SRV_FLOOD: sends events as fast as the client takes them, and still answers each command line. */
+/* SRV_FLOOD: sends events as fast as the client takes them, and still answers each command line
+ * (SRV_FLOOD_NO_REPLY: answers none). */
 static void flood(server_t *s, int fd)
 {
     static const char event[] = "{\"event\": \"FLOOD\", \"data\": {\"n\": 1}}\r\n";
@@ -174,7 +177,8 @@ static void flood(server_t *s, int fd)
                 size_t len = (size_t)(nl - buf) + 1;
                 int k = atomic_fetch_add(&s->replies, 1) + 1;
                 snprintf(reply, sizeof(reply), "{\"return\": {\"actual\": %d}}\r\n", k);
-                send_str(fd, reply, strlen(reply), false);
+                if (s->mode != SRV_FLOOD_NO_REPLY)
+                    send_str(fd, reply, strlen(reply), false);
                 memmove(buf, buf + len, have - len);
                 have -= len;
             }
@@ -271,6 +275,13 @@ static void serve(server_t *s, int fd)
             send_s(s, fd, reply);
             flood(s, fd);
             return;
+        case SRV_FLOOD_NO_REPLY:
+            flood(s, fd);
+            return;
+        case SRV_REPLY_ID:
+            snprintf(reply, sizeof(reply), "{\"return\": {\"actual\": %d}, \"id\": 7}\r\n", n);
+            send_s(s, fd, reply);
+            break;
         case SRV_LATE_FIRST:
             if (n == 1) {
                 /* the slow peer under test; it notices a client that gives up, as QEMU would */
@@ -590,6 +601,38 @@ static void test_execute_huge_reply_refused(void **state)
     assert_int_equal(err.code, -EMSGSIZE);
     assert_int_equal(run_one(state, SRV_HUGE_EVENT, 5000, &reply, &err, NULL), -EMSGSIZE);
     assert_null(reply);
+}
+
+/* A peer that floods events and never answers: the command gives up after a bounded read (QMP's
+ * largest message of events), long before the timeout, at a CPU cost measured here. Without the bound
+ * it read events for the whole timeout, about 88% of a core. */
+static void test_execute_event_flood_bounded(void **state)
+{
+    bal_error_t err = {0};
+    char *reply = NULL;
+    struct timespec c0, c1;
+    int64_t elapsed, cpu_us;
+
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c0);
+    assert_int_equal(run_one(state, SRV_FLOOD_NO_REPLY, 5000, &reply, &err, &elapsed), -EMSGSIZE);
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c1);
+    cpu_us = (c1.tv_sec - c0.tv_sec) * 1000000 + (c1.tv_nsec - c0.tv_nsec) / 1000;
+    print_message("  a flooding peer: given up after %lld ms, %lld us of this thread's CPU\n", (long long)elapsed,
+                  (long long)cpu_us);
+    assert_null(reply);
+    assert_non_null(strstr(err.message, "bytes of events before its answer"));
+    assert_true(elapsed < 2500); /* half the timeout, whatever the load */
+}
+
+/* The agent sends no "id": a reply with one answers something else and is refused. */
+static void test_execute_reply_with_unsent_id_refused(void **state)
+{
+    bal_error_t err = {0};
+    char *reply = NULL;
+
+    assert_int_equal(run_one(state, SRV_REPLY_ID, 2000, &reply, &err, NULL), -EPROTO);
+    assert_null(reply);
+    assert_non_null(strstr(err.message, "with an id"));
 }
 
 static void test_execute_pretty(void **state)
@@ -1068,6 +1111,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_execute_one_byte_at_a_time, setup, teardown),
         cmocka_unit_test_setup_teardown(test_execute_events_before_reply, setup, teardown),
         cmocka_unit_test_setup_teardown(test_execute_huge_reply_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_execute_event_flood_bounded, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_execute_reply_with_unsent_id_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_execute_pretty, setup, teardown),
         cmocka_unit_test_setup_teardown(test_execute_garbage, setup, teardown),
         cmocka_unit_test_setup_teardown(test_conn_stale_after_close, setup, teardown),
