@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -228,6 +229,51 @@ static int compare_items(const void *a, const void *b)
     return c;
 }
 
+/* A class of change to the domain list, with the first few names, for one log line. */
+#define CHANGE_NAMES 3
+typedef struct change {
+    size_t count;
+    const char *names[CHANGE_NAMES];
+} change_t;
+
+static void change_add(change_t *c, const char *name)
+{
+    if (c->count < CHANGE_NAMES)
+        c->names[c->count] = name;
+    c->count++;
+}
+
+/* " ('a', 'b', 'c' and 9 more)", or "" when there is none. */
+static void change_names(const change_t *c, char *buf, size_t len)
+{
+    size_t used = 0, shown = c->count < CHANGE_NAMES ? c->count : CHANGE_NAMES;
+    int n;
+
+    buf[0] = '\0';
+    for (size_t i = 0; i < shown && used < len; i++) {
+        n = snprintf(buf + used, len - used, "%s'%s'", i == 0 ? " (" : ", ", c->names[i]);
+        used += n > 0 ? (size_t)n : 0;
+    }
+    if (shown > 0 && used < len)
+        snprintf(buf + used, len - used, c->count > shown ? " and %zu more)" : ")", c->count - shown);
+}
+
+/* Says what a listing changed, in one line: a QEMU that stopped, started or restarted (a new instance
+ * of a known name) is visible in the log, at every listing that finds one. */
+static void log_changes(const bal_agent_t *agent, const change_t *added, const change_t *gone,
+                        const change_t *restarted)
+{
+    char a[160], g[160], r[160];
+
+    if (added->count + gone->count + restarted->count == 0)
+        return;
+    change_names(added, a, sizeof(a));
+    change_names(gone, g, sizeof(g));
+    change_names(restarted, r, sizeof(r));
+    bal_log(&agent->logger, BAL_LOG_INFO, "The domain list changed: %zu new%s, %zu gone%s, %zu restarted%s.",
+            added->count, a, gone->count, g, restarted->count, r);
+}
+
 /* Lists the running domains and rebuilds the selection: a domain still there keeps its poller (which
  * sees a new instance by itself), a new one gets a fresh poller, a vanished one is dropped. Everything
  * that can fail happens before the old selection is touched. The listing is sorted, so one merge with
@@ -243,6 +289,7 @@ static int refresh_domains(bal_agent_t *agent, bal_error_t *err)
     size_t n = 0, o = 0;
     const char *prev = NULL;
     bool sorted = true;
+    change_t added = {0}, gone = {0}, restarted = {0};
     int rc;
 
     rc = bal_transport_list_domains(agent->transport, &list, err);
@@ -298,12 +345,20 @@ static int refresh_domains(bal_agent_t *agent, bal_error_t *err)
     for (size_t j = 0; j < n; j++) {
         bal_domain_info_t *item = src[j];
         if (old[j] >= 0) {
+            if (next[j]->info.instance != item->instance)
+                change_add(&restarted, item->name);
             free(next[j]->info.name);
             agent->domains[old[j]] = NULL;
+        } else {
+            change_add(&added, item->name);
         }
         next[j]->info = *item; /* name, uuid, instance */
         item->name = NULL;     /* now the domain's */
     }
+    for (size_t j = 0; j < agent->n_domains; j++)
+        if (agent->domains[j] != NULL)
+            change_add(&gone, agent->domains[j]->info.name);
+    log_changes(agent, &added, &gone, &restarted);
     for (size_t j = 0; j < agent->n_domains; j++)
         domain_free(agent->domains[j]);
     free(agent->domains);

@@ -1,6 +1,5 @@
 #include "config.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -19,6 +18,7 @@
 
 #include "agent/bal_json.h"
 #include "agent/bal_qmp.h"
+#include "agent/bal_qmp_listing.h"
 #include "agent/bal_qmp_socket.h"
 
 #define DEFAULT_TIMEOUT_MS 5000
@@ -588,9 +588,7 @@ typedef struct sock_domain {
 
 typedef struct sock_transport {
     bal_transport_t base;
-    char *dir;                 /* the directory form; NULL for pairs */
-    bal_socket_spec_t *pairs;  /* the pairs form: names and paths owned, sorted by name */
-    size_t n_pairs;
+    bal_qmp_listing_t *sockets; /* which sockets there are */
     int timeout_ms;
     bal_logger_t logger;
     /* The table, a hash of names, so that finding a domain costs the same with 10 or 10000 of them.
@@ -672,113 +670,15 @@ static int table_insert(sock_transport_t *t, sock_domain_t *d)
     return 0;
 }
 
-static uint64_t mix(uint64_t h, uint64_t v)
-{
-    h ^= v + UINT64_C(0x9e3779b97f4a7c15) + (h << 6) + (h >> 2);
-    return h;
-}
-
-/* The socket file's identity: QEMU recreates its socket on start, so this changes with the process. */
-static uint64_t socket_instance(const struct stat *st)
-{
-    uint64_t h = UINT64_C(0xcbf29ce484222325);
-
-    h = mix(h, (uint64_t)st->st_dev);
-    h = mix(h, (uint64_t)st->st_ino);
-    h = mix(h, (uint64_t)st->st_ctim.tv_sec);
-    h = mix(h, (uint64_t)st->st_ctim.tv_nsec);
-    return h;
-}
-
-static int add_item(bal_domain_list_t *list, size_t *cap, const char *name, size_t name_len, uint64_t instance)
-{
-    bal_domain_info_t *item;
-
-    if (list->count == *cap) {
-        size_t ncap = *cap ? *cap * 2 : 16;
-        bal_domain_info_t *n = realloc(list->items, ncap * sizeof(*n));
-        if (n == NULL)
-            return -ENOMEM;
-        list->items = n;
-        *cap = ncap;
-    }
-    item = &list->items[list->count];
-    memset(item, 0, sizeof(*item));
-    item->name = strndup(name, name_len);
-    if (item->name == NULL)
-        return -ENOMEM;
-    item->instance = instance;
-    list->count++;
-    return 0;
-}
-
-static int cmp_item(const void *a, const void *b)
-{
-    return strcmp(((const bal_domain_info_t *)a)->name, ((const bal_domain_info_t *)b)->name);
-}
-
-static int list_dir(sock_transport_t *t, bal_domain_list_t *list, size_t *cap, bal_error_t *err)
-{
-    const size_t slen = strlen(BAL_QMP_SOCKET_SUFFIX);
-    struct dirent *de;
-    DIR *d;
-    int ret = 0;
-
-    d = opendir(t->dir);
-    if (d == NULL) {
-        if (errno == ENOENT)
-            return 0; /* no QEMU has created it yet */
-        return bal_error_set(err, -errno, "Reading the QMP socket directory '%s' failed: %s.", t->dir,
-                             strerror(errno));
-    }
-    while ((errno = 0, de = readdir(d)) != NULL) {
-        size_t len = strlen(de->d_name);
-        struct stat st;
-
-        if (len <= slen || strcmp(de->d_name + len - slen, BAL_QMP_SOCKET_SUFFIX) != 0)
-            continue;
-        if (fstatat(dirfd(d), de->d_name, &st, 0) < 0 || !S_ISSOCK(st.st_mode))
-            continue; /* gone meanwhile, or not a socket */
-        if (add_item(list, cap, de->d_name, len - slen, socket_instance(&st)) < 0) {
-            ret = bal_error_set(err, -ENOMEM, "Out of memory while listing the QMP socket directory '%s'.", t->dir);
-            goto out;
-        }
-    }
-    if (errno != 0)
-        ret = bal_error_set(err, -errno, "Reading the QMP socket directory '%s' failed: %s.", t->dir,
-                            strerror(errno));
-out:
-    closedir(d);
-    return ret;
-}
-
-static int list_pairs(sock_transport_t *t, bal_domain_list_t *list, size_t *cap, bal_error_t *err)
-{
-    for (size_t i = 0; i < t->n_pairs; i++) {
-        struct stat st;
-
-        if (stat(t->pairs[i].path, &st) < 0 || !S_ISSOCK(st.st_mode))
-            continue; /* not running */
-        if (add_item(list, cap, t->pairs[i].name, strlen(t->pairs[i].name), socket_instance(&st)) < 0)
-            return bal_error_set(err, -ENOMEM, "Out of memory while listing the QMP sockets.");
-    }
-    return 0;
-}
-
 static int sock_list_domains(bal_transport_t *base, bal_domain_list_t *out, bal_error_t *err)
 {
     sock_transport_t *t = (sock_transport_t *)base;
     bal_domain_list_t list = {0};
-    size_t cap = 0;
     int ret;
 
-    ret = t->dir != NULL ? list_dir(t, &list, &cap, err) : list_pairs(t, &list, &cap, err);
-    if (ret < 0) {
-        bal_domain_list_free(&list);
+    ret = bal_qmp_listing_list(t->sockets, &list, err);
+    if (ret < 0)
         return ret;
-    }
-    if (list.count > 1)
-        qsort(list.items, list.count, sizeof(list.items[0]), cmp_item);
 
     /* Domains whose socket is gone let go of their connection now, not at the next command. */
     pthread_rwlock_wrlock(&t->lock);
@@ -806,52 +706,26 @@ static int sock_list_domains(bal_transport_t *base, bal_domain_list_t *out, bal_
     return 0;
 }
 
-static int cmp_pair(const void *a, const void *b)
-{
-    return strcmp(((const bal_socket_spec_t *)a)->name, ((const bal_socket_spec_t *)b)->name);
-}
-
 /* A new entry for name, with its socket path; not in the table yet. */
 static int domain_new(sock_transport_t *t, const char *name, uint64_t hash, sock_domain_t **out,
                       bal_error_t *err)
 {
-    const char *path = NULL;
-    bal_socket_spec_t key = {.name = name};
-    const bal_socket_spec_t *pair;
-    sock_domain_t *d;
-    int ret;
+    sock_domain_t *d = calloc(1, sizeof(*d));
 
-    if (t->dir != NULL && (name[0] == '\0' || strchr(name, '/') != NULL))
-        return bal_error_set(err, -ENOENT, "The domain name '%s' cannot name a socket in '%s'.", name, t->dir);
-    if (t->dir == NULL) {
-        pair = t->n_pairs > 0 ? bsearch(&key, t->pairs, t->n_pairs, sizeof(*t->pairs), cmp_pair) : NULL;
-        if (pair == NULL)
-            return bal_error_set(err, -ENOENT, "The domain '%s' is not one of the configured QMP sockets.", name);
-        path = pair->path;
+    if (d == NULL || (d->name = strdup(name)) == NULL) {
+        free(d);
+        return bal_error_set(err, -ENOMEM, "Out of memory while looking up the domain '%s'.", name);
     }
-    d = calloc(1, sizeof(*d));
-    if (d == NULL || (d->name = strdup(name)) == NULL)
-        goto nomem;
-    if (path != NULL) {
-        d->path = strdup(path);
-    } else {
-        size_t len = strlen(t->dir) + 1 + strlen(name) + strlen(BAL_QMP_SOCKET_SUFFIX) + 1;
-        d->path = malloc(len);
-        if (d->path != NULL)
-            snprintf(d->path, len, "%s/%s%s", t->dir, name, BAL_QMP_SOCKET_SUFFIX);
+    d->path = bal_qmp_listing_path(t->sockets, name, err);
+    if (d->path == NULL) {
+        free(d->name);
+        free(d);
+        return err != NULL ? err->code : -ENOENT;
     }
-    if (d->path == NULL)
-        goto nomem;
     d->hash = hash;
     pthread_mutex_init(&d->lock, NULL);
     *out = d;
     return 0;
-nomem:
-    ret = bal_error_set(err, -ENOMEM, "Out of memory while looking up the domain '%s'.", name);
-    if (d != NULL)
-        free(d->name);
-    free(d);
-    return ret;
 }
 
 /* The table entry for name, created if needed, with a reference for the caller. */
@@ -919,7 +793,7 @@ static int sock_execute(bal_transport_t *base, const bal_domain_info_t *dom, con
     if (d->conn == NULL) {
         struct stat st;
 
-        if (dom->instance != 0 && stat(d->path, &st) == 0 && socket_instance(&st) != dom->instance) {
+        if (dom->instance != 0 && stat(d->path, &st) == 0 && bal_qmp_listing_instance(&st) != dom->instance) {
             bal_log(&t->logger, BAL_LOG_DEBUG, "The QMP socket '%s' of domain '%s' is not the one listed: "
                     "its QEMU restarted.", d->path, d->name);
             atomic_store(&t->restarted, true);
@@ -945,8 +819,9 @@ out:
 static bool sock_take_changes(bal_transport_t *base)
 {
     sock_transport_t *t = (sock_transport_t *)base;
+    bool changed = bal_qmp_listing_changed(t->sockets);
 
-    return atomic_exchange(&t->restarted, false);
+    return atomic_exchange(&t->restarted, false) || changed;
 }
 
 static void sock_free(bal_transport_t *base)
@@ -961,12 +836,7 @@ static void sock_free(bal_transport_t *base)
         }
     }
     free(t->buckets);
-    for (size_t i = 0; i < t->n_pairs; i++) {
-        free((char *)t->pairs[i].name);
-        free((char *)t->pairs[i].path);
-    }
-    free(t->pairs);
-    free(t->dir);
+    bal_qmp_listing_free(t->sockets);
     pthread_rwlock_destroy(&t->lock);
     free(t);
 }
@@ -979,81 +849,38 @@ static const bal_transport_ops_t sock_ops = {
     .free = sock_free,
 };
 
-static sock_transport_t *transport_alloc(int timeout_ms, const bal_logger_t *logger)
+/* Takes listing, which is freed on failure. */
+static bal_transport_t *transport_new(bal_qmp_listing_t *listing, int timeout_ms, const bal_logger_t *logger,
+                                      bal_error_t *err)
 {
-    sock_transport_t *t = calloc(1, sizeof(*t));
+    sock_transport_t *t;
 
-    if (t == NULL)
+    if (listing == NULL)
         return NULL;
+    t = calloc(1, sizeof(*t));
+    if (t == NULL) {
+        bal_qmp_listing_free(listing);
+        bal_error_set(err, -ENOMEM, "Out of memory while setting up the QMP socket transport.");
+        return NULL;
+    }
     t->base.ops = &sock_ops;
+    t->sockets = listing;
     t->timeout_ms = timeout_ms > 0 ? timeout_ms : DEFAULT_TIMEOUT_MS;
     if (logger != NULL)
         t->logger = *logger;
     pthread_rwlock_init(&t->lock, NULL);
     atomic_init(&t->restarted, false);
-    return t;
+    return &t->base;
 }
 
 bal_transport_t *bal_qmp_socket_transport_new_dir(const char *dir, int timeout_ms, const bal_logger_t *logger,
                                                   bal_error_t *err)
 {
-    sock_transport_t *t;
-
-    if (dir == NULL || dir[0] == '\0') {
-        bal_error_set(err, -EINVAL, "No QMP socket directory was given.");
-        return NULL;
-    }
-    t = transport_alloc(timeout_ms, logger);
-    if (t == NULL || (t->dir = strdup(dir)) == NULL) {
-        if (t != NULL)
-            sock_free(&t->base);
-        bal_error_set(err, -ENOMEM, "Out of memory while setting up the QMP socket directory '%s'.", dir);
-        return NULL;
-    }
-    /* "dir/" would make "dir//name.qmp": harmless, but messages read better without it */
-    for (size_t len = strlen(t->dir); len > 1 && t->dir[len - 1] == '/'; len--)
-        t->dir[len - 1] = '\0';
-    return &t->base;
+    return transport_new(bal_qmp_listing_new_dir(dir, logger, err), timeout_ms, logger, err);
 }
 
 bal_transport_t *bal_qmp_socket_transport_new_pairs(const bal_socket_spec_t *pairs, size_t n, int timeout_ms,
                                                     const bal_logger_t *logger, bal_error_t *err)
 {
-    sock_transport_t *t;
-
-    for (size_t i = 0; i < n; i++) {
-        if (pairs[i].name == NULL || pairs[i].name[0] == '\0' || pairs[i].path == NULL || pairs[i].path[0] == '\0') {
-            bal_error_set(err, -EINVAL, "QMP socket number %zu has no name or no path.", i + 1);
-            return NULL;
-        }
-    }
-    t = transport_alloc(timeout_ms, logger);
-    if (t == NULL)
-        goto nomem;
-    if (n > 0 && (t->pairs = calloc(n, sizeof(*t->pairs))) == NULL)
-        goto nomem;
-    for (size_t i = 0; i < n; i++) {
-        t->pairs[i].name = strdup(pairs[i].name);
-        t->pairs[i].path = strdup(pairs[i].path);
-        t->n_pairs++;
-        if (t->pairs[i].name == NULL || t->pairs[i].path == NULL)
-            goto nomem;
-    }
-    /* Sorted, a domain's first command finds its socket by bisection, and duplicates are neighbours. */
-    if (n > 1)
-        qsort(t->pairs, n, sizeof(*t->pairs), cmp_pair);
-    for (size_t i = 1; i < n; i++) {
-        if (strcmp(t->pairs[i].name, t->pairs[i - 1].name) == 0) {
-            bal_error_set(err, -EINVAL, "The domain name '%s' is given to more than one QMP socket.",
-                          t->pairs[i].name);
-            sock_free(&t->base);
-            return NULL;
-        }
-    }
-    return &t->base;
-nomem:
-    if (t != NULL)
-        sock_free(&t->base);
-    bal_error_set(err, -ENOMEM, "Out of memory while setting up the QMP sockets.");
-    return NULL;
+    return transport_new(bal_qmp_listing_new_pairs(pairs, n, logger, err), timeout_ms, logger, err);
 }

@@ -13,6 +13,7 @@ agent_libagent_la_SOURCES = \
 agent_libagent_la_SOURCES += agent/bal_qmp.c agent/bal_qmp.h \
 	agent/bal_json.c agent/bal_json.h \
 	agent/bal_transport.c \
+	agent/bal_qmp_listing.c agent/bal_qmp_listing.h \
 	agent/bal_qmp_socket.c agent/bal_qmp_socket.h
 # libvirt transport
 agent_libagent_la_SOURCES += agent/bal_libvirt.c agent/bal_libvirt.h

@@ -99,12 +99,13 @@ typedef struct fixture {
     offset_clock_t clock;
 } fixture_t;
 
-static void setup(fixture_t *fx, int timeout_ms)
+/* refresh_s: the scheduled refresh of the domain list; each cycle moves the agent's clock 2 s. */
+static void setup_refresh(fixture_t *fx, int timeout_ms, unsigned refresh_s)
 {
     bal_agent_config_t config = {
         .transport = BAL_TRANSPORT_QMP_DIR,
         .polling_interval_s = 1,
-        .refresh_interval_s = 1,
+        .refresh_interval_s = refresh_s,
         .timeout_ms = timeout_ms,
         .concurrency = 5,
     };
@@ -120,6 +121,11 @@ static void setup(fixture_t *fx, int timeout_ms)
     config.qmp_dir = fx->dir;
     if (bal_agent_new(&config, &fx->agent, &err) != 0)
         fail_msg("bal_agent_new: %s", err.message);
+}
+
+static void setup(fixture_t *fx, int timeout_ms)
+{
+    setup_refresh(fx, timeout_ms, 1);
 }
 
 static void teardown(fixture_t *fx)
@@ -274,6 +280,36 @@ static void test_killed_mid_cycle(void **state)
     teardown(&fx);
 }
 
+/* Issue 11, item 4: a QEMU restarted behind its socket (the socket gone, then back), with the list's
+ * scheduled refresh a minute away: the read after the new socket appears reads it again, because the
+ * directory's change is seen before every read. Before, it waited for the refresh (30 cycles here). */
+static void test_restart_behind_socket_read_again_at_once(void **state)
+{
+    fixture_t fx;
+    seen_t seen;
+    int rc;
+    (void)state;
+
+    setup_refresh(&fx, 2000, 60);
+    fs_add(fx.server, "good", FS_NORMAL);
+    fs_add(fx.server, "vm", FS_NORMAL);
+    assert_int_equal(cycle(&fx, &seen), 2);
+    assert_int_equal(seen.ok, 2);
+
+    fs_remove(fx.server, "vm"); /* QEMU exits, its socket goes */
+    rc = cycle(&fx, &seen);
+    assert_int_equal(rc, 1);
+    assert_int_equal(state_of(&seen, "good"), BAL_STATE_OK);
+    assert_int_equal(cycle(&fx, &seen), 1);
+    assert_int_equal(seen.samples, 1); /* dropped, not failed */
+
+    fs_add(fx.server, "vm", FS_NORMAL); /* the new QEMU */
+    assert_int_equal(cycle(&fx, &seen), 2);
+    assert_int_equal(state_of(&seen, "vm"), BAL_STATE_OK);
+    assert_int_equal(seen.ok, 2);
+    teardown(&fx);
+}
+
 /* The worst case for the cycle's bound: every domain's QEMU greets just before the timeout, then stalls
  * on the command, so each step costs a timeout to connect and another to wait; with more such domains
  * than the pool runs at once, a second wave starts just before the cycle's deadline (2 timeouts). The
@@ -369,6 +405,7 @@ int main(void)
         cmocka_unit_test(test_one_byte_at_a_time),
         cmocka_unit_test(test_close_mid_reply),
         cmocka_unit_test(test_killed_mid_cycle),
+        cmocka_unit_test(test_restart_behind_socket_read_again_at_once),
         cmocka_unit_test(test_slow_greeting_then_stall),
         cmocka_unit_test(test_socket_domains_churn),
     };

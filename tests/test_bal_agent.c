@@ -415,7 +415,7 @@ static void test_one_cycle_reads_every_domain_in_name_order(void **state)
     assert_int_equal(vb_device_polling_interval(fake_find(f, "web")->dev), 2);
     assert_int_equal(vb_device_polling_interval(fake_find(f, "db \"main\" \\1")->dev), 2);
     assert_int_equal(fx->seen.events[BAL_EVENT_NO_BALLOON], 1);
-    assert_int_equal(fx->seen.n_logs, 1);
+    assert_int_equal(fx->seen.n_logs, 2); /* the domains found, then the event */
     assert_non_null(strstr(fx->seen.last_log, "'bare'"));
     assert_int_equal(f->lists, 1);
 
@@ -430,7 +430,7 @@ static void test_one_cycle_reads_every_domain_in_name_order(void **state)
     assert_true(fx->seen.fresh[2]);
     assert_int_equal(fx->seen.last_update[2], WALL_BASE + 2);
     assert_int_equal(fx->seen.events[BAL_EVENT_NO_BALLOON], 1);
-    assert_int_equal(fx->seen.n_logs, 1);
+    assert_int_equal(fx->seen.n_logs, 2);
 
     /* Read again before the guest was asked again: the same sample, not fresh. */
     assert_int_equal(cycle(fx), 3);
@@ -776,6 +776,43 @@ static void test_list_refreshed_on_changes_and_on_schedule(void **state)
     assert_int_equal(f->lists, 3);
 }
 
+/* Every listing that finds domains started, stopped or restarted says so in one line, with a few
+ * names: a QEMU restarted behind its socket is visible in the log (issue 11, item 4). */
+static void test_list_changes_logged(void **state)
+{
+    fixture_t *fx = *state;
+    fake_t *f = fx->fake;
+    char name[16];
+
+    fake_add(f, "a", VB_GUEST_LINUX, 2);
+    fake_add(f, "b", VB_GUEST_LINUX, 2);
+    start(fx);
+    assert_int_equal(cycle(fx), 2);
+    assert_int_equal(fx->seen.n_logs, 1);
+    assert_string_equal(fx->seen.last_log, "The domain list changed: 2 new ('a', 'b'), 0 gone, 0 restarted.");
+
+    fake_find(f, "a")->instance = 100; /* a new QEMU under the same name */
+    fake_find(f, "b")->listed = false;
+    fake_add(f, "c", VB_GUEST_LINUX, 2);
+    f->tt.changes = true;
+    assert_int_equal(cycle(fx), 2);
+    assert_int_equal(fx->seen.n_logs, 2);
+    assert_string_equal(fx->seen.last_log,
+                        "The domain list changed: 1 new ('c'), 1 gone ('b'), 1 restarted ('a').");
+    f->tt.changes = true; /* listed again, nothing changed: nothing said */
+    assert_int_equal(cycle(fx), 2);
+    assert_int_equal(fx->seen.n_logs, 2);
+
+    for (int i = 0; i < 5; i++) {
+        snprintf(name, sizeof(name), "n%d", i);
+        fake_add(f, name, VB_GUEST_LINUX, 2);
+    }
+    f->tt.changes = true;
+    assert_int_equal(cycle(fx), 7);
+    assert_string_equal(fx->seen.last_log,
+                        "The domain list changed: 5 new ('n0', 'n1', 'n2' and 2 more), 0 gone, 0 restarted.");
+}
+
 static void test_cycle_time_bound_over_hung_domains(void **state)
 {
     fixture_t *fx = *state;
@@ -851,6 +888,7 @@ int main(void)
         T(test_domain_gone_mid_cycle_is_dropped_not_failed),
         T(test_failures_and_all_failed),
         T(test_list_refreshed_on_changes_and_on_schedule),
+        T(test_list_changes_logged),
         T(test_cycle_time_bound_over_hung_domains),
         T(test_pool_overlaps_round_trips),
     };

@@ -786,6 +786,86 @@ static void log_cb(void *opaque, bal_log_level_t level, const char *message)
     pthread_mutex_unlock(&lb->lock);
 }
 
+/* '..qmp' and '...qmp' would be the domains '.' and '..', which collectd cannot store (csv refuses
+ * them at every value): not listed, and said once, not at every listing. Neither can a pair be named
+ * so. */
+static void test_transport_refuses_dot_names(void **state)
+{
+    fixture_t *f = *state;
+    logbook_t lb = {.lock = PTHREAD_MUTEX_INITIALIZER};
+    bal_logger_t logger = {.log = log_cb, .opaque = &lb};
+    server_t *dot = server_start(sock_path(state, "..qmp"), SRV_NORMAL);
+    server_t *dotdot = server_start(sock_path(state, "...qmp"), SRV_NORMAL);
+    server_t *ok = server_start(sock_path(state, "....qmp"), SRV_NORMAL); /* '...' is a name like any */
+    bal_socket_spec_t pair[] = {{.name = "..", .path = dot->path}};
+    bal_domain_list_t list = {0};
+    bal_error_t err = {0};
+    bal_transport_t *t = bal_qmp_socket_transport_new_dir(f->dir, 2000, &logger, &err);
+    char *reply = NULL;
+
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(bal_transport_list_domains(t, &list, &err), 0);
+        assert_int_equal(list.count, 1);
+        assert_string_equal(list.items[0].name, "...");
+        bal_domain_list_free(&list);
+    }
+    assert_int_equal(lb.count, 2); /* one line for each name, once */
+    assert_non_null(strstr(lb.last, "would be the domain '"));
+    {
+        bal_domain_info_t d = {.name = (char *)"."};
+        assert_int_equal(execute(t, &d, &reply, &err), -ENOENT);
+        d.name = (char *)"..";
+        assert_int_equal(execute(t, &d, &reply, &err), -ENOENT);
+    }
+    bal_transport_free(t);
+    assert_null(bal_qmp_socket_transport_new_pairs(pair, 1, 0, NULL, &err));
+    assert_int_equal(err.code, -EINVAL);
+    assert_non_null(strstr(err.message, "'..'"));
+    server_stop(dot);
+    server_stop(dotdot);
+    server_stop(ok);
+}
+
+/* A QMPSocketDir that does not exist, or stops existing, reads as no domain, and is said once (then
+ * once when it is back), not at every listing. */
+static void test_transport_missing_dir_said_once(void **state)
+{
+    fixture_t *f = *state;
+    logbook_t lb = {.lock = PTHREAD_MUTEX_INITIALIZER};
+    bal_logger_t logger = {.log = log_cb, .opaque = &lb};
+    bal_domain_list_t list = {0};
+    bal_error_t err = {0};
+    bal_transport_t *t;
+    char dir[128];
+
+    snprintf(dir, sizeof(dir), "%s/later", f->dir);
+    t = bal_qmp_socket_transport_new_dir(dir, 2000, &logger, &err);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(bal_transport_list_domains(t, &list, &err), 0);
+        assert_int_equal(list.count, 0);
+    }
+    assert_int_equal(lb.count, 1);
+    assert_non_null(strstr(lb.last, "does not exist"));
+    assert_non_null(strstr(lb.last, "/later'"));
+    assert_false(bal_transport_take_changes(t));
+
+    assert_int_equal(mkdir(dir, 0700), 0);
+    assert_true(bal_transport_take_changes(t)); /* it appeared */
+    assert_int_equal(bal_transport_list_domains(t, &list, &err), 0);
+    assert_int_equal(lb.count, 2);
+    assert_non_null(strstr(lb.last, "exists now"));
+    assert_int_equal(bal_transport_list_domains(t, &list, &err), 0);
+    assert_int_equal(lb.count, 2);
+
+    assert_int_equal(rmdir(dir), 0); /* vanished */
+    assert_true(bal_transport_take_changes(t));
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(bal_transport_list_domains(t, &list, &err), 0);
+    assert_int_equal(lb.count, 3);
+    assert_non_null(strstr(lb.last, "does not exist"));
+    bal_transport_free(t);
+}
+
 /* One connection per domain, reused; dropped on error; reopened when QEMU restarts. */
 static void test_transport_connection_lifecycle(void **state)
 {
@@ -865,8 +945,21 @@ static void test_transport_reconnects_after_close(void **state)
     server_stop(s);
 }
 
-/* A QEMU restarted between listings (its socket replaced) is told by take_changes once, so that the
- * agent lists again and sees the new instance; a reconnect to the same socket is no change. */
+/* Dates the directory 10 s back, as if nothing had changed in it for a while: a listing right after a
+ * change is followed by one more (the kernel's coarse clock could hide a second change in the same
+ * tick), and the tests that check "no change" need the quiet state. */
+static void age_dir(const char *dir)
+{
+    struct timespec t[2];
+
+    clock_gettime(CLOCK_REALTIME, &t[0]);
+    t[0].tv_sec -= 10;
+    t[1] = t[0];
+    assert_int_equal(utimensat(AT_FDCWD, dir, t, 0), 0);
+}
+
+/* A QEMU restarted between listings (its socket replaced) is told by take_changes, so that the agent
+ * lists again and sees the new instance; a reconnect to the same socket is no change. */
 static void test_transport_sees_restart(void **state)
 {
     fixture_t *f = *state;
@@ -877,6 +970,8 @@ static void test_transport_sees_restart(void **state)
     char *reply = NULL;
     int64_t t0;
 
+    age_dir(f->dir);
+    assert_false(bal_transport_take_changes(t)); /* nothing listed yet: the agent lists anyway */
     assert_int_equal(bal_transport_list_domains(t, &list, NULL), 0);
     assert_int_equal(list.count, 1);
     assert_false(bal_transport_take_changes(t));
@@ -895,14 +990,75 @@ static void test_transport_sees_restart(void **state)
     assert_int_equal(execute(t, &list.items[0], &reply, NULL), 0);
     free(reply);
     assert_true(bal_transport_take_changes(t));
-    assert_false(bal_transport_take_changes(t)); /* once */
+    age_dir(f->dir);
     assert_int_equal(bal_transport_list_domains(t, &again, NULL), 0);
+    assert_false(bal_transport_take_changes(t)); /* listed: nothing more to tell */
     assert_int_equal(again.count, 1);
     assert_true(again.items[0].instance != list.items[0].instance);
     bal_domain_list_free(&again);
     bal_domain_list_free(&list);
     bal_transport_free(t);
     server_stop(s);
+}
+
+/* Issue 11, item 4: a QEMU restarted behind its socket, the socket gone for a while. The read that
+ * fails drops the domain (the list no longer has it); its new socket makes take_changes true at once,
+ * so the agent lists again at its next read instead of at the next scheduled refresh. */
+static void test_transport_sees_socket_come_back(void **state)
+{
+    fixture_t *f = *state;
+    const char *path = sock_path(state, "vm.qmp");
+    server_t *s = server_start(path, SRV_NORMAL);
+    bal_domain_list_t list = {0};
+    bal_transport_t *t = bal_qmp_socket_transport_new_dir(f->dir, 2000, NULL, NULL);
+    char *reply = NULL;
+
+    age_dir(f->dir);
+    assert_int_equal(bal_transport_list_domains(t, &list, NULL), 0);
+    assert_int_equal(list.count, 1);
+    server_stop(s); /* QEMU exits and removes its socket */
+    assert_int_equal(execute(t, &list.items[0], &reply, NULL), -ENOENT);
+    assert_true(bal_transport_take_changes(t));
+    bal_domain_list_free(&list);
+    age_dir(f->dir);
+    assert_int_equal(bal_transport_list_domains(t, &list, NULL), 0);
+    assert_int_equal(list.count, 0);
+    for (int i = 0; i < 3; i++)
+        assert_false(bal_transport_take_changes(t)); /* gone, and quiet: no listing needed */
+
+    s = server_start(path, SRV_NORMAL); /* the new QEMU */
+    assert_true(bal_transport_take_changes(t));
+    bal_domain_list_free(&list);
+    assert_int_equal(bal_transport_list_domains(t, &list, NULL), 0);
+    assert_int_equal(list.count, 1);
+    assert_int_equal(execute(t, &list.items[0], &reply, NULL), 0);
+    free(reply);
+    bal_domain_list_free(&list);
+    bal_transport_free(t);
+    server_stop(s);
+}
+
+/* The pairs form: take_changes stats each configured socket. */
+static void test_transport_pairs_see_socket_come_back(void **state)
+{
+    const char *path = sock_path(state, "x.sock");
+    bal_socket_spec_t pairs[] = {{.name = "vm", .path = path}};
+    bal_transport_t *t = bal_qmp_socket_transport_new_pairs(pairs, 1, 2000, NULL, NULL);
+    bal_domain_list_t list = {0};
+    server_t *s;
+
+    assert_int_equal(bal_transport_list_domains(t, &list, NULL), 0);
+    assert_int_equal(list.count, 0);
+    assert_false(bal_transport_take_changes(t));
+    s = server_start(path, SRV_NORMAL);
+    assert_true(bal_transport_take_changes(t));
+    assert_int_equal(bal_transport_list_domains(t, &list, NULL), 0);
+    assert_int_equal(list.count, 1);
+    assert_false(bal_transport_take_changes(t));
+    server_stop(s);
+    assert_true(bal_transport_take_changes(t));
+    bal_domain_list_free(&list);
+    bal_transport_free(t);
 }
 
 /* A timed-out command drops the connection: the late reply can never pass for the next one. */
@@ -1121,6 +1277,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_transport_connection_lifecycle, setup, teardown),
         cmocka_unit_test_setup_teardown(test_transport_reconnects_after_close, setup, teardown),
         cmocka_unit_test_setup_teardown(test_transport_sees_restart, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_transport_sees_socket_come_back, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_transport_pairs_see_socket_come_back, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_transport_refuses_dot_names, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_transport_missing_dir_said_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_transport_drops_after_timeout, setup, teardown),
         cmocka_unit_test_setup_teardown(test_transport_late_reply_not_misread, setup, teardown),
         cmocka_unit_test_setup_teardown(test_transport_event_flood, setup, teardown),
