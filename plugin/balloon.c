@@ -183,6 +183,9 @@ static void bp_on_sample(void *opaque, const bal_sample_t *sample)
     if (dom != NULL && sample->state == BAL_STATE_FAILED)
         c_complain(LOG_ERR, &dom->complaint, "balloon plugin: Reading domain '%s' failed: %s",
                    sample->name, sample->error != NULL ? sample->error : "unknown error.");
+    else if (dom != NULL && sample->state == BAL_STATE_LATE)
+        c_complain(LOG_WARNING, &dom->complaint, "balloon plugin: Domain '%s' is late: %s", sample->name,
+                   sample->error != NULL ? sample->error : "no answer in time.");
     else if (dom != NULL)
         c_release(LOG_NOTICE, &dom->complaint, "balloon plugin: Domain '%s' can be read again.",
                   sample->name);
