@@ -735,8 +735,23 @@ fail:
     return rc;
 }
 
+/* The QMP connections the socket transport may keep open within config's descriptor budget: what is
+ * left once a connection for each command in flight (a read's and the late ones', 2 * concurrency) and
+ * two for the rest (listing the directory) are set aside. 0: no limit. */
+static size_t kept_connections(const bal_agent_config_t *config)
+{
+    size_t width = config->concurrency != 0 ? config->concurrency : DEFAULT_CONCURRENCY;
+    size_t aside = 2 * width + 2;
+
+    if (config->max_descriptors == 0)
+        return 0;
+    return config->max_descriptors > aside ? config->max_descriptors - aside : 1;
+}
+
 static bal_transport_t *open_transport(const bal_agent_config_t *config, int timeout_ms, bal_error_t *err)
 {
+    bal_transport_t *t;
+
     switch (config->transport) {
     case BAL_TRANSPORT_LIBVIRT:
         return bal_libvirt_transport_new(config->libvirt_uri, timeout_ms, &config->logger, config->clock,
@@ -746,14 +761,18 @@ static bal_transport_t *open_transport(const bal_agent_config_t *config, int tim
             bal_error_set(err, -EINVAL, "The QMP socket transport needs a directory.");
             return NULL;
         }
-        return bal_qmp_socket_transport_new_dir(config->qmp_dir, timeout_ms, &config->logger, err);
+        t = bal_qmp_socket_transport_new_dir(config->qmp_dir, timeout_ms, &config->logger, err);
+        bal_qmp_socket_transport_set_max_connections(t, kept_connections(config));
+        return t;
     case BAL_TRANSPORT_QMP_SOCKETS:
         if (config->n_sockets == 0 || config->sockets == NULL) {
             bal_error_set(err, -EINVAL, "The QMP socket transport needs at least one socket.");
             return NULL;
         }
-        return bal_qmp_socket_transport_new_pairs(config->sockets, config->n_sockets, timeout_ms,
-                                                  &config->logger, err);
+        t = bal_qmp_socket_transport_new_pairs(config->sockets, config->n_sockets, timeout_ms, &config->logger,
+                                               err);
+        bal_qmp_socket_transport_set_max_connections(t, kept_connections(config));
+        return t;
     }
     bal_error_set(err, -EINVAL, "The transport %d is not one the agent knows.", (int)config->transport);
     return NULL;

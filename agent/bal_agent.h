@@ -71,6 +71,8 @@ typedef struct bal_agent_config {
     int timeout_ms;              /* connect and reply timeout per command; 0: 5000 */
     int read_budget_ms;          /* how long bal_agent_read waits for answers; 0: until every domain
                                     answered or failed. A command still out then is not waited for */
+    size_t max_descriptors;      /* QMP sockets: descriptors the agent may hold at once (connections kept
+                                    open, and one per command in flight); 0: no limit */
 
     bal_logger_t logger;
     void (*on_event)(void *opaque, const bal_event_t *event); /* optional; called from bal_agent_read

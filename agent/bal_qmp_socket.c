@@ -584,6 +584,8 @@ typedef struct sock_domain {
     pthread_mutex_t lock;     /* one command at a time on conn */
     bal_qmp_conn_t *conn;
     uint64_t conn_instance;
+    bool kept;                /* conn counts against max_conns and stays open between commands */
+    struct sock_transport *t;
 } sock_domain_t;
 
 typedef struct sock_transport {
@@ -602,16 +604,48 @@ typedef struct sock_transport {
     /* A reconnect found a socket other than the listed one: QEMU restarted since the listing, and the
      * agent must list again to see the new instance (take_changes). */
     atomic_bool restarted;
+    /* The descriptor budget: at most max_conns connections kept open (0: no limit). A domain beyond
+     * them is connected for each command, and the first such command says so. */
+    size_t max_conns;
+    atomic_size_t n_kept;
+    atomic_bool over_said;
 } sock_transport_t;
 
 #define MIN_BUCKETS 64
+
+/* Closes d's connection, giving back its place among the kept ones. Under d->lock (or its last ref). */
+static void drop_conn(sock_domain_t *d)
+{
+    bal_qmp_conn_free(d->conn);
+    d->conn = NULL;
+    if (d->kept)
+        atomic_fetch_sub(&d->t->n_kept, 1);
+    d->kept = false;
+}
+
+/* After a command on a new connection: keeps it open when the budget has room. */
+static void keep_or_close(sock_transport_t *t, sock_domain_t *d)
+{
+    size_t n = atomic_fetch_add(&t->n_kept, 1);
+
+    if (t->max_conns == 0 || n < t->max_conns) {
+        d->kept = true;
+        return;
+    }
+    atomic_fetch_sub(&t->n_kept, 1);
+    if (!atomic_exchange(&t->over_said, true))
+        bal_log(&t->logger, BAL_LOG_NOTICE, "There are more QMP sockets than the %zu connections kept open within "
+                "the open-files limit: the others are connected for each command, beginning with domain '%s'.",
+                t->max_conns, d->name);
+    drop_conn(d);
+}
 
 static void domain_unref(sock_domain_t *d)
 {
     /* the last reference: the table let go of it (under its lock) before, so nobody can find it */
     if (atomic_fetch_sub_explicit(&d->refs, 1, memory_order_acq_rel) != 1)
         return;
-    bal_qmp_conn_free(d->conn);
+    drop_conn(d);
     pthread_mutex_destroy(&d->lock);
     free(d->name);
     free(d->path);
@@ -723,6 +757,7 @@ static int domain_new(sock_transport_t *t, const char *name, uint64_t hash, sock
         return err != NULL ? err->code : -ENOENT;
     }
     d->hash = hash;
+    d->t = t;
     pthread_mutex_init(&d->lock, NULL);
     *out = d;
     return 0;
@@ -778,6 +813,7 @@ static int sock_execute(bal_transport_t *base, const bal_domain_info_t *dom, con
 {
     sock_transport_t *t = (sock_transport_t *)base;
     sock_domain_t *d = NULL;
+    bool fresh = false;
     int ret;
 
     ret = domain_get(t, dom->name, &d, err);
@@ -787,8 +823,7 @@ static int sock_execute(bal_transport_t *base, const bal_domain_info_t *dom, con
     if (d->conn != NULL && (d->conn_instance != dom->instance || bal_qmp_conn_stale(d->conn))) {
         bal_log(&t->logger, BAL_LOG_DEBUG, "The connection to the QMP socket '%s' of domain '%s' went stale; "
                 "reconnecting.", d->path, d->name);
-        bal_qmp_conn_free(d->conn);
-        d->conn = NULL;
+        drop_conn(d);
     }
     if (d->conn == NULL) {
         struct stat st;
@@ -802,14 +837,14 @@ static int sock_execute(bal_transport_t *base, const bal_domain_info_t *dom, con
         if (ret < 0)
             goto out;
         d->conn_instance = dom->instance;
+        fresh = true;
         bal_log(&t->logger, BAL_LOG_DEBUG, "Connected to the QMP socket '%s' of domain '%s'.", d->path, d->name);
     }
     ret = bal_qmp_conn_execute(d->conn, command, t->timeout_ms, reply, err);
-    if (ret < 0) {
-        /* out of step with the peer: a late reply would be taken for the next command's */
-        bal_qmp_conn_free(d->conn);
-        d->conn = NULL;
-    }
+    if (ret < 0)
+        drop_conn(d); /* out of step with the peer: a late reply would be taken for the next command's */
+    else if (fresh)
+        keep_or_close(t, d);
 out:
     pthread_mutex_unlock(&d->lock);
     domain_unref(d);
@@ -870,7 +905,17 @@ static bal_transport_t *transport_new(bal_qmp_listing_t *listing, int timeout_ms
         t->logger = *logger;
     pthread_rwlock_init(&t->lock, NULL);
     atomic_init(&t->restarted, false);
+    atomic_init(&t->n_kept, 0);
+    atomic_init(&t->over_said, false);
     return &t->base;
+}
+
+void bal_qmp_socket_transport_set_max_connections(bal_transport_t *base, size_t max_conns)
+{
+    sock_transport_t *t = (sock_transport_t *)base;
+
+    if (base != NULL && base->ops == &sock_ops)
+        t->max_conns = max_conns;
 }
 
 bal_transport_t *bal_qmp_socket_transport_new_dir(const char *dir, int timeout_ms, const bal_logger_t *logger,

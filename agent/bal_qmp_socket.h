@@ -66,4 +66,13 @@ bal_transport_t *bal_qmp_socket_transport_new_dir(const char *dir, int timeout_m
 bal_transport_t *bal_qmp_socket_transport_new_pairs(const bal_socket_spec_t *pairs, size_t n, int timeout_ms,
                                                     const bal_logger_t *logger, bal_error_t *err);
 
+/* Keeps at most max_conns connections open between commands (0, the default: no limit), to stay within
+ * a descriptor budget: a domain beyond them gets a connection for each command, closed after it (its
+ * cost: connecting and negotiating again), and the first such command says so once through the
+ * logger. The connections kept are the first ones made, and a domain keeps its place until its
+ * connection is dropped (an error, a restart, the domain gone): a read cycle asks every domain in
+ * turn, which would make a least-recently-used choice close every connection just before its use.
+ * A transport that is not a qmp-socket one is left as it is. Call before the first command. */
+void bal_qmp_socket_transport_set_max_connections(bal_transport_t *t, size_t max_conns);
+
 #endif

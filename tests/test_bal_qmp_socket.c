@@ -921,6 +921,74 @@ static void test_transport_connection_lifecycle(void **state)
     bal_transport_free(t);
 }
 
+/* Issue 11, item 1: within a descriptor budget, the transport keeps at most max_conns connections open
+ * (the first ones made); the other domains are connected for each command and closed after it, every
+ * command still answered, and that is said once. A domain that goes gives its place to another. */
+static void notice_cb(void *opaque, bal_log_level_t level, const char *message)
+{
+    if (level <= BAL_LOG_NOTICE)
+        log_cb(opaque, level, message);
+}
+
+static void test_transport_keeps_connections_within_budget(void **state)
+{
+    fixture_t *f = *state;
+    logbook_t lb = {.lock = PTHREAD_MUTEX_INITIALIZER};
+    bal_logger_t logger = {.log = notice_cb, .opaque = &lb};
+    server_t *s[5];
+    bal_domain_list_t list = {0};
+    bal_error_t err = {0};
+    bal_transport_t *t;
+    char name[16];
+    int open_now;
+
+    for (int i = 0; i < 5; i++) {
+        snprintf(name, sizeof(name), "vm%d.qmp", i);
+        s[i] = server_start(sock_path(state, name), SRV_NORMAL);
+    }
+    t = bal_qmp_socket_transport_new_dir(f->dir, 2000, &logger, &err);
+    bal_qmp_socket_transport_set_max_connections(t, 2);
+    assert_int_equal(bal_transport_list_domains(t, &list, &err), 0);
+    assert_int_equal(list.count, 5);
+    for (int round = 0; round < 3; round++) {
+        for (size_t i = 0; i < list.count; i++) {
+            char *reply = NULL;
+            int64_t t0 = mono_ms();
+
+            assert_int_equal(execute(t, &list.items[i], &reply, &err), 0);
+            free(reply);
+            /* a connection given up is closed: its server sees that at once */
+            while (i >= 2 && atomic_load(&s[i]->in_conn) > 0 && mono_ms() - t0 < 2000)
+                usleep(1000);
+        }
+        open_now = 0;
+        for (int i = 0; i < 5; i++)
+            open_now += atomic_load(&s[i]->in_conn);
+        assert_int_equal(open_now, 2);
+    }
+    assert_int_equal(atomic_load(&s[0]->accepts), 1); /* kept: one connection for every command */
+    assert_int_equal(atomic_load(&s[1]->accepts), 1);
+    assert_int_equal(atomic_load(&s[4]->accepts), 3); /* beyond the budget: one per command */
+    assert_int_equal(lb.count, 1);
+    assert_non_null(strstr(lb.last, "more QMP sockets than the 2 connections kept open"));
+
+    server_stop(s[0]); /* vm0 goes: its place is vm2's, the next to connect */
+    bal_domain_list_free(&list);
+    assert_int_equal(bal_transport_list_domains(t, &list, &err), 0);
+    assert_int_equal(list.count, 4);
+    for (size_t i = 0; i < list.count; i++) {
+        char *reply = NULL;
+        assert_int_equal(execute(t, &list.items[i], &reply, &err), 0);
+        free(reply);
+    }
+    assert_int_equal(atomic_load(&s[2]->in_conn), 1);
+    bal_domain_list_free(&list);
+    bal_transport_free(t);
+    for (int i = 1; i < 5; i++)
+        server_stop(s[i]);
+    assert_int_equal(lb.count, 1); /* said once */
+}
+
 /* A peer that closes between cycles is reconnected before the command, not after a failure. */
 static void test_transport_reconnects_after_close(void **state)
 {
@@ -1275,6 +1343,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_transport_dir_listing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_transport_dir_missing_or_trailing_slash, setup, teardown),
         cmocka_unit_test_setup_teardown(test_transport_connection_lifecycle, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_transport_keeps_connections_within_budget, setup, teardown),
         cmocka_unit_test_setup_teardown(test_transport_reconnects_after_close, setup, teardown),
         cmocka_unit_test_setup_teardown(test_transport_sees_restart, setup, teardown),
         cmocka_unit_test_setup_teardown(test_transport_sees_socket_come_back, setup, teardown),

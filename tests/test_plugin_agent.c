@@ -193,6 +193,7 @@ static void fa_record_config(const bal_agent_config_t *c)
     r->refresh_interval_s = c->refresh_interval_s;
     r->timeout_ms = c->timeout_ms;
     r->read_budget_ms = c->read_budget_ms;
+    r->max_descriptors = c->max_descriptors;
     r->restore_interval = c->restore_interval;
     r->has_logger = c->logger.log != NULL;
     r->has_on_event = c->on_event != NULL;
