@@ -36,11 +36,8 @@ run() { # soft hard
     rm -rf "$T/csv" "$T/collectd.log"
     mkdir -p "$T/csv"
     {
-        cl_conf_head
+        cl_conf_head 1
         cat <<EOF
-<LoadPlugin balloon>
-  Interval 1
-</LoadPlugin>
 <Plugin balloon>
   QMPSocketDir "$T/qmp"
 </Plugin>

@@ -33,6 +33,11 @@ cl_cleanup() {
         tail -n 80 "$T/collectd.log" >&2 2>/dev/null || true
         echo "--- collectd's stderr" >&2
         tail -n 40 "$T/collectd.err" >&2 2>/dev/null || true
+        for cl_f in "$T"/*.out; do
+            [ -f "$cl_f" ] || continue
+            echo "--- $cl_f" >&2
+            tail -n 20 "$cl_f" >&2
+        done
         echo "(kept $T)" >&2
     fi
 }
@@ -65,7 +70,8 @@ for cl_p in logfile csv; do
 done
 cp "$cl_so" "$T/plugins/balloon.so"
 
-# The top of a collectd.conf: this host, the PluginDir, the log file and csv in $T.
+# The top of a collectd.conf: this host, the PluginDir, the log file and csv in $T; with an argument,
+# the Interval of a <LoadPlugin balloon> block.
 cl_conf_head() {
     cat <<EOF
 Hostname "testhost"
@@ -88,6 +94,7 @@ LoadPlugin csv
   StoreRates false
 </Plugin>
 EOF
+    [ $# -eq 0 ] || printf '<LoadPlugin balloon>\n  Interval %s\n</LoadPlugin>\n' "$1"
 }
 
 # Starts collectd on $T/collectd.conf in the foreground, in the background, behind an optional

@@ -40,11 +40,8 @@ cl_track $!
 cl_wait_for 10 'grep -q ready "$T/peers.out"' || cl_fail "the hand-made peers did not start."
 
 {
-    cl_conf_head
+    cl_conf_head 1
     cat <<EOF
-<LoadPlugin balloon>
-  Interval 1
-</LoadPlugin>
 <Plugin balloon>
   QMPSocketDir "$T/qmp"
   Timeout 3

@@ -277,6 +277,18 @@ static void test_search_under_peripheral_anon(void **state)
     expect_done(p);
 }
 
+/* The list of /machine/peripheral shows the balloon as mb: its interval is read, then its stats. */
+static void find_mb_by_list(bal_poller_t *p)
+{
+    expect(p, BAL_POLLER_LIST, BAL_POLLER_PERIPHERAL, 0);
+    answer_list(p, "/machine/peripheral/mb");
+    expect(p, BAL_POLLER_GET_INTERVAL, "/machine/peripheral/mb", 0);
+    answer_int(p, 10);
+    expect(p, BAL_POLLER_GET_STATS, "/machine/peripheral/mb", 0);
+    answer_stats(p, T0);
+    expect_done(p);
+}
+
 static void test_search_under_peripheral_with_other_id(void **state)
 {
     fixture_t *f = *state;
@@ -287,13 +299,7 @@ static void test_search_under_peripheral_with_other_id(void **state)
     /* Something called balloon0 that is no balloon. */
     answer_qmp_error(p, "GenericError",
                      "Property 'virtio-net-pci.guest-stats-polling-interval' not found");
-    expect(p, BAL_POLLER_LIST, BAL_POLLER_PERIPHERAL, 0);
-    answer_list(p, "/machine/peripheral/mb");
-    expect(p, BAL_POLLER_GET_INTERVAL, "/machine/peripheral/mb", 0);
-    answer_int(p, 10);
-    expect(p, BAL_POLLER_GET_STATS, "/machine/peripheral/mb", 0);
-    answer_stats(p, T0);
-    expect_done(p);
+    find_mb_by_list(p);
 }
 
 /* A qom-list that fails with anything but DeviceNotFound is no answer about the balloon: the cycle
@@ -316,13 +322,7 @@ static void test_list_error_is_a_failure_not_no_balloon(void **state)
 
     /* The next cycle lists again and finds it. */
     bal_poller_begin_cycle(p, 1);
-    expect(p, BAL_POLLER_LIST, BAL_POLLER_PERIPHERAL, 0);
-    answer_list(p, "/machine/peripheral/mb");
-    expect(p, BAL_POLLER_GET_INTERVAL, "/machine/peripheral/mb", 0);
-    answer_int(p, 10);
-    expect(p, BAL_POLLER_GET_STATS, "/machine/peripheral/mb", 0);
-    answer_stats(p, T0);
-    expect_done(p);
+    find_mb_by_list(p);
     assert_int_equal(result(p).state, BAL_STATE_OK);
 }
 
