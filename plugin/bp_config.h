@@ -68,7 +68,7 @@ int64_t bp_config_default_polling_interval(cdtime_t collectd_interval);
 /* The polling interval to use: PollingInterval if given, else the default above. */
 int64_t bp_config_polling_interval(const bp_config_t *config, cdtime_t collectd_interval);
 
-/* How long a read waits for the domains' answers: four fifths of collectd's interval for the plugin,
+/* How long a read waits for the domains' answers: half of collectd's interval for the plugin,
  * at least 1 ms. A command still out then is not waited for (its domain is late). */
 int bp_config_read_budget_ms(cdtime_t collectd_interval);
 

@@ -46,7 +46,7 @@ static void test_defaults_without_a_block(void **state)
     assert_int_equal(c->concurrency, 0);
     assert_int_equal(c->refresh_interval_s, 0);
     assert_int_equal(c->timeout_ms, 0);      /* the agent's default, 5 s */
-    assert_int_equal(c->read_budget_ms, 8000); /* four fifths of collectd's 10 s */
+    assert_int_equal(c->read_budget_ms, 5000); /* half of collectd's 10 s */
     assert_true(c->has_logger);
     assert_true(c->has_on_event);
     assert_int_equal(fc_count_logs(LOG_ERR, "", NULL), 0);
@@ -70,8 +70,8 @@ static void test_polling_interval_follows_collectd_interval(void **state)
     assert_int_equal(fc_init(), 0);
     assert_int_equal(fa_config()->polling_interval_s, 3);
     assert_true(fc_read_interval(0) == DOUBLE_TO_CDTIME_T(2.5));
-    /* a read waits four fifths of its interval for answers, so that it ends within it */
-    assert_int_equal(fa_config()->read_budget_ms, 2000);
+    /* a read waits half of its interval for answers, so that it ends within it */
+    assert_int_equal(fa_config()->read_budget_ms, 1250);
 }
 
 static void test_default_polling_interval_rounding(void **state)

@@ -446,7 +446,7 @@ static void test_every_domain_has_its_state_and_interval(void **state)
  * warning, rate-limited as a failure is; a late domain beside one that answered is no failed read. */
 static void test_late_domain_is_warned_not_failed(void **state)
 {
-    bal_sample_t late = failed("slow", "Domain 'slow' did not answer within the read's 800 ms.");
+    bal_sample_t late = failed("slow", "Domain 'slow' did not answer within the read's 500 ms.");
     bal_sample_t good = fa_sample("fine", "", 6, 1, NOW - 1, true);
     (void)state;
     late.state = BAL_STATE_LATE;
@@ -456,7 +456,7 @@ static void test_late_domain_is_warned_not_failed(void **state)
     assert_int_equal(fc_read(0), 0);
     check_value("slow", "gauge", "state", DS_TYPE_GAUGE, 5, NOW_CD, TIME_T_TO_CDTIME_T(10));
     assert_int_equal(fc_count_logs(LOG_WARNING, "balloon plugin: Domain 'slow' is late: Domain 'slow' did not "
-                                                "answer within the read's 800 ms.", NULL), 1);
+                                                "answer within the read's 500 ms.", NULL), 1);
     assert_int_equal(fc_read(0), 0);
     assert_int_equal(fc_count_logs(LOG_WARNING, "'slow'", NULL), 1);
     assert_int_equal(fc_count_logs(LOG_ERR, "", NULL), 0);
