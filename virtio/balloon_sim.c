@@ -1,7 +1,7 @@
 /* balloon-sim: QEMU/KVM guests' virtio balloons, simulated, each behind its own QMP socket.
  *
- *   balloon-sim --socket-dir DIR [--domain NAME[:PROFILE]]... [--domains N] [--stats 6|10|16]
- *               [--anon] [--memory MIB] [-S]
+ *   balloon-sim --socket-dir DIR [--domain NAME[:PROFILE]]... [--domains N] [--qemu 7.2|10.0]
+ *               [--stats 6|10|16] [--anon] [--memory MIB] [-S]
  *
  * One QMP UNIX socket per domain at DIR/NAME.qmp (mode 0600). Prints a line with "ready" once every
  * socket accepts, serves until SIGINT or SIGTERM, then removes its sockets and exits 0. Bad arguments:
@@ -33,9 +33,9 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "Usage: balloon-sim --socket-dir DIR [--domain NAME[:PROFILE]]... [--domains N]\n"
-            "                   [--stats 6|10|16] [--anon] [--memory MIB] [-S]\n"
+            "                   [--qemu 7.2|10.0] [--stats 6|10|16] [--anon] [--memory MIB] [-S]\n"
             "\n"
-            "Simulates QEMU 7.2 guests' virtio balloons, each behind a QMP socket DIR/NAME.qmp.\n"
+            "Simulates QEMU guests' virtio balloons, each behind a QMP socket DIR/NAME.qmp.\n"
             "\n"
             "  --socket-dir DIR     where the sockets go (created 0700 if missing; must not be\n"
             "                       world-writable)\n"
@@ -44,7 +44,9 @@ static void usage(FILE *f)
             "                       the last ':' is the profile if it names one: linux (default),\n"
             "                       legacy, none, stuck, empty, slow\n"
             "  --domains N          adds dom1..domN with profile linux\n"
-            "  --stats 6|10|16      stats in guest-stats: old QEMU, QEMU 7.2 (default), QEMU 9.2+\n"
+            "  --qemu 7.2|10.0      answer as QEMU 7.2 (default) or 10.0 does, with its number\n"
+            "                       of stats (10 or 16) unless --stats says otherwise\n"
+            "  --stats 6|10|16      stats in guest-stats: old QEMU, QEMU 7.2, QEMU 9.2+\n"
             "  --anon               the balloon at /machine/peripheral-anon/device[1], as with\n"
             "                       -balloon virtio (default: /machine/peripheral/balloon0)\n"
             "  --memory MIB         each guest's RAM (default %d)\n"
@@ -116,6 +118,7 @@ int main(int argc, char **argv)
         {"domain", required_argument, NULL, 'n'},
         {"domains", required_argument, NULL, 'N'},
         {"stats", required_argument, NULL, 's'},
+        {"qemu", required_argument, NULL, 'q'},
         {"anon", no_argument, NULL, 'a'},
         {"memory", required_argument, NULL, 'm'},
         {"prelaunch", no_argument, NULL, 'S'},
@@ -125,7 +128,8 @@ int main(int argc, char **argv)
     const char *dir = NULL;
     domain_arg_t *domains = NULL;
     size_t ndomains = 0, total;
-    unsigned long long count = 0, stats = VB_STATS_QEMU72, memory_mib = DEFAULT_MEMORY_MIB;
+    unsigned long long count = 0, stats = 0, memory_mib = DEFAULT_MEMORY_MIB;
+    vb_qemu_version_t qemu = VB_QEMU_7_2;
     bool anon = false, prelaunch = false;
     vb_sim_t *sim = NULL;
     char err[512];
@@ -170,6 +174,12 @@ int main(int argc, char **argv)
                 goto out;
             }
             break;
+        case 'q':
+            if (vb_qemu_version_parse(optarg, &qemu) < 0) {
+                rc = bad("--qemu wants 7.2 or 10.0, not '%s'.", optarg);
+                goto out;
+            }
+            break;
         case 'a':
             anon = true;
             break;
@@ -202,6 +212,8 @@ int main(int argc, char **argv)
         rc = bad("The option --socket-dir DIR is required.");
         goto out;
     }
+    if (stats == 0) /* the version's own number of stats */
+        stats = vb_qemu_profile(qemu)->stats_count;
     total = ndomains + (size_t)count;
     if (total == 0) {
         rc = bad("No domain: give --domain NAME or --domains N.");
@@ -225,6 +237,7 @@ int main(int argc, char **argv)
             .memory_bytes = (uint64_t)memory_mib << 20,
             .anon = anon,
             .prelaunch = prelaunch,
+            .qemu = qemu,
         };
         int add;
         if (i < ndomains) {
