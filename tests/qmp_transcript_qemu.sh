@@ -1,8 +1,9 @@
 #!/bin/sh
 # Replays the recorded QMP transcripts (tests/qmp/*.qemu-VERSION.txt) against a freshly started real
-# QEMU of each version that is here (7.2: the system's; 10.0: the modern stack's root, once built:
-# tests/qmp/qemu.sh), so that they cannot drift from what QEMU answers. Skipped when no such QEMU is
-# here, and in the sanitizer pass (BALLOON_SKIP_SLOW=1): nothing of ours runs here but the replay tool.
+# QEMU of each version that is here (7.2: the system's; 10.0: the modern stack's root, built first
+# when run as root: tests/qmp/qemu.sh), so that they cannot drift from what QEMU answers. Skipped
+# when no such QEMU is here, and in the sanitizer pass (BALLOON_SKIP_SLOW=1): nothing of ours runs
+# here but the replay tool.
 set -eu
 replay="$abs_top_builddir/tests/qmp_replay"
 qmp="$abs_top_srcdir/tests/qmp"
@@ -20,6 +21,11 @@ trap cleanup EXIT
 
 replayed=0
 for version in $QEMU_VERSIONS; do
+    # QEMU 10.0 is the modern stack's: its root is built once per machine, here if nothing built it yet.
+    if [ "$version" = 10.0 ] && ! qemu_find "$version" && [ "$(id -u)" = 0 ]; then
+        sh "$abs_top_srcdir/tests/e2e/modern-root.sh" >/dev/null \
+            || { echo "FAIL: the modern stack's root, QEMU 10.0's, could not be built (see above)"; exit 1; }
+    fi
     if ! qemu_find "$version"; then
         echo "== QEMU $version not replayed: $qemu_missing"
         continue

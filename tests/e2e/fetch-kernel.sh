@@ -82,7 +82,7 @@ if ! (cd "$work" && apt-get $apt_opts download -q -o APT::Sandbox::User=root "$p
     for d in "$cache"/linux-image-*; do
         if complete "$d"; then finish "$d"; fi
     done
-    echo "fetch-kernel: 'apt-get download $pkg' failed: $(tail -n 1 "$work/apt.err")" >&2
+    echo "fetch-kernel: 'apt-get download $pkg' failed: $(grep -m 1 '^E:' "$work/apt.err" || tail -n 1 "$work/apt.err")" >&2
     exit 1
 fi
 dpkg -x "$work"/*.deb "$work/root"

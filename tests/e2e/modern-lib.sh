@@ -50,10 +50,10 @@ mr_stop_root_processes() {
 mr_failed_downloads() {
     awk '
         function add(s) { if (!(s in seen)) { seen[s] = 1; out = out (out == "" ? "" : "; ") s } }
-        # apt: "E: Failed to fetch URL  REASON" (or W:, or Err:N URL REASON on the progress lines)
-        /^(E|W): Failed to fetch / || /^Err:[0-9]+ / {
-            url = ($1 ~ /^Err:/) ? $2 : $5
-            reason = $0; sub(/^.*(fetch|Err:[0-9]+) +[^ ]+ +/, "", reason); sub(/ *\[IP:.*$/, "", reason)
+        # apt: "E: Failed to fetch URL  REASON" (or W:)
+        /^(E|W): Failed to fetch / {
+            url = $5
+            reason = $0; sub(/^.*fetch +[^ ]+ +/, "", reason); sub(/ *\[IP:.*$/, "", reason)
             if (url ~ /\.deb$/) {
                 p = url; sub(/^.*\//, "", p); sub(/_.*$/, "", p)
                 add("the package '\''" p "'\'' (" url ": " reason ")")

@@ -55,31 +55,39 @@ mr_stop_root_processes "$build"
 rm -rf "$build"
 mkdir -p "$build"
 : >"$log"
-trap 'mr_stop_root_processes "$build"; rm -rf "$build"' EXIT
+trap 'mr_stop_root_processes "$build"; rm -rf "$build" "$build.step.out"' EXIT
 trap 'exit 1' INT TERM HUP
 
-# fail_download STEP LOGFILE: the packages (or indexes) a failed step could not fetch, named.
-fail_download() {
-    _what=$(mr_failed_downloads "$2")
-    if [ -n "$_what" ]; then
-        echo "modern-root: $1 failed: could not download $_what from '$mirror'. Log: $log" >&2
+# step DESCRIPTION COMMAND...: runs one step of the build, its output added to the log. If it fails,
+# says what it could not download (the packages or indexes apt or debootstrap named), or that it
+# stalled past the time limit and what it was fetching then, and stops the build.
+step() {
+    _what=$1
+    shift
+    _rc=0
+    "$@" >"$build.step.out" 2>&1 || _rc=$?
+    cat "$build/debootstrap/debootstrap.log" >>"$build.step.out" 2>/dev/null || true
+    rm -f "$build/debootstrap/debootstrap.log"
+    cat "$build.step.out" >>"$log"
+    [ "$_rc" = 0 ] && { rm -f "$build.step.out"; return 0; }
+    _failed=$(mr_failed_downloads "$build.step.out")
+    if [ "$_rc" = 124 ] || [ "$_rc" = 137 ]; then
+        echo "modern-root: $_what did not finish within $net_timeout s (E2E_NET_TIMEOUT): the mirror '$mirror' stalled${_failed:+; could not download $_failed}; it was at: $(grep -E '^(I|Get|Err|Ign):' "$build.step.out" | tail -n 1). Log: $log" >&2
+    elif [ -n "$_failed" ]; then
+        echo "modern-root: $_what failed: could not download $_failed. Log: $log" >&2
     else
-        echo "modern-root: $1 failed: $(grep -E '^(E|W):' "$2" | tail -n 1 || tail -n 1 "$2"). Log: $log" >&2
+        echo "modern-root: $_what failed: $(grep -E '^(E|W):' "$build.step.out" | tail -n 1). Log: $log" >&2
     fi
+    rm -f "$build.step.out"
     exit 1
 }
 
 echo "modern-root: building the Debian 12 + bookworm-backports root in $root (once per machine)" >&2
 # debootstrap fetches with wget, which waits 15 minutes on a stalled connection: the timeout bounds it.
-if ! timeout -k 10 "$net_timeout" unshare -m --propagation private \
-        debootstrap --variant=minbase --keyring=/usr/share/keyrings/debian-archive-keyring.gpg \
-        bookworm "$build" "$mirror" >"$build.debootstrap.out" 2>&1; then
-    cat "$build.debootstrap.out" "$build/debootstrap/debootstrap.log" >>"$log" 2>/dev/null
-    rm -f "$build.debootstrap.out"
-    fail_download "debootstrap of Debian 12 (bookworm)" "$log"
-fi
-cat "$build.debootstrap.out" >>"$log"
-rm -f "$build.debootstrap.out"
+step "debootstrap of Debian 12 (bookworm) from '$mirror'" \
+    timeout -k 10 "$net_timeout" unshare -m --propagation private \
+    debootstrap --variant=minbase --keyring=/usr/share/keyrings/debian-archive-keyring.gpg \
+    bookworm "$build" "$mirror"
 echo "modern-root: debootstrap done after $(( $(date +%s) - t0 )) s" >&2
 
 cat >"$build/etc/apt/sources.list.d/bookworm-backports.sources" <<EOF
@@ -104,13 +112,9 @@ in_root() {
     MR_TIMEOUT=$net_timeout mr_in_root "$build" "" "$@"
 }
 
-in_root apt-get -q --error-on=any update >"$build.apt.out" 2>&1 || { cat "$build.apt.out" >>"$log"; fail_download "apt-get update in the root" "$log"; }
-cat "$build.apt.out" >>"$log"
+step "apt-get update of bookworm-backports from '$mirror' in the root" in_root apt-get -q --error-on=any update
 # shellcheck disable=SC2086
-in_root apt-get -q -y -t bookworm-backports install $packages_bpo >"$build.apt.out" 2>&1 \
-    || { cat "$build.apt.out" >>"$log"; rm -f "$build.apt.out"; fail_download "installing $packages_bpo from bookworm-backports" "$log"; }
-cat "$build.apt.out" >>"$log"
-rm -f "$build.apt.out"
+step "installing $packages_bpo from bookworm-backports" in_root apt-get -q -y -t bookworm-backports install $packages_bpo
 in_root apt-get clean >>"$log" 2>&1 || true
 # libvirtd's QEMU driver needs its default user to exist even when qemu.conf says root.
 chroot "$build" sh -c 'getent group kvm >/dev/null || groupadd -r kvm; getent passwd libvirt-qemu >/dev/null ||
