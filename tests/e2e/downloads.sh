@@ -27,7 +27,7 @@ tmp=$(mktemp -d /tmp/e2e-downloads.XXXXXX)
 server=""
 cleanup() {
     [ -n "$server" ] && kill "$server" 2>/dev/null && wait "$server" 2>/dev/null
-    [ -n "${KEEP:-}" ] || rm -rf "$tmp"
+    rm -rf "$tmp"
 }
 trap cleanup EXIT
 trap 'exit 1' INT TERM HUP

@@ -20,6 +20,43 @@ E2E_LIBVIRTD_PIDFILE=/var/run/libvirtd.pid
 E2E_VIRTLOGD_PIDFILE=/var/run/virtlogd.pid
 E2E_QEMU_CONF=/etc/libvirt/qemu.conf
 
+# --- one run --------------------------------------------------------------------------------------
+E2E_LOCK=/run/lock/collectd-balloon-e2e.lock
+
+# e2e_begin: what an e2e test does first once it knows it will run: the packages, the run lock (one e2e
+# run at a time per machine: the domain names are fixed, one run restarts libvirtd, and they all boot
+# TCG guests; every daemon started after this gets 9>&-, or it would keep the lock after the run), a
+# fresh work directory in E2E_WORK, and the start of e2e_elapsed.
+e2e_begin() {
+    "$E2E_SRCDIR/scripts/install-deps.sh" >&2 || e2e_fail "scripts/install-deps.sh failed."
+    mkdir -p /run/lock
+    exec 9>"$E2E_LOCK"
+    flock -w 600 9 || e2e_fail "another e2e run has held $E2E_LOCK for 10 minutes."
+    E2E_WORK=$(mktemp -d /tmp/e2e-run.XXXXXX) || e2e_fail "mktemp failed."
+    chmod 0755 "$E2E_WORK"
+    E2E_T_BEGIN=$(e2e_now)
+}
+
+# Seconds since e2e_begin, with a tenth.
+e2e_elapsed() {
+    awk -v a="$E2E_T_BEGIN" -v b="$(e2e_now)" 'BEGIN { printf "%.1f", b - a }'
+}
+
+# e2e_end STATUS COLLECTD_PID SAMPLER_PIDS: the end of a run, on every exit path: the samplers and
+# collectd stopped, then the work directory removed if the run passed (STATUS 0) and E2E_KEEP is not
+# 1, else kept and named.
+e2e_end() {
+    touch "$E2E_WORK/samplers.stop"
+    for _p in $3; do kill "$_p" 2>/dev/null; done
+    [ -n "$2" ] && e2e_stop_pid "$2" 10
+    e2e_cleanup_stack
+    if [ "$1" = 0 ] && [ "${E2E_KEEP:-0}" != 1 ]; then
+        rm -rf "$E2E_WORK"
+    else
+        echo "e2e: work directory kept: $E2E_WORK" >&2
+    fi
+}
+
 # Seconds since the epoch with milliseconds, for timings and for comparing with collectd's times.
 e2e_now() {
     date +%s.%3N
@@ -485,9 +522,9 @@ e2e_virt_table() {
 }
 
 # e2e_memstat_sampler NAME OUT: appends `virsh dommemstat NAME` to OUT as "TIME key value ..." every
-# half second until the file OUT.stop exists.
+# half second until the file E2E_WORK/samplers.stop exists.
 e2e_memstat_sampler() {
-    while [ ! -f "$2.stop" ]; do
+    while [ ! -f "$E2E_WORK/samplers.stop" ]; do
         _line=$(e2e_dommemstat "$1")
         [ -n "$_line" ] && printf '%s %s\n' "$(e2e_now)" "$_line" >>"$2"
         sleep 0.5
@@ -539,10 +576,10 @@ e2e_guest_stats_line() {
 }
 
 # e2e_guest_stats_sampler QUERY NAME OUT: appends "TIME LAST_UPDATE stat-NAME VALUE ..." to OUT every
-# half second until OUT.stop exists. QUERY NAME JSON prints QEMU's reply to JSON (e2e_qmp, or a QMP
-# socket's).
+# half second until E2E_WORK/samplers.stop exists. QUERY NAME JSON prints QEMU's reply to JSON
+# (e2e_qmp, or a QMP socket's).
 e2e_guest_stats_sampler() {
-    while [ ! -f "$3.stop" ]; do
+    while [ ! -f "$E2E_WORK/samplers.stop" ]; do
         _line=$("$1" "$2" "$E2E_QOM_GET_STATS" 2>/dev/null | e2e_guest_stats_line)
         [ -n "$_line" ] && printf '%s %s\n' "$(e2e_now)" "$_line" >>"$3"
         sleep 0.5

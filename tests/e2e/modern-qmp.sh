@@ -33,43 +33,14 @@ replay="$E2E_BUILDDIR/tests/qmp_replay"
 [ -f "$plugin_so" ] || skip "the plugin '$plugin_so' is not built."
 [ -x "$replay" ] || skip "'$replay' is not built."
 
-"$E2E_SRCDIR/scripts/install-deps.sh" >&2 || e2e_fail "scripts/install-deps.sh failed."
-
-# The run lock of every e2e test: they boot TCG guests, and this one uses the modern stack's root.
-lock=/run/lock/collectd-balloon-e2e.lock
-mkdir -p /run/lock
-exec 9>"$lock"
-flock -w 600 9 || e2e_fail "another e2e run has held $lock for 10 minutes."
-
-E2E_WORK=$(mktemp -d /tmp/e2e-run.XXXXXX) || e2e_fail "mktemp failed."
-chmod 0755 "$E2E_WORK"
+e2e_begin
 collectd_pid=""
 samplers=""
-status=1
-
-cleanup() {
-    trap - EXIT INT TERM HUP
-    touch "$E2E_WORK/guest-stats-drv.stop" "$E2E_WORK/guest-stats-oom.stop"
-    for p in $samplers; do kill "$p" 2>/dev/null; done
-    [ -n "$collectd_pid" ] && e2e_stop_pid "$collectd_pid" 10
-    for g in $guests; do
-        [ -f "$E2E_WORK/$g.pid" ] && e2e_stop_pid "$(cat "$E2E_WORK/$g.pid")" 5
-    done
-    e2e_stop_daemons
-    if [ "$status" = 0 ] && [ "${E2E_KEEP:-0}" != 1 ]; then
-        rm -rf "$E2E_WORK"
-    else
-        echo "e2e: work directory kept: $E2E_WORK" >&2
-    fi
-}
 guests=""
-trap cleanup EXIT
+status=1
+# QEMUs are stopped with everything else in the root (e2e_stop_daemons).
+trap 'trap - EXIT INT TERM HUP; e2e_end "$status" "$collectd_pid" "$samplers"' EXIT
 trap 'exit 1' INT TERM HUP
-
-t_begin=$(e2e_now)
-elapsed() {
-    awk -v a="$t_begin" -v b="$(e2e_now)" 'BEGIN { printf "%.1f", b - a }'
-}
 
 # --- QEMU without libvirt ----------------------------------------------------------------------------
 # The guest's console is a UNIX socket logged to SLUG.console, as with libvirt (lib.sh's console
@@ -133,11 +104,11 @@ qmp_define nodrv e2e-nodrv without-balloon 128
 for g in $guests; do
     e2e_start "$g" || e2e_fail "could not start QEMU for '$(e2e_name "$g")': $(tail -n 3 "$E2E_WORK/$g.qemu.log")"
 done
-e2e_log "QEMUs started after $(elapsed) s: $(mr_in_root "$MR_ROOT" "" /usr/bin/qemu-system-x86_64 --version | head -n 1)"
+e2e_log "QEMUs started after $(e2e_elapsed) s: $(mr_in_root "$MR_ROOT" "" /usr/bin/qemu-system-x86_64 --version | head -n 1)"
 for g in $guests; do
     e2e_wait_boot "$g" \
         || e2e_fail "guest '$(e2e_name "$g")' did not boot; its console: $(tail -n 5 "$E2E_WORK/$g.console" 2>/dev/null)"
-    e2e_log "guest '$(e2e_name "$g")' ready after $(elapsed) s: $(grep -F 'e2e: ready' "$E2E_WORK/$g.console")"
+    e2e_log "guest '$(e2e_name "$g")' ready after $(e2e_elapsed) s: $(grep -F 'e2e: ready' "$E2E_WORK/$g.console")"
 done
 for g in $guests; do
     [ "$(interval_of "$(e2e_name "$g")")" = 0 ] || e2e_fail "'$(e2e_name "$g")' does not start with polling interval 0."
@@ -150,7 +121,7 @@ csv="$E2E_WORK/csv/e2e-host"
 log="$E2E_WORK/collectd.log"
 e2e_start_collectd collectd-qmp.conf.in "$plugin_so" $I $STALE_AFTER || e2e_fail "could not start collectd."
 collectd_pid=$(cat "$E2E_WORK/collectd.started")
-e2e_log "collectd started (pid $collectd_pid) after $(elapsed) s"
+e2e_log "collectd started (pid $collectd_pid) after $(e2e_elapsed) s"
 
 has_values() {
     [ -n "$(e2e_csv_rows "$csv/balloon-$1" timestamp-last_update)" ]
@@ -161,7 +132,7 @@ for g in $guests; do
     e2e_wait_until $((2 * I)) interval_is "$(e2e_name "$g")" $I \
         || e2e_fail "polling interval of '$(e2e_name "$g")' is '$(interval_of "$(e2e_name "$g")")' while collectd runs, not $I."
 done
-e2e_log "first values, and polling interval $I set on every guest, after $(elapsed) s"
+e2e_log "first values, and polling interval $I set on every guest, after $(e2e_elapsed) s"
 
 e2e_guest_stats_sampler test_qmp e2e-drv "$E2E_WORK/guest-stats-drv" &
 samplers="$samplers $!"
@@ -170,9 +141,9 @@ samplers="$samplers $!"
 t_steady=$(e2e_now)
 sleep $((I + 1)) # a value of e2e-oom from before its OOM
 e2e_oom_event oom || e2e_fail "the OOM kill in e2e-oom failed: $(tail -n 3 "$E2E_WORK/oom.console")"
-e2e_log "e2e-oom: killed, oom_kill before and after, allocstall before and after: $(cat "$E2E_WORK/oom.oom"), after $(elapsed) s"
+e2e_log "e2e-oom: killed, oom_kill before and after, allocstall before and after: $(cat "$E2E_WORK/oom.oom"), after $(e2e_elapsed) s"
 while awk -v a="$t_steady" -v b="$(e2e_now)" -v s=$((8 * I)) 'BEGIN { exit !(b - a < s) }'; do sleep 0.5; done
-touch "$E2E_WORK/guest-stats-drv.stop" "$E2E_WORK/guest-stats-oom.stop"
+touch "$E2E_WORK/samplers.stop"
 # shellcheck disable=SC2086
 wait $samplers
 samplers=""
@@ -185,7 +156,7 @@ wait "$collectd_pid"
 collectd_status=$?
 collectd_pid=""
 [ "$collectd_status" = 0 ] || e2e_fail "collectd exited with status $collectd_status on SIGTERM: $(tail -n 5 "$E2E_WORK/collectd.out")"
-e2e_log "collectd stopped after $(elapsed) s"
+e2e_log "collectd stopped after $(e2e_elapsed) s"
 for g in $guests; do
     interval_is "$(e2e_name "$g")" 0 \
         || e2e_fail "polling interval of '$(e2e_name "$g")' is '$(interval_of "$(e2e_name "$g")")' after collectd stopped, not 0 as before."
@@ -217,6 +188,6 @@ e2e_check "e2e-drv: no last_update written twice" e2e_no_repeats "$csv/balloon-e
 e2e_check "e2e-oom: no last_update written twice" e2e_no_repeats "$csv/balloon-e2e-oom"
 e2e_check "e2e-nodrv: no stats and exactly one notification" nodrv_one_notification
 
-e2e_log "whole test $(elapsed) s"
+e2e_log "whole test $(e2e_elapsed) s"
 [ "$E2E_FAILURES" = 0 ] || e2e_fail "$E2E_FAILURES check(s) failed; see above and $E2E_WORK."
 status=0
