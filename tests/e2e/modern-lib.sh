@@ -147,6 +147,10 @@ e2e_exec_libvirtd() {
 e2e_start_libvirt() {
     e2e_run_libvirtd || return 1
     cp "$E2E_WORK/libvirtd.pid" "$E2E_WORK/started-libvirtd"
+    # It is the root's, listening on the root's own socket.
+    mr_root_pids "$MR_ROOT" | grep -qxF "$(cat "$E2E_WORK/libvirtd.pid")" \
+        || { e2e_log "libvirtd (pid $(cat "$E2E_WORK/libvirtd.pid")) does not run in $MR_ROOT."; return 1; }
+    [ -S "$MR_ROOT/run/libvirt/libvirt-sock" ] || { e2e_log "no socket $MR_ROOT/run/libvirt/libvirt-sock."; return 1; }
     e2e_log "started libvirtd in $MR_ROOT (pid $(cat "$E2E_WORK/started-libvirtd"))"
 }
 

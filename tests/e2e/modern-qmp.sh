@@ -39,8 +39,8 @@ samplers=""
 guests=""
 status=1
 # QEMUs are stopped with everything else in the root (e2e_stop_daemons).
-trap 'trap - EXIT INT TERM HUP; e2e_end "$status" "$collectd_pid" "$samplers"' EXIT
-trap 'exit 1' INT TERM HUP
+trap 'trap - EXIT INT TERM HUP PIPE; e2e_end "$status" "$collectd_pid" "$samplers"' EXIT
+trap 'exit 1' INT TERM HUP PIPE
 
 # --- QEMU without libvirt ----------------------------------------------------------------------------
 # The guest's console is a UNIX socket logged to SLUG.console, as with libvirt (lib.sh's console

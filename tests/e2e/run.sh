@@ -36,8 +36,8 @@ e2e_begin
 collectd_pid=""
 samplers=""
 status=1
-trap 'trap - EXIT INT TERM HUP; e2e_end "$status" "$collectd_pid" "$samplers"' EXIT
-trap 'exit 1' INT TERM HUP
+trap 'trap - EXIT INT TERM HUP PIPE; e2e_end "$status" "$collectd_pid" "$samplers"' EXIT
+trap 'exit 1' INT TERM HUP PIPE
 
 # --- the stack ---------------------------------------------------------------------------------------
 [ -n "$modern" ] && e2e_log "the stack: $E2E_STACK_NAME"
@@ -220,8 +220,11 @@ if [ -n "$modern" ]; then
 fi
 t_steady=$(e2e_now)
 
-# Event 0 (modern stack): the OOM killer in e2e-oom, seen in the plugin's counters.
+# Event 0 (modern stack): the OOM killer in e2e-oom, seen in the plugin's counters (from a value the
+# plugin wrote before it).
 if [ -n "$modern" ]; then
+    e2e_wait_until $((2 * I + 2)) has_update_after oom 0 \
+        || e2e_fail "no value from the plugin for e2e-oom within $((2 * I + 2)) s of its interval being set."
     e2e_oom_event oom || e2e_fail "the OOM kill in e2e-oom failed: $(tail -n 3 "$E2E_WORK/oom.console")"
     e2e_log "e2e-oom: killed, oom_kill before and after, allocstall before and after: $(cat "$E2E_WORK/oom.oom"), after $(e2e_elapsed) s"
     # What libvirt's own APIs (virDomainMemoryStats, virConnectGetAllDomainStats) show of it: the README
