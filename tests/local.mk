@@ -12,3 +12,4 @@ include tests/e2e.mk
 include tests/bench.mk
 include tests/fuzz/local.mk
 include tests/fault.mk
+include tests/dashboards/local.mk

@@ -167,13 +167,26 @@ e2e_log "every interval restored"
 grep -E 'AddressSanitizer|runtime error|LeakSanitizer' "$E2E_WORK/collectd.out" >&2 \
     && e2e_fail "a sanitizer complained inside collectd; see $E2E_WORK/collectd.out"
 
+# No stat and no last-update written (the plugin's state and polling interval are, whatever the guest).
 nodrv_one_notification() {
-    _files=$(ls "$csv/balloon-e2e-nodrv" 2>/dev/null | tr '\n' ' ')
+    _files=$( (e2e_stats16_map | awk '{ print $2 }'; echo timestamp-last_update) | sort -u | while read -r _t; do
+                 ls "$csv/balloon-e2e-nodrv/$_t"-* 2>/dev/null
+             done | tr '\n' ' ')
     [ -z "$_files" ] || { echo "stats written: $_files"; return 1; }
     _n=$(sed -n "1,${log_before_stop}p" "$log" | grep -F 'Notification:' | grep -F 'plugin = balloon,' \
          | grep -cF 'plugin_instance = e2e-nodrv,')
     echo "no stats, $_n notification(s)"
     [ "$_n" = 1 ]
+}
+
+# The state the plugin wrote last for each guest (gauge-state: 0 ok, 1 never answered, 2 stale).
+last_states() {
+    _got=""
+    for _g in drv oom nodrv; do
+        _got="$_got $_g=$(e2e_csv_rows "$csv/balloon-e2e-$_g" gauge-state | awk -F, 'END { print $2 + 0 }')"
+    done
+    echo "last states:$_got"
+    [ "$_got" = " drv=0 oom=0 nodrv=1" ]
 }
 
 e2e_check "e2e-drv: all 16 stats equal qom-get guest-stats's for the same last-update" \
@@ -187,6 +200,7 @@ e2e_check "e2e-drv: last-update advances every $I s" e2e_advances_at_interval "$
 e2e_check "e2e-drv: no last_update written twice" e2e_no_repeats "$csv/balloon-e2e-drv"
 e2e_check "e2e-oom: no last_update written twice" e2e_no_repeats "$csv/balloon-e2e-oom"
 e2e_check "e2e-nodrv: no stats and exactly one notification" nodrv_one_notification
+e2e_check "the last state written: 0 (ok) for e2e-drv and e2e-oom, 1 (never answered) for e2e-nodrv" last_states
 
 e2e_log "whole test $(e2e_elapsed) s"
 [ "$E2E_FAILURES" = 0 ] || e2e_fail "$E2E_FAILURES check(s) failed; see above and $E2E_WORK."
