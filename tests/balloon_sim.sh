@@ -25,7 +25,10 @@ UNSET=18446744073709551615
 start() {
     _dir=$1
     shift
-    "$sim" --socket-dir "$_dir" "$@" >"$tmp/out" 2>"$tmp/err" &
+    # Emptied here, not by the background job's redirection, which may come after the first grep
+    # below: that one would find the previous start's "ready".
+    : >"$tmp/out"
+    "$sim" --socket-dir "$_dir" "$@" >>"$tmp/out" 2>"$tmp/err" &
     pid=$!
     pids="$pids $pid"
     _i=0
