@@ -1,6 +1,6 @@
 #!/bin/sh
 # balloon-sim's command line and behaviour as a program: bad arguments (one message, exit 2), the
-# socket directory rules, names with any character but '/', NAME:PROFILE, --domains, --stats, --anon,
+# socket directory rules, names with any character but '/', NAME:PROFILE, --domains, --stats, --qemu, --anon,
 # --memory, -S, socket modes, several clients per domain and their events, garbage and vanishing
 # clients, SIGTERM/SIGINT (exit 0, sockets removed), stale and live sockets, and (unless
 # BALLOON_SKIP_SLOW=1) a 10000-domain start, whose time it prints.
@@ -25,7 +25,10 @@ UNSET=18446744073709551615
 start() {
     _dir=$1
     shift
-    "$sim" --socket-dir "$_dir" "$@" >"$tmp/out" 2>"$tmp/err" &
+    # Emptied here, not by the background job's redirection, which may come after the first grep
+    # below: that one would find the previous start's "ready".
+    : >"$tmp/out"
+    "$sim" --socket-dir "$_dir" "$@" >>"$tmp/out" 2>"$tmp/err" &
     pid=$!
     pids="$pids $pid"
     _i=0
@@ -65,6 +68,8 @@ bad --socket-dir "$tmp/d"
 bad --socket-dir "$tmp/d" --domains 0
 bad --socket-dir "$tmp/d" --domain a --stats 7
 bad --socket-dir "$tmp/d" --domain a --stats ten
+bad --socket-dir "$tmp/d" --domain a --qemu 10
+bad --socket-dir "$tmp/d" --domain a --qemu
 bad --socket-dir "$tmp/d" --domain a --memory 0
 bad --socket-dir "$tmp/d" --domain a --memory 1G
 bad --socket-dir "$tmp/d" --domains -1
@@ -178,6 +183,14 @@ stop INT
 [ -z "$(ls -A "$tmp/s")" ] || fail "sockets left after SIGINT"
 start "$tmp/s" --domain six --stats 6
 [ "$("$q" --query "$tmp/s/six.qmp" "$get_stats" | grep -o '"stat-[a-z-]*"' | wc -l)" -eq 6 ] || fail "--stats 6"
+stop TERM
+# --qemu 10.0: its 16 stats by default, or what --stats says
+start "$tmp/s" --domain ten --qemu 10.0
+[ "$("$q" --query "$tmp/s/ten.qmp" "$get_stats" | grep -o '"stat-[a-z-]*"' | wc -l)" -eq 16 ] || fail "--qemu 10.0: not 16 stats"
+"$q" --query "$tmp/s/ten.qmp" '{"execute":"query-status"}' | grep -q singlestep && fail "--qemu 10.0: singlestep"
+stop TERM
+start "$tmp/s" --domain ten --qemu 10.0 --stats 10
+[ "$("$q" --query "$tmp/s/ten.qmp" "$get_stats" | grep -o '"stat-[a-z-]*"' | wc -l)" -eq 10 ] || fail "--qemu 10.0 --stats 10"
 stop TERM
 
 if [ "${BALLOON_SKIP_SLOW:-0}" != 1 ]; then

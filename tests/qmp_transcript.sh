@@ -1,8 +1,9 @@
 #!/bin/sh
-# Replays the QMP transcripts recorded from QEMU 7.2 (tests/qmp/*.qemu-7.2.txt) against balloon-sim:
-# every reply and event must be the one QEMU gave, byte for byte, stat values, "actual", timestamps
-# and the version's micro/package aside (tests/qmp_replay.c --check). balloon0 is replayed against a
-# guest without a driver (whose replies QEMU's are exactly) and against a linux guest that answers.
+# Replays the QMP transcripts recorded from QEMU 7.2 and 10.0 (tests/qmp/*.qemu-VERSION.txt) against
+# balloon-sim answering as that version (--qemu VERSION): every reply and event must be the one QEMU
+# gave, byte for byte, stat values, "actual", timestamps and the version's micro/package aside
+# (tests/qmp_replay.c --check). balloon0 is replayed against a guest without a driver (whose replies
+# QEMU's are exactly) and against a linux guest that answers.
 set -eu
 sim="$abs_top_builddir/virtio/balloon-sim"
 replay="$abs_top_builddir/tests/qmp_replay"
@@ -52,8 +53,10 @@ replay() {
     pid=
 }
 
-replay balloon0.qemu-7.2.txt balloon0 -S --memory 128 --domain balloon0:none
-replay balloon0.qemu-7.2.txt balloon0 -S --domain balloon0:linux --domain other:linux
-replay anon.qemu-7.2.txt anon -S --anon --memory 128 --domain anon:none
-replay anon.qemu-7.2.txt anon -S --anon --domain anon:legacy
+for version in 7.2 10.0; do
+    replay "balloon0.qemu-$version.txt" balloon0 --qemu "$version" -S --memory 128 --domain balloon0:none
+    replay "balloon0.qemu-$version.txt" balloon0 --qemu "$version" -S --domain balloon0:linux --domain other:linux
+    replay "anon.qemu-$version.txt" anon --qemu "$version" -S --anon --memory 128 --domain anon:none
+    replay "anon.qemu-$version.txt" anon --qemu "$version" -S --anon --domain anon:legacy
+done
 echo "PASS"

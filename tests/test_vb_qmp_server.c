@@ -1,5 +1,5 @@
 /* The QMP server against QEMU 7.2 (the replies below are the ones the transcripts in tests/qmp recorded
- * from the real QEMU): greeting, negotiation, ids of every JSON type, CRLF, QEMU's JSON dialect and
+ * from the real QEMU), and what QEMU 10.0 answers otherwise (its transcripts): greeting, negotiation, ids of every JSON type, CRLF, QEMU's JSON dialect and
  * its errors, unexpected members, missing and mistyped arguments, unknown commands, paths and
  * properties, the balloon's properties, the stats document's examples, run state and events, quit,
  * and the isolation of connections. Bytes in, bytes out: no sockets, a manual clock, no sleeps. */
@@ -604,6 +604,80 @@ static void test_guest_stats_16_and_6(void **state)
     vb_qmp_conn_free(c);
 }
 
+/* QEMU 10.0's replies where they differ from 7.2's (tests/qmp/balloon0.qemu-10.0.txt). */
+static void test_qemu_10_0(void **state)
+{
+    /* QEMU 10.0's member order of the 16 stats (DESIGN.md, "The modern stack") */
+    static const char *const order[] = {
+        "htlb-pgalloc", "swap-out", "alloc-stalls", "available-memory", "direct-reclaims", "direct-scans",
+        "htlb-pgfail", "free-memory", "minor-faults", "major-faults", "total-memory", "oom-kills",
+        "async-reclaims", "swap-in", "async-scans", "disk-caches"};
+    fx_t *fx = *state;
+    vb_machine_config_t cfg = {.name = "vm",
+                               .profile = VB_GUEST_LINUX,
+                               .stats_count = VB_STATS_QEMU92,
+                               .memory_bytes = UINT64_C(128) << 20,
+                               .qemu = VB_QEMU_10_0};
+    vb_machine_t *m = vb_machine_new(&fx->mc.clock, &cfg);
+    vb_qmp_conn_t *c;
+    const char *reply, *at;
+    vb_qemu_version_t v = VB_QEMU_7_2;
+
+    assert_non_null(m);
+    assert_int_equal(vb_machine_qemu(m), VB_QEMU_10_0);
+    assert_int_equal(vb_qmp_server_add(fx->s, m), 0);
+    c = vb_qmp_conn_new(fx->s, "vm", NULL);
+    assert_non_null(c);
+    assert_string_equal(take(fx, c),
+                        "{\"QMP\": {\"version\": {\"qemu\": {\"micro\": 2, \"minor\": 0, \"major\": 10}, "
+                        "\"package\": \"balloon-sim (" PACKAGE_STRING ")\"}, "
+                        "\"capabilities\": [\"oob\"]}}\r\n");
+    assert_string_equal(send_str(fx, c, "{\"execute\":\"qmp_capabilities\"}\n"), OK_EMPTY);
+    /* no "singlestep" any more */
+    EXPECT(fx, c, "{\"execute\":\"query-status\",\"id\":9}", "{\"return\": {\"status\": \"running\", \"running\": true}, \"id\": 9}");
+    EXPECT(fx, c, "{\"execute\":\"qom-list\",\"arguments\":{\"path\":\"/\"}}",
+           "{\"return\": [{\"name\": \"type\", \"type\": \"string\"}, {\"name\": \"machine\", \"type\": \"child<pc-i440fx-10.0-machine>\"}, "
+           "{\"name\": \"objects\", \"type\": \"child<container>\"}, {\"name\": \"chardevs\", \"type\": \"child<container>\"}]}");
+    EXPECT(fx, c, "{\"execute\":\"qom-get\",\"arguments\":{\"path\":\"/machine\",\"property\":\"type\"}}",
+           "{\"return\": \"pc-i440fx-10.0-machine\"}");
+    /* the PCI proxy lists its children before the stats properties; the backend is unchanged */
+    EXPECT(fx, c, "{\"execute\":\"qom-list\",\"arguments\":{\"path\":\"" BALLOON "\"}}",
+           "{\"return\": [{\"name\": \"type\", \"type\": \"string\"}, {\"name\": \"realized\", \"type\": \"bool\"}, "
+           "{\"name\": \"virtio-backend\", \"type\": \"child<virtio-balloon-device>\"}, "
+           "{\"name\": \"guest-stats-polling-interval\", \"type\": \"int\"}, {\"name\": \"guest-stats\", \"type\": \"guest statistics\"}]}");
+    EXPECT(fx, c, "{\"execute\":\"qom-list\",\"arguments\":{\"path\":\"" BALLOON "/virtio-backend\"}}",
+           "{\"return\": [{\"name\": \"type\", \"type\": \"string\"}, {\"name\": \"realized\", \"type\": \"bool\"}, "
+           "{\"name\": \"guest-stats-polling-interval\", \"type\": \"int\"}, {\"name\": \"guest-stats\", \"type\": \"guest statistics\"}]}");
+    /* a property that is not there is still named after its owner's type */
+    EXPECT(fx, c, "{\"execute\":\"qom-get\",\"arguments\":{\"path\":\"/machine\",\"property\":\"nope\"}}",
+           GENERIC("Property 'pc-i440fx-10.0-machine.nope' not found"));
+    /* all 16 stats from a guest that sends them, in QEMU 10.0's order */
+    EXPECT(fx, c, qom_set_interval(BALLOON, "2"), "{\"return\": {}}");
+    vb_device_run(vb_machine_device(m));
+    reply = send_str(fx, c, "{\"execute\":\"qom-get\",\"arguments\":{\"path\":\"" BALLOON "\",\"property\":\"guest-stats\"}}");
+    assert_null(strstr(reply, UNSET));
+    at = reply;
+    for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++) {
+        char key[64];
+        snprintf(key, sizeof(key), "\"stat-%s\": ", order[i]);
+        at = strstr(at, key);
+        assert_non_null(at);
+    }
+    assert_non_null(strstr(at, "}, \"last-update\": "));
+    vb_qmp_conn_free(c);
+
+    assert_int_equal(vb_qemu_version_parse("10.0", &v), 0);
+    assert_int_equal(v, VB_QEMU_10_0);
+    assert_int_equal(vb_qemu_version_parse("7.2", &v), 0);
+    assert_int_equal(v, VB_QEMU_7_2);
+    assert_int_equal(vb_qemu_version_parse("10", &v), -EINVAL);
+    assert_int_equal(vb_qemu_profile(VB_QEMU_10_0)->stats_count, VB_STATS_QEMU92);
+    cfg.qemu = VB_QEMU_VERSION_COUNT;
+    errno = 0;
+    assert_null(vb_machine_new(&fx->mc.clock, &cfg));
+    assert_int_equal(errno, EINVAL);
+}
+
 static void test_polling_interval_validation(void **state)
 {
     static const struct {
@@ -1024,6 +1098,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_guest_stats_without_a_driver, setup, teardown),
         cmocka_unit_test_setup_teardown(test_guest_stats_from_a_linux_guest, setup, teardown),
         cmocka_unit_test_setup_teardown(test_guest_stats_16_and_6, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_qemu_10_0, setup, teardown),
         cmocka_unit_test_setup_teardown(test_polling_interval_validation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stats_document_examples, setup, teardown),
         cmocka_unit_test_setup_teardown(test_run_state_and_events, setup, teardown),

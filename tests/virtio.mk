@@ -22,7 +22,8 @@ tests_qmp_replay_CFLAGS = $(AM_CFLAGS) $(YAJL_CFLAGS)
 tests_qmp_replay_LDADD = $(YAJL_LIBS)
 TESTS += tests/qmp_transcript.sh tests/qmp_transcript_qemu.sh
 EXTRA_DIST += tests/qmp_transcript.sh tests/qmp_transcript_qemu.sh tests/qmp/qemu.sh tests/qmp/record.sh \
-	tests/qmp/balloon0.cmds tests/qmp/balloon0.qemu-7.2.txt tests/qmp/anon.cmds tests/qmp/anon.qemu-7.2.txt
+	tests/qmp/balloon0.cmds tests/qmp/balloon0.qemu-7.2.txt tests/qmp/anon.cmds tests/qmp/anon.qemu-7.2.txt \
+	tests/qmp/balloon0.qemu-10.0.txt tests/qmp/anon.qemu-10.0.txt
 check_PROGRAMS += tests/test_vb_qmp_server tests/test_vb_heap
 tests_test_vb_qmp_server_SOURCES = tests/test_vb_qmp_server.c
 tests_test_vb_qmp_server_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)

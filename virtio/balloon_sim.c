@@ -1,7 +1,7 @@
 /* balloon-sim: QEMU/KVM guests' virtio balloons, simulated, each behind its own QMP socket.
  *
- *   balloon-sim --socket-dir DIR [--domain NAME[:PROFILE]]... [--domains N] [--stats 6|10|16]
- *               [--anon] [--memory MIB] [-S]
+ *   balloon-sim --socket-dir DIR [--domain NAME[:PROFILE]]... [--domains N] [--qemu 7.2|10.0]
+ *               [--stats 6|10|16] [--anon] [--memory MIB] [-S]
  *
  * One QMP UNIX socket per domain at DIR/NAME.qmp (mode 0600). Prints a line with "ready" once every
  * socket accepts, serves until SIGINT or SIGTERM, then removes its sockets and exits 0. Bad arguments:
@@ -34,9 +34,9 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "Usage: balloon-sim --socket-dir DIR [--domain NAME[:PROFILE]]... [--domains N]\n"
-            "                   [--stats 6|10|16] [--anon] [--memory MIB] [-S]\n"
+            "                   [--qemu 7.2|10.0] [--stats 6|10|16] [--anon] [--memory MIB] [-S]\n"
             "\n"
-            "Simulates QEMU 7.2 guests' virtio balloons, each behind a QMP socket DIR/NAME.qmp.\n"
+            "Simulates QEMU guests' virtio balloons, each behind a QMP socket DIR/NAME.qmp.\n"
             "\n"
             "  --socket-dir DIR     where the sockets go (created 0700 if missing; must not be\n"
             "                       world-writable)\n"
@@ -45,7 +45,9 @@ static void usage(FILE *f)
             "                       the last ':' is the profile if it names one: linux (default),\n"
             "                       legacy, none, stuck, empty, slow, oom\n"
             "  --domains N          adds dom1..domN with profile linux\n"
-            "  --stats 6|10|16      stats in guest-stats: old QEMU, QEMU 7.2 (default), QEMU 9.2+\n"
+            "  --qemu 7.2|10.0      answer as QEMU 7.2 (default) or 10.0 does, with its number\n"
+            "                       of stats (10 or 16) unless --stats says otherwise\n"
+            "  --stats 6|10|16      stats in guest-stats: old QEMU, QEMU 7.2, QEMU 9.2+\n"
             "  --anon               the balloon at /machine/peripheral-anon/device[1], as with\n"
             "                       -balloon virtio (default: /machine/peripheral/balloon0)\n"
             "  --memory MIB         each guest's RAM (default %d)\n"
@@ -115,7 +117,8 @@ typedef struct args {
     const char *dir;
     domain_arg_t *domains; /* --domain, in order */
     size_t ndomains;
-    unsigned long long count, stats, memory_mib;
+    unsigned long long count, stats, memory_mib; /* stats 0: the --qemu version's */
+    vb_qemu_version_t qemu;
     bool anon, prelaunch;
 } args_t;
 
@@ -157,6 +160,10 @@ static int take_option(args_t *a, int opt, char **argv)
             (a->stats != VB_STATS_LEGACY && a->stats != VB_STATS_QEMU72 && a->stats != VB_STATS_QEMU92))
             return bad("--stats wants 6, 10 or 16, not '%s'.", optarg);
         return GO_ON;
+    case 'q':
+        if (vb_qemu_version_parse(optarg, &a->qemu) < 0)
+            return bad("--qemu wants 7.2 or 10.0, not '%s'.", optarg);
+        return GO_ON;
     case 'a':
         a->anon = true;
         return GO_ON;
@@ -185,6 +192,7 @@ static int parse_args(int argc, char **argv, args_t *a)
         {"domain", required_argument, NULL, 'n'},
         {"domains", required_argument, NULL, 'N'},
         {"stats", required_argument, NULL, 's'},
+        {"qemu", required_argument, NULL, 'q'},
         {"anon", no_argument, NULL, 'a'},
         {"memory", required_argument, NULL, 'm'},
         {"prelaunch", no_argument, NULL, 'S'},
@@ -205,6 +213,8 @@ static int parse_args(int argc, char **argv, args_t *a)
         return bad("The option --socket-dir DIR is required.");
     if (a->ndomains + (size_t)a->count == 0)
         return bad("No domain: give --domain NAME or --domains N.");
+    if (a->stats == 0)
+        a->stats = vb_qemu_profile(a->qemu)->stats_count;
     return GO_ON;
 }
 
@@ -223,6 +233,7 @@ static int add_domains(vb_sim_t *sim, const args_t *a)
             .memory_bytes = (uint64_t)a->memory_mib << 20,
             .anon = a->anon,
             .prelaunch = a->prelaunch,
+            .qemu = a->qemu,
         };
         int add;
         if (i < a->ndomains) {
@@ -244,7 +255,7 @@ static int add_domains(vb_sim_t *sim, const args_t *a)
 
 int main(int argc, char **argv)
 {
-    args_t a = {.stats = VB_STATS_QEMU72, .memory_mib = DEFAULT_MEMORY_MIB};
+    args_t a = {.qemu = VB_QEMU_7_2, .memory_mib = DEFAULT_MEMORY_MIB};
     vb_sim_t *sim = NULL;
     char err[512];
     sigset_t mask;

@@ -1,7 +1,7 @@
 # virtio/: the device model (libvirtio.la, no dependency on anything of ours) and balloon-sim.
 noinst_LTLIBRARIES += virtio/libvirtio.la
 virtio_libvirtio_la_SOURCES = \
-	virtio/vb_stats.c virtio/vb_stats.h \
+	virtio/vb_stats.c virtio/vb_stats.h virtio/vb_qemu.c virtio/vb_qemu.h \
 	virtio/vb_clock.c virtio/vb_clock.h
 # device model and guest driver model
 virtio_libvirtio_la_SOURCES += virtio/vb_device.c virtio/vb_device.h virtio/vb_guest.c virtio/vb_guest.h

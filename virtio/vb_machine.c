@@ -45,14 +45,21 @@ static const struct {
     [N_BACKEND] = {N_BALLOON, "virtio-backend", TYPE_BALLOON_DEV},
 };
 
-/* Children in the order QEMU's qom-list shows them (a subsequence of QEMU's list). */
-static const int children_order[] = {N_OBJECTS, N_MACHINE, N_CHARDEVS, N_UNATTACHED,
-                                     N_PERIPHERAL_ANON, N_PERIPHERAL, N_BALLOON, N_BACKEND};
+/* Children in the order QEMU's qom-list shows them (a subsequence of QEMU's list): QEMU 10.0 lists
+ * / with machine before objects. */
+#define N_CHILDREN_ORDER 8
+static const int children_order[VB_QEMU_VERSION_COUNT][N_CHILDREN_ORDER] = {
+    [VB_QEMU_7_2] = {N_OBJECTS, N_MACHINE, N_CHARDEVS, N_UNATTACHED, N_PERIPHERAL_ANON, N_PERIPHERAL,
+                     N_BALLOON, N_BACKEND},
+    [VB_QEMU_10_0] = {N_MACHINE, N_OBJECTS, N_CHARDEVS, N_UNATTACHED, N_PERIPHERAL_ANON, N_PERIPHERAL,
+                      N_BALLOON, N_BACKEND},
+};
 
 struct vb_machine {
     char *name;
     vb_device_t *dev;
     vb_runstate_t state;
+    vb_qemu_version_t qemu;
     bool anon;
     char *balloon_path;
 };
@@ -62,13 +69,15 @@ vb_machine_t *vb_machine_new(const vb_clock_t *clock, const vb_machine_config_t 
     vb_machine_t *m;
     vb_guest_t *guest = NULL;
 
-    if (config == NULL || config->name == NULL || clock == NULL) {
+    if (config == NULL || config->name == NULL || clock == NULL ||
+        (unsigned)config->qemu >= VB_QEMU_VERSION_COUNT) {
         errno = EINVAL;
         return NULL;
     }
     m = calloc(1, sizeof(*m));
     if (m == NULL)
         goto fail;
+    m->qemu = config->qemu;
     m->anon = config->anon;
     m->name = strdup(config->name);
     m->balloon_path = strdup(config->anon ? "/machine/peripheral-anon/device[1]"
@@ -116,6 +125,11 @@ const char *vb_machine_name(const vb_machine_t *m)
 vb_device_t *vb_machine_device(vb_machine_t *m)
 {
     return m->dev;
+}
+
+vb_qemu_version_t vb_machine_qemu(const vb_machine_t *m)
+{
+    return m->qemu;
 }
 
 const char *vb_machine_balloon_path(const vb_machine_t *m)
@@ -205,6 +219,13 @@ static const char *name_of(const vb_machine_t *m, int node)
     if (node == N_BALLOON && m->anon)
         return "device[1]";
     return tree[node].name;
+}
+
+static const char *type_of(const vb_machine_t *m, int node)
+{
+    if (node == N_MACHINE)
+        return vb_qemu_profile(m->qemu)->machine_type;
+    return tree[node].type;
 }
 
 /* Splits path into its non-empty components (pointers into a copy the caller frees). */
@@ -302,12 +323,19 @@ static bool is_balloon(int node)
     return node == N_BALLOON || node == N_BACKEND;
 }
 
-/* The node's own properties, before its children, in QEMU's order. */
-static const char *const balloon_props[] = {"type", "realized", PROP_INTERVAL, PROP_STATS, NULL};
-static const char *const container_props[] = {"type", NULL};
+/* The node's own properties in QEMU's order, CHILDREN standing for its children (children_order):
+ * QEMU 10.0 lists the balloon's PCI proxy's children between realized and the stats properties. */
+static const char children_here[] = "";
+#define CHILDREN children_here
+static const char *const balloon_props[] = {"type", "realized", PROP_INTERVAL, PROP_STATS, CHILDREN, NULL};
+static const char *const balloon_pci_props_10_0[] = {"type", "realized", CHILDREN, PROP_INTERVAL, PROP_STATS,
+                                                     NULL};
+static const char *const container_props[] = {"type", CHILDREN, NULL};
 
-static const char *const *props_of(int node)
+static const char *const *props_of(const vb_machine_t *m, int node)
 {
+    if (node == N_BALLOON && m->qemu == VB_QEMU_10_0)
+        return balloon_pci_props_10_0;
     return is_balloon(node) ? balloon_props : container_props;
 }
 
@@ -341,22 +369,29 @@ static vb_qobj_t *prop_info(const char *name, const char *type)
     return d;
 }
 
-vb_qobj_t *vb_machine_qom_list(const vb_machine_t *m, int node)
+static int list_children(const vb_machine_t *m, int node, vb_qobj_t *list)
 {
-    vb_qobj_t *list = vb_qobj_list();
-    const char *const *props = props_of(node);
-
-    for (size_t i = 0; list != NULL && props[i] != NULL; i++) {
-        if (vb_qobj_list_append(list, prop_info(props[i], prop_type(props[i]))) < 0)
-            goto fail;
-    }
-    for (size_t i = 0; list != NULL && i < sizeof(children_order) / sizeof(children_order[0]); i++) {
-        int c = children_order[i];
+    for (size_t i = 0; i < N_CHILDREN_ORDER; i++) {
+        int c = children_order[m->qemu][i];
         char type[64];
         if (parent_of(m, c) != node)
             continue;
-        snprintf(type, sizeof(type), "child<%s>", tree[c].type);
+        snprintf(type, sizeof(type), "child<%s>", type_of(m, c));
         if (vb_qobj_list_append(list, prop_info(name_of(m, c), type)) < 0)
+            return -ENOMEM;
+    }
+    return 0;
+}
+
+vb_qobj_t *vb_machine_qom_list(const vb_machine_t *m, int node)
+{
+    vb_qobj_t *list = vb_qobj_list();
+    const char *const *props = props_of(m, node);
+
+    for (size_t i = 0; list != NULL && props[i] != NULL; i++) {
+        int rc = props[i] == CHILDREN ? list_children(m, node, list)
+                                      : vb_qobj_list_append(list, prop_info(props[i], prop_type(props[i])));
+        if (rc < 0)
             goto fail;
     }
     return list;
@@ -388,11 +423,11 @@ fail:
     return NULL;
 }
 
-static bool has_prop(int node, const char *prop)
+static bool has_prop(const vb_machine_t *m, int node, const char *prop)
 {
-    const char *const *props = props_of(node);
+    const char *const *props = props_of(m, node);
     for (size_t i = 0; props[i] != NULL; i++)
-        if (strcmp(props[i], prop) == 0)
+        if (props[i] != CHILDREN && strcmp(props[i], prop) == 0)
             return true;
     return false;
 }
@@ -410,11 +445,11 @@ int vb_machine_qom_get(const vb_machine_t *m, int node, const char *property, vb
         char *path = canonical_path(m, child); /* a child<> property reads as the child's path */
         v = path ? vb_qobj_string(path) : NULL;
         free(path);
-    } else if (!has_prop(node, property)) {
-        return vb_qerr_set(err, "GenericError", "Property '%s.%s' not found", tree[node].type,
+    } else if (!has_prop(m, node, property)) {
+        return vb_qerr_set(err, "GenericError", "Property '%s.%s' not found", type_of(m, node),
                            property);
     } else if (strcmp(property, "type") == 0) {
-        v = vb_qobj_string(tree[node].type);
+        v = vb_qobj_string(type_of(m, node));
     } else if (strcmp(property, "realized") == 0) {
         v = vb_qobj_bool(true);
     } else if (strcmp(property, PROP_INTERVAL) == 0) {
@@ -435,11 +470,11 @@ int vb_machine_qom_set(vb_machine_t *m, int node, const char *property, const vb
 {
     char errbuf[128] = "";
     /* the pci proxy's stats properties are aliases: errors name the backend's type */
-    const char *owner = tree[node].type;
+    const char *owner = type_of(m, node);
 
     if (node < 0 || node >= N_COUNT)
         return vb_qerr_set(err, "GenericError", "Invalid QOM node.");
-    if (child_named(m, node, property) < 0 && !has_prop(node, property))
+    if (child_named(m, node, property) < 0 && !has_prop(m, node, property))
         return vb_qerr_set(err, "GenericError", "Property '%s.%s' not found", owner, property);
     if (is_balloon(node) &&
         (strcmp(property, PROP_INTERVAL) == 0 || strcmp(property, PROP_STATS) == 0))

@@ -1,7 +1,8 @@
 /* One simulated VM, as its QMP monitor sees it: a name, a run state, the balloon device (vb_device.h)
- * with its guest driver model, and the part of QEMU 7.2's QOM tree that leads to the balloon:
+ * with its guest driver model, and the part of QEMU's QOM tree that leads to the balloon, as the QEMU
+ * version it stands for (vb_qemu.h, 7.2 by default) has it:
  *
- *   /  objects  chardevs  machine (pc-i440fx-7.2-machine)
+ *   /  objects  chardevs  machine (pc-i440fx-7.2-machine, or -10.0-)
  *                           unattached  peripheral-anon  peripheral
  *   /machine/peripheral/balloon0                 virtio-balloon-pci, as libvirt creates it
  *   /machine/peripheral-anon/device[1]           the same with anon (QEMU's -balloon virtio)
@@ -22,6 +23,7 @@
 #include "virtio/vb_clock.h"
 #include "virtio/vb_device.h"
 #include "virtio/vb_guest.h"
+#include "virtio/vb_qemu.h"
 #include "virtio/vb_qobj.h"
 
 typedef struct vb_machine vb_machine_t;
@@ -33,9 +35,10 @@ typedef struct vb_machine_config {
     uint64_t memory_bytes;
     bool anon;                  /* the balloon at /machine/peripheral-anon/device[1] */
     bool prelaunch;             /* start as qemu -S does: stopped until cont */
+    vb_qemu_version_t qemu;     /* the QEMU whose replies it gives (0: 7.2); stats_count is separate */
 } vb_machine_config_t;
 
-/* Returns NULL with errno EINVAL (bad stats_count, NULL name) or ENOMEM. The guest's workload is
+/* Returns NULL with errno EINVAL (bad stats_count or qemu, NULL name) or ENOMEM. The guest's workload is
  * seeded from the name, so a VM behaves the same in every run. The clock must outlive the machine. */
 vb_machine_t *vb_machine_new(const vb_clock_t *clock, const vb_machine_config_t *config);
 void vb_machine_free(vb_machine_t *m);
@@ -44,6 +47,8 @@ const char *vb_machine_name(const vb_machine_t *m);
 vb_device_t *vb_machine_device(vb_machine_t *m);
 /* The balloon's canonical QOM path. */
 const char *vb_machine_balloon_path(const vb_machine_t *m);
+/* The QEMU version whose replies the VM gives. */
+vb_qemu_version_t vb_machine_qemu(const vb_machine_t *m);
 
 /* ---- run state (query-status, stop, cont, system_reset) ---- */
 

@@ -226,16 +226,16 @@ static void send_obj(vb_qmp_conn_t *c, vb_qobj_t *obj)
         c->s->ops.wake(c, c->opaque);
 }
 
-static vb_qobj_t *version_info(void)
+static vb_qobj_t *version_info(const vb_qemu_profile_t *qemu_version)
 {
     vb_qobj_t *qemu = vb_qobj_dict(), *version = vb_qobj_dict(), *qmp = vb_qobj_dict(),
               *caps = vb_qobj_list(), *greeting = vb_qobj_dict();
     int rc = 0;
 
     /* the puts take what they are given, even on failure: nothing leaks once rc is set */
-    rc |= vb_qobj_dict_put(qemu, "major", vb_qobj_int(VB_QMP_VERSION_MAJOR));
-    rc |= vb_qobj_dict_put(qemu, "minor", vb_qobj_int(VB_QMP_VERSION_MINOR));
-    rc |= vb_qobj_dict_put(qemu, "micro", vb_qobj_int(VB_QMP_VERSION_MICRO));
+    rc |= vb_qobj_dict_put(qemu, "major", vb_qobj_int(qemu_version->major));
+    rc |= vb_qobj_dict_put(qemu, "minor", vb_qobj_int(qemu_version->minor));
+    rc |= vb_qobj_dict_put(qemu, "micro", vb_qobj_int(qemu_version->micro));
     rc |= vb_qobj_dict_put(version, "qemu", qemu);
     rc |= vb_qobj_dict_put(version, "package", vb_qobj_string("balloon-sim (" PACKAGE_STRING ")"));
     rc |= vb_qobj_list_append(caps, vb_qobj_string("oob"));
@@ -450,7 +450,7 @@ static int cmd_query_status(call_t *k)
     /* StatusInfo's members in schema order: the order QEMU inserts them */
     k->ret = vb_qobj_dict();
     rc = vb_qobj_dict_put(k->ret, "running", vb_qobj_bool(st == VB_RUN_RUNNING));
-    if (rc == 0)
+    if (rc == 0 && vb_qemu_profile(vb_machine_qemu(k->c->e->m))->status_singlestep)
         rc = vb_qobj_dict_put(k->ret, "singlestep", vb_qobj_bool(false));
     if (rc == 0)
         rc = vb_qobj_dict_put(k->ret, "status", vb_qobj_string(vb_runstate_name(st)));
@@ -684,7 +684,7 @@ vb_qmp_conn_t *vb_qmp_conn_new(vb_qmp_server_t *s, const char *name, void *opaqu
         e->conns->prev = c;
     e->conns = c;
     c->in_input = true; /* the greeting needs no wake: the loop flushes new connections */
-    send_obj(c, version_info());
+    send_obj(c, version_info(vb_qemu_profile(vb_machine_qemu(e->m))));
     c->in_input = false;
     if (c->finished) {
         vb_qmp_conn_free(c);

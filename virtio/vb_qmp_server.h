@@ -1,5 +1,5 @@
-/* QMP as QEMU 7.2 speaks it, over a set of named VMs (vb_machine.h): bytes in, bytes out, no sockets,
- * so every rule is unit-testable. The event loop (vb_sim.h) owns the sockets and moves the bytes.
+/* QMP as QEMU 7.2 speaks it (or 10.0, per VM: vb_qemu.h), over a set of named VMs (vb_machine.h):
+ * bytes in, bytes out, no sockets, so every rule is unit-testable. The event loop (vb_sim.h) owns the sockets and moves the bytes.
  *
  * Per connection, as QEMU's monitor: the greeting {"QMP": {"version": ..., "capabilities": ["oob"]}};
  * only qmp_capabilities until negotiation ("Expecting capabilities negotiation with
@@ -23,11 +23,6 @@
 
 #include "virtio/vb_clock.h"
 #include "virtio/vb_machine.h"
-
-/* The version in the greeting: QEMU 7.2.x. */
-#define VB_QMP_VERSION_MAJOR 7
-#define VB_QMP_VERSION_MINOR 2
-#define VB_QMP_VERSION_MICRO 0
 
 typedef struct vb_qmp_server vb_qmp_server_t;
 typedef struct vb_qmp_conn vb_qmp_conn_t;

@@ -9,13 +9,19 @@
 # unpacked with `dpkg -x`; only the kernel and the few modules are kept, under CACHE_DIR/PACKAGE, so later
 # runs (and other checkouts) reuse it without the network. With no apt metadata or no network, any
 # kernel already in the cache is used.
+# E2E_APT_OPTS: options for apt-cache and apt-get (word-split), e.g. to read another suite's lists
+# (modern-lib.sh: bookworm-backports). E2E_KERNEL_MODULES: the modules the guests load (default: the
+# six virtio modules); one the kernel has built in (modules.builtin) is listed in DIR/builtin instead.
 set -eu
 cache=${1:-${E2E_CACHE:-/var/cache/collectd-balloon-e2e}}
-modules="virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci virtio_balloon"
+modules=${E2E_KERNEL_MODULES:-virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci virtio_balloon}
+apt_opts=${E2E_APT_OPTS:-}
 
 complete() {
     [ -f "$1/vmlinuz" ] || return 1
-    for m in $modules; do [ -f "$1/modules/$m.ko" ] || return 1; done
+    for m in $modules; do
+        [ -f "$1/modules/$m.ko" ] || grep -qxF "$m" "$1/builtin" 2>/dev/null || return 1
+    done
     return 0
 }
 
@@ -53,7 +59,8 @@ finish() {
     exit 0
 }
 
-pkg=$(apt-cache depends linux-image-amd64 2>/dev/null \
+# shellcheck disable=SC2086
+pkg=$(apt-cache $apt_opts depends linux-image-amd64 2>/dev/null \
       | awk '$1 == "Depends:" && $2 ~ /^linux-image-[0-9]/ { print $2; exit }') || pkg=""
 if [ -n "$pkg" ] && complete "$cache/$pkg"; then
     finish "$cache/$pkg"
@@ -70,11 +77,12 @@ mkdir -p "$cache"
 work=$(mktemp -d "$cache/.fetch.XXXXXX")
 trap 'rm -rf "$work"' EXIT INT TERM
 # Root's apt-get download drops privileges to _apt, which cannot write here: keep it as root.
-if ! (cd "$work" && apt-get download -q -o APT::Sandbox::User=root "$pkg" >/dev/null 2>"$work/apt.err"); then
+# shellcheck disable=SC2086
+if ! (cd "$work" && apt-get $apt_opts download -q -o APT::Sandbox::User=root "$pkg" >/dev/null 2>"$work/apt.err"); then
     for d in "$cache"/linux-image-*; do
         if complete "$d"; then finish "$d"; fi
     done
-    echo "fetch-kernel: 'apt-get download $pkg' failed: $(tail -n 1 "$work/apt.err")" >&2
+    echo "fetch-kernel: 'apt-get download $pkg' failed: $(grep -m 1 '^E:' "$work/apt.err" || tail -n 1 "$work/apt.err")" >&2
     exit 1
 fi
 dpkg -x "$work"/*.deb "$work/root"
@@ -82,8 +90,12 @@ mkdir -p "$work/out/modules"
 cp "$work"/root/boot/vmlinuz-* "$work/out/vmlinuz"
 for m in $modules; do
     f=$(find "$work/root/lib/modules" -name "$m.ko*" | head -n 1)
+    if [ -z "$f" ] && grep -q "/$m\.ko\$" "$work"/root/lib/modules/*/modules.builtin 2>/dev/null; then
+        echo "$m" >>"$work/out/builtin"
+        continue
+    fi
     case "$f" in
-        "") echo "fetch-kernel: '$pkg' has no module '$m' (built in?); the e2e guests need it as a module." >&2
+        "") echo "fetch-kernel: '$pkg' has no module '$m', neither loadable nor built in." >&2
             exit 1 ;;
         *.ko) cp "$f" "$work/out/modules/$m.ko" ;;
         *.ko.xz) xz -dc "$f" >"$work/out/modules/$m.ko" ;;

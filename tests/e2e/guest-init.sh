@@ -6,6 +6,10 @@
 #   rmmod   unload virtio_balloon: the device stops answering stats requests, as a guest would whose
 #           driver is removed
 #   ping    answer "e2e: pong" (lets the host check the channel)
+#   oom     run three 120 MiB allocations at once (more than a 256 MiB guest has: the kernel's OOM
+#           killer ends some), then report "e2e: oom done: killed K of 3, oom_kill A -> B, allocstall
+#           C -> D": how many were killed, and the kernel's own counters (/proc/vmstat) before and
+#           after, the ones Linux 6.12's virtio_balloon sends as stat-oom-kills and stat-alloc-stalls
 # With e2e.churn=1 on the kernel command line it also changes its memory use every second, so that
 # the balloon's free-memory stat moves and a value can be tied to the update it came from.
 /bin/busybox --install -s
@@ -55,6 +59,23 @@ while :; do
             ;;
         *ping*)
             echo "e2e: pong"
+            ;;
+        *oom*)
+            k0=$(awk '$1 == "oom_kill" { print $2 }' /proc/vmstat)
+            s0=$(awk '$1 ~ /^allocstall_/ { s += $2 } END { print s + 0 }' /proc/vmstat)
+            pids=""
+            for i in 1 2 3; do
+                dd if=/dev/zero of=/dev/null bs=120M count=1 2>/dev/null &
+                pids="$pids $!"
+            done
+            killed=0
+            for p in $pids; do
+                wait "$p"
+                [ $? = 137 ] && killed=$((killed + 1)) # SIGKILL: the OOM killer
+            done
+            k1=$(awk '$1 == "oom_kill" { print $2 }' /proc/vmstat)
+            s1=$(awk '$1 ~ /^allocstall_/ { s += $2 } END { print s + 0 }' /proc/vmstat)
+            echo "e2e: oom done: killed $killed of 3, oom_kill $k0 -> $k1, allocstall $s0 -> $s1"
             ;;
     esac
 done

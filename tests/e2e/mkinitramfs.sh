@@ -1,7 +1,8 @@
 #!/bin/sh
 # Builds a busybox initramfs for the e2e guests.
 #   mkinitramfs.sh KERNEL_DIR OUT.cpio with-balloon|without-balloon
-# KERNEL_DIR is what fetch-kernel.sh made (vmlinuz and modules/*.ko). The image holds busybox-static,
+# KERNEL_DIR is what fetch-kernel.sh made (vmlinuz, modules/*.ko, and builtin: the modules the kernel
+# has built in, which need no file). The image holds busybox-static,
 # tests/e2e/guest-init.sh as /init, and the virtio modules; "without-balloon" leaves out
 # virtio_balloon.ko, so that guest never answers a stats request (last-update stays 0). Uncompressed:
 # TCG unpacks it faster than it would decompress it, and it is only a few MiB.
@@ -34,6 +35,8 @@ cp "$busybox" "$stage/bin/busybox"
 cp "$here/guest-init.sh" "$stage/init"
 chmod 0755 "$stage/init" "$stage/bin/busybox"
 for m in $modules; do
+    # a module the kernel has built in (fetch-kernel.sh lists it in builtin) needs no file
+    grep -qxF "$m" "$kdir/builtin" 2>/dev/null && continue
     [ -f "$kdir/modules/$m.ko" ] || { echo "mkinitramfs: '$kdir/modules/$m.ko' is missing." >&2; exit 1; }
     cp "$kdir/modules/$m.ko" "$stage/lib/modules/"
 done
