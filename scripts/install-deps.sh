@@ -13,6 +13,7 @@ jq
 python3 mawk
 gnuplot-nox
 clang libclang-rt-14-dev valgrind
+dpkg-dev debhelper lintian debootstrap git
 "
 
 missing=""
