@@ -180,15 +180,13 @@ static void bp_on_sample(void *opaque, const bal_sample_t *sample)
     bp_domain_t *dom = bp_domain_get(inst, sample->name);
     bp_identity_t id;
 
-    if (sample->state == BAL_STATE_FAILED) {
-        if (dom != NULL)
-            c_complain(LOG_ERR, &dom->complaint, "balloon plugin: Reading domain '%s' failed: %s",
-                       sample->name, sample->error != NULL ? sample->error : "unknown error.");
-        return;
-    }
-    if (dom != NULL)
+    if (dom != NULL && sample->state == BAL_STATE_FAILED)
+        c_complain(LOG_ERR, &dom->complaint, "balloon plugin: Reading domain '%s' failed: %s",
+                   sample->name, sample->error != NULL ? sample->error : "unknown error.");
+    else if (dom != NULL)
         c_release(LOG_NOTICE, &dom->complaint, "balloon plugin: Domain '%s' can be read again.",
                   sample->name);
+    /* A domain that could not be read is still there: its state says so. */
     bp_metrics_identity(inst->config, sample->name, sample->uuid, hostname_g, &id);
     bp_metrics_dispatch_sample(sample, &id, cdtime(), inst->interval_s);
 }

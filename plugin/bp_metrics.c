@@ -9,6 +9,7 @@
  *   pages. */
 #include "plugin/bp_metrics.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -32,6 +33,17 @@ static const bp_stat_metric_t bp_stat_metrics[BAL_STAT_COUNT] = {
     [BAL_STAT_DIRECT_SCANS] = {"vmpage_action", "direct_scans", DS_TYPE_DERIVE},
     [BAL_STAT_ASYNC_RECLAIMS] = {"vmpage_action", "async_reclaims", DS_TYPE_DERIVE},
     [BAL_STAT_DIRECT_RECLAIMS] = {"vmpage_action", "direct_reclaims", DS_TYPE_DERIVE},
+};
+
+/* The documented encoding of gauge-state (collectd-balloon(5), README "Metrics"): written out here,
+ * not taken from the agent's enum order, so that reordering the enum cannot change what alerts and
+ * dashboards already match on. */
+static const gauge_t bp_state_codes[] = {
+    [BAL_STATE_OK] = 0,
+    [BAL_STATE_NEVER_ANSWERED] = 1,
+    [BAL_STATE_STALE] = 2,
+    [BAL_STATE_NO_BALLOON] = 3,
+    [BAL_STATE_FAILED] = 4,
 };
 
 typedef struct bp_event_metric {
@@ -148,31 +160,44 @@ static int bp_dispatch_stats(const bal_stats_t *st, const bp_identity_t *id, cdt
     return n;
 }
 
+gauge_t bp_metrics_state_code(bal_domain_state_t state)
+{
+    if ((int)state < 0 || (size_t)state >= sizeof(bp_state_codes) / sizeof(bp_state_codes[0]))
+        return NAN;
+    return bp_state_codes[state];
+}
+
 int bp_metrics_dispatch_sample(const bal_sample_t *sample, const bp_identity_t *id, cdtime_t now,
                                int64_t interval_s)
 {
     const bal_stats_t *st = &sample->stats;
     cdtime_t interval = TIME_T_TO_CDTIME_T(interval_s);
-    cdtime_t updated;
     value_t v[1];
-    double age;
     int n = 0;
 
-    if (!sample->has_stats || st->last_update <= 0)
-        return 0;
-    updated = TIME_T_TO_CDTIME_T(st->last_update);
+    if (sample->has_stats && st->last_update > 0) {
+        double age;
 
-    /* The stats carry QEMU's receive time: sent once per new last-update, never re-sent as new. */
-    if (sample->fresh)
-        n += bp_dispatch_stats(st, id, updated, interval);
+        /* The stats carry QEMU's receive time: sent once per new last-update, never re-sent as
+         * new. */
+        if (sample->fresh)
+            n += bp_dispatch_stats(st, id, TIME_T_TO_CDTIME_T(st->last_update), interval);
 
-    /* Every cycle, so that a freshness panel or a threshold sees the age grow while QEMU's stats
-     * stand still; last, so that a reader of the stream knows the domain's sample is complete. A
-     * last-update ahead of our clock (another host's clock, over a remote URI) counts as age 0,
-     * which is what types.db's minimum allows. */
-    age = CDTIME_T_TO_DOUBLE(now) - (double)st->last_update;
-    v[0].gauge = age > 0 ? age : 0;
-    n += bp_dispatch(id, "duration", "stats_age", v, 1, now, interval);
+        /* Every cycle, so that a freshness panel or a threshold sees the age grow while QEMU's
+         * stats stand still. A last-update ahead of our clock (another host's clock, over a remote
+         * URI) counts as age 0, which is what types.db's minimum allows. */
+        age = CDTIME_T_TO_DOUBLE(now) - (double)st->last_update;
+        v[0].gauge = age > 0 ? age : 0;
+        n += bp_dispatch(id, "duration", "stats_age", v, 1, now, interval);
+    }
+
+    /* Every domain, every cycle, whatever its state, at the read's time: a guest that never
+     * answered, or one that cannot be read, still exists for a dashboard or an alert. The state
+     * comes last, so that a reader of the stream knows the domain's sample is complete. */
+    v[0].gauge = sample->polling_interval_s >= 0 ? (gauge_t)sample->polling_interval_s : NAN;
+    n += bp_dispatch(id, "duration", "polling_interval", v, 1, now, interval);
+    v[0].gauge = bp_metrics_state_code(sample->state);
+    n += bp_dispatch(id, "gauge", "state", v, 1, now, interval);
     return n;
 }
 

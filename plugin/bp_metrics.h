@@ -36,10 +36,17 @@ typedef struct bp_identity {
 void bp_metrics_identity(const bp_config_t *config, const char *name, const char *uuid,
                          const char *hostname, bp_identity_t *out);
 
+/* The value of gauge-state for a domain's state: 0 ok, 1 never answered, 2 stale, 3 no balloon,
+ * 4 could not be read this cycle; NaN for a value outside the enum. */
+gauge_t bp_metrics_state_code(bal_domain_state_t state);
+
 /* Dispatches one sample's value lists with plugin_dispatch_values, in this order:
  * - when sample->has_stats and sample->fresh: every set stat and timestamp-last_update, at time
  *   last_update;
- * - when sample->has_stats: duration-stats_age (now - last_update, at time now), every cycle, last.
+ * - when sample->has_stats: duration-stats_age (now - last_update, at time now);
+ * - for every sample, whatever its state (FAILED too): duration-polling_interval (the interval QEMU
+ *   has as far as the agent knows, NaN when unknown) and, last, gauge-state
+ *   (bp_metrics_state_code), both at time now.
  * Every value list carries interval_s (the polling interval) as its interval. A stat that is not
  * set, or a counter above INT64_MAX, is left out. Returns the number of value lists dispatched. */
 int bp_metrics_dispatch_sample(const bal_sample_t *sample, const bp_identity_t *id, cdtime_t now,

@@ -119,8 +119,8 @@ LoadPlugin balloon
 EOF
 
 # The viewer. write_log prints each value list as a Graphite line (host.balloon-DOMAIN.type-instance
-# value time). The plugin sends each domain's sample with duration-stats_age last, so a domain is
-# complete at its age line, and a read cycle when every domain known from earlier cycles has sent
+# value time). The plugin sends every domain's sample, every read, with gauge-state last, so a domain
+# is complete at its state line, and a read cycle when every domain known from earlier cycles has sent
 # one. Notifications and the plugin's messages are shown as they come; a message that the next
 # line repeats as a notification is shown once.
 cat >"$T/view.awk" <<'VIEW'
@@ -135,26 +135,35 @@ function flush_pending() {
     if (pending != "") { printf "%s  %s\n", strftime("%H:%M:%S"), pending; fflush() }
     pending = ""
 }
-function flush_cycle(    i, d, upd, age, faults) {
+function flush_cycle(    i, d, upd, age, faults, st) {
     if (ncycle == 0) return
     printf "\n%s %-12s %10s %10s %10s %10s %9s %9s %13s %8s %5s\n", strftime("%H:%M:%S"), "domain",
         "free", "available", "total", "caches", "swap in", "swap out", "faults mn/mj", "updated", "age"
     for (i = 1; i <= ncycle; i++) {
         d = order[i]
+        st = v(d, "gauge-state")
         upd = v(d, "timestamp-last_update")
+        if (upd == "" || st == 1 || st == 3) {
+            printf "         %-12s (no stats: %s)\n", d, state_name[st]
+            continue
+        }
         age = v(d, "duration-stats_age")
         faults = v(d, "vmpage_faults.minflt") "/" v(d, "vmpage_faults.majflt")
         printf "         %-12s %10s %10s %10s %10s %9s %9s %13s %8s %4ss%s\n", d,
             human(v(d, "memory-free")), human(v(d, "memory-available")), human(v(d, "memory-total")),
             human(v(d, "memory-disk_caches")), human(v(d, "swap_io-in")), human(v(d, "swap_io-out")),
             faults == "/" ? "-" : faults, upd == "" ? "-" : strftime("%H:%M:%S", upd),
-            sprintf("%.0f", age), (age > 3 * interval) ? "  stale" : ""
+            sprintf("%.0f", age), (st != 0) ? "  " state_name[st] : ""
     }
-    for (d in silent) printf "         %-12s (no stats: %s)\n", d, silent[d]
     ncycle = 0
     cycles++
     split("", incycle)
     fflush()
+}
+BEGIN {
+    # gauge-state's encoding (collectd-balloon(5)).
+    state_name[0] = "ok"; state_name[1] = "its guest never answered"; state_name[2] = "stale"
+    state_name[3] = "no balloon device"; state_name[4] = "could not be read"
 }
 { sub(/\r$/, "") }
 /^[^ ]+\.balloon-[^ ]+ [-0-9.e+]+ [0-9]+$/ {
@@ -163,8 +172,7 @@ function flush_cycle(    i, d, upd, age, faults) {
     d = substr(part[2], 9)
     m = part[3] (part[4] != "" ? "." part[4] : "")
     val[d, m] = $2
-    if (d in silent) delete silent[d]
-    if (m == "duration-stats_age") {
+    if (m == "gauge-state") {
         if (d in incycle) flush_cycle()
         incycle[d] = 1
         order[++ncycle] = d
@@ -180,9 +188,6 @@ function flush_cycle(    i, d, upd, age, faults) {
     if (index(pending, msg) > 0) pending = ""
     flush_pending()
     printf "%s  %-7s %s: %s\n", strftime("%H:%M:%S"), sev, d, msg
-    # A warning about last-update for a domain that never sent a value: its guest never answered.
-    if (sev == "WARNING" && $0 ~ /type = timestamp, / && !((d SUBSEP "timestamp-last_update") in val))
-        silent[d] = "its guest never answered"
     fflush()
     next
 }

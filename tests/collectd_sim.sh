@@ -253,6 +253,9 @@ def series(domain):
             out.setdefault(prefix, []).append((float(cols[0]), [float(c) for c in cols[1:]]))
     return out
 
+# Dated with the read's time, every read, not with last-update.
+READ_TIME = ("duration-stats_age", "duration-polling_interval", "gauge-state")
+
 def is_set(v):
     return v is not None and v != UNSET and v >= 0
 
@@ -263,7 +266,7 @@ def check_domain(domain, expect_counts_min):
     expected = {MAP[k][0] for k, v in stats.items() if k in MAP and is_set(v)}
     if not (is_set(stats.get("stat-minor-faults")) and is_set(stats.get("stat-major-faults"))):
         expected.discard("vmpage_faults")
-    expected |= {"timestamp-last_update", "duration-stats_age"}
+    expected |= {"timestamp-last_update", "duration-stats_age", "duration-polling_interval", "gauge-state"}
     if set(data) != expected:
         fail("%r: series %s, expected %s" % (domain, sorted(data), sorted(expected)))
     for prefix, rowsl in data.items():
@@ -272,7 +275,7 @@ def check_domain(domain, expect_counts_min):
             for v in vals:
                 if v < 0 or v >= 1.8e19:
                     fail("%r %s: value %r is no stat" % (domain, prefix, v))
-        if prefix == "duration-stats_age":
+        if prefix in READ_TIME:
             continue
         # Values carry QEMU's last-update: whole seconds, each new one written once.
         if any(t != int(t) for t in times):
@@ -308,8 +311,21 @@ stuck, _ = check_domain("stuck1", 1)
 ages = [vals[0] for _, vals in stuck.get("duration-stats_age", [])]
 if not ages or ages[-1] < 3:
     fail("stuck1's stats age did not grow: %r" % ages[-5:])
-if os.path.exists(os.path.join(csv, "balloon-mute")):
-    fail("the guest that never answered has series: %r" % os.listdir(os.path.join(csv, "balloon-mute")))
+# Every domain, every read: its state (0 ok, 1 never answered, 2 stale) and the interval QEMU has (1 s).
+# A guest that answers may be read once before its first answer (1, never answered).
+for d, last in (("linux1", 0), ("legacy1", 0), (qname, 0), ("stuck1", 2), ("mute", 1)):
+    data = series(d)
+    got = [vals[0] for _, vals in data.get("gauge-state", [])]
+    allowed = {1} if d == "mute" else {0, 1, 2} if d == "stuck1" else {0, 1}
+    early = got.count(1) <= 1 or d == "mute"
+    if len(got) < 5 or not set(got) <= allowed or got[-1] != last or not early:
+        fail("%r: states %r, expected at least 5 of %r ending with %d" % (d, got[-10:], sorted(allowed), last))
+    intervals = {vals[0] for _, vals in data.get("duration-polling_interval", [])}
+    if intervals != {1.0}:
+        fail("%r: polling intervals %r, expected 1" % (d, sorted(intervals)))
+mute = series("mute")
+if set(mute) != {"gauge-state", "duration-polling_interval"}:
+    fail("the guest that never answered has series other than its state and interval: %r" % sorted(mute))
 
 log = open(os.path.join(T, "collectd.log")).read().splitlines()
 

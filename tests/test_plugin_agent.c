@@ -153,7 +153,7 @@ bal_sample_t fa_sample(const char *name, const char *uuid, unsigned n_stats, uin
     s.state = last_update > 0 ? BAL_STATE_OK : BAL_STATE_NEVER_ANSWERED;
     s.has_stats = last_update > 0;
     s.fresh = fresh;
-    s.polling_interval_s = -1;
+    s.polling_interval_s = 10; /* what the agent knows once it has read or set it */
     bal_stats_clear(&s.stats);
     for (unsigned i = 0; i < n_stats && i < BAL_STAT_COUNT; i++) {
         s.stats.stat[i].set = true;

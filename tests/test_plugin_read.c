@@ -91,9 +91,12 @@ static void test_qemu72_sample_maps_every_stat(void **state)
     check_value("vm1", "timestamp", "last_update", DS_TYPE_GAUGE, (double)lu, t, iv);
     /* The age is of now, at now. */
     check_value("vm1", "duration", "stats_age", DS_TYPE_GAUGE, 3, NOW_CD, iv);
-    assert_int_equal(fc_n_values(), 11);
-    /* The age comes last: a reader of the stream knows the domain's sample is complete. */
-    assert_string_equal(fc_value(10)->vl.type, "duration");
+    /* The domain's state and the interval QEMU has, at the read's time. */
+    check_value("vm1", "duration", "polling_interval", DS_TYPE_GAUGE, 10, NOW_CD, iv);
+    check_value("vm1", "gauge", "state", DS_TYPE_GAUGE, 0, NOW_CD, iv);
+    assert_int_equal(fc_n_values(), 13);
+    /* The state comes last: a reader of the stream knows the domain's sample is complete. */
+    assert_string_equal(fc_value(12)->vl.type, "gauge");
     assert_int_equal(fc_n_notifications(), 0);
 }
 
@@ -113,7 +116,7 @@ static void test_qemu92_counters_are_derive(void **state)
     check_value("vm", "vmpage_action", "async_reclaims", DS_TYPE_DERIVE, BAL_STAT_ASYNC_RECLAIMS, t, iv);
     check_value("vm", "vmpage_action", "direct_reclaims", DS_TYPE_DERIVE, BAL_STAT_DIRECT_RECLAIMS, t,
                  iv);
-    assert_int_equal(fc_n_values(), 17);
+    assert_int_equal(fc_n_values(), 19);
 }
 
 static void test_metric_table_uses_types_db(void **state)
@@ -145,8 +148,8 @@ static void test_legacy_guest_six_stats(void **state)
     start(NULL);
     fa_add_sample(&s);
     assert_int_equal(fc_read(0), 0);
-    /* swap in/out, faults, free, total, last_update, age */
-    assert_int_equal(fc_n_values(), 7);
+    /* swap in/out, faults, free, total, last_update, age, interval, state */
+    assert_int_equal(fc_n_values(), 9);
     assert_null(fc_find_value("old", "memory", "available"));
     assert_null(fc_find_value("old", "memory", "disk_caches"));
     assert_null(fc_find_value("old", "vmpage_action", "htlb_pgalloc"));
@@ -167,7 +170,7 @@ static void test_unset_stats_are_not_dispatched(void **state)
     assert_null(fc_find_value("vm", "vmpage_faults", ""));
     assert_null(fc_find_value("vm", "total_events", "oom_kills"));
     assert_non_null(fc_find_value("vm", "memory", "total"));
-    assert_int_equal(fc_n_values(), 17 - 3);
+    assert_int_equal(fc_n_values(), 19 - 3);
     /* Never -1, never 1.8e19. */
     for (size_t i = 0; i < fc_n_values(); i++) {
         const value_list_t *vl = &fc_value(i)->vl;
@@ -183,7 +186,7 @@ static void test_unset_stats_are_not_dispatched(void **state)
     }
 }
 
-static void test_never_answered_dispatches_nothing_and_notifies_once(void **state)
+static void test_never_answered_dispatches_its_state_and_notifies_once(void **state)
 {
     bal_sample_t s = fa_sample("mute", "", 0, 0, 0, false);
     const notification_t *n;
@@ -193,7 +196,11 @@ static void test_never_answered_dispatches_nothing_and_notifies_once(void **stat
     fa_add_event(BAL_EVENT_NEVER_ANSWERED, BAL_SEVERITY_WARNING, "mute", "",
                  "Domain 'mute' has never answered a stats request: is its balloon driver loaded?");
     assert_int_equal(fc_read(0), 0);
-    assert_int_equal(fc_n_values(), 0);
+    /* No stats, no age: only what says the domain exists and why it has nothing. */
+    assert_int_equal(fc_n_values(), 2);
+    check_value("mute", "duration", "polling_interval", DS_TYPE_GAUGE, 10, NOW_CD,
+                TIME_T_TO_CDTIME_T(10));
+    check_value("mute", "gauge", "state", DS_TYPE_GAUGE, 1, NOW_CD, TIME_T_TO_CDTIME_T(10));
     assert_int_equal(fc_n_notifications(), 1);
     n = fc_notification(0);
     assert_int_equal(n->severity, NOTIF_WARNING);
@@ -206,11 +213,15 @@ static void test_never_answered_dispatches_nothing_and_notifies_once(void **stat
     assert_string_equal(n->message,
                         "Domain 'mute' has never answered a stats request: is its balloon driver loaded?");
 
-    /* The agent says it once; the plugin adds nothing of its own on later cycles. */
+    /* The agent says it once; the plugin adds nothing of its own on later cycles, and the state
+     * goes on, at each read's time. */
+    fc_clear_records();
     fc_set_time(NOW_CD + TIME_T_TO_CDTIME_T(10));
     assert_int_equal(fc_read(0), 0);
-    assert_int_equal(fc_n_values(), 0);
-    assert_int_equal(fc_n_notifications(), 1);
+    assert_int_equal(fc_n_values(), 2);
+    check_value("mute", "gauge", "state", DS_TYPE_GAUGE, 1, NOW_CD + TIME_T_TO_CDTIME_T(10),
+                TIME_T_TO_CDTIME_T(10));
+    assert_int_equal(fc_n_notifications(), 0);
 }
 
 static void test_stale_sample_is_not_sent_again(void **state)
@@ -221,9 +232,10 @@ static void test_stale_sample_is_not_sent_again(void **state)
     start(NULL);
     fa_add_sample(&s);
     assert_int_equal(fc_read(0), 0);
-    assert_int_equal(fc_n_values(), 11);
+    assert_int_equal(fc_n_values(), 13);
 
-    /* Same last-update on the next cycles: only the age, growing, at the current time. */
+    /* Same last-update on the next cycles: only the age, growing, and the state, at the current
+     * time. */
     fa_clear_samples();
     s.fresh = false;
     s.state = BAL_STATE_STALE;
@@ -235,9 +247,11 @@ static void test_stale_sample_is_not_sent_again(void **state)
             fa_add_event(BAL_EVENT_STALE_REARMED, BAL_SEVERITY_WARNING, "vm", "",
                          "The stats of domain 'vm' stopped advancing; its polling timer was re-armed.");
         assert_int_equal(fc_read(0), 0);
-        assert_int_equal(fc_n_values(), 1);
+        assert_int_equal(fc_n_values(), 3);
         check_value("vm", "duration", "stats_age", DS_TYPE_GAUGE, 2 + 10 * cycle,
                      NOW_CD + TIME_T_TO_CDTIME_T(10 * cycle), TIME_T_TO_CDTIME_T(10));
+        check_value("vm", "gauge", "state", DS_TYPE_GAUGE, 2, NOW_CD + TIME_T_TO_CDTIME_T(10 * cycle),
+                    TIME_T_TO_CDTIME_T(10));
     }
     assert_int_equal(fc_n_notifications(), 1);
     assert_int_equal(fc_notification(0)->severity, NOTIF_WARNING);
@@ -251,7 +265,7 @@ static void test_stale_sample_is_not_sent_again(void **state)
     fa_add_event(BAL_EVENT_RECOVERED, BAL_SEVERITY_OKAY, "vm", "", "The stats of domain 'vm' advance again.");
     fc_set_time(NOW_CD + TIME_T_TO_CDTIME_T(40));
     assert_int_equal(fc_read(0), 0);
-    assert_int_equal(fc_n_values(), 11);
+    assert_int_equal(fc_n_values(), 13);
     check_value("vm", "memory", "free", DS_TYPE_GAUGE, 6 + BAL_STAT_FREE_MEMORY,
                  TIME_T_TO_CDTIME_T(NOW + 31), TIME_T_TO_CDTIME_T(10));
     assert_int_equal(fc_notification(0)->severity, NOTIF_OKAY);
@@ -303,13 +317,13 @@ static void test_identifiers_follow_the_formats(void **state)
     fa_add_sample(&noid);
     fa_add_event(BAL_EVENT_INTERVAL_RESET, BAL_SEVERITY_WARNING, "sock vm", "", "Reset.");
     assert_int_equal(fc_read(0), 0);
-    assert_int_equal(fc_count_values("testhost", NULL, NULL), 14);
-    assert_int_equal(fc_n_values(), 14);
+    assert_int_equal(fc_count_values("testhost", NULL, NULL), 18);
+    assert_int_equal(fc_n_values(), 18);
     for (size_t i = 0; i < fc_n_values(); i++) {
         const value_list_t *vl = &fc_value(i)->vl;
 
         assert_string_equal(vl->plugin_instance, "testhost");
-        if (i < 7)
+        if (i < 9)
             assert_string_equal(vl->host, "it's \"web\" 1:9f0c2a5e-1111-2222-3333-444455556666");
         else
             assert_string_equal(vl->host, "sock vm:sock vm"); /* no UUID: the name stands in */
@@ -383,6 +397,49 @@ static bal_sample_t failed(const char *name, const char *error)
     return s;
 }
 
+static void test_every_domain_has_its_state_and_interval(void **state)
+{
+    /* The documented encoding, one domain in each state. */
+    static const struct {
+        const char *name;
+        bal_domain_state_t state;
+        int64_t interval;
+        double code;
+    } cases[] = {
+        {"a-ok", BAL_STATE_OK, 10, 0},
+        {"b-never", BAL_STATE_NEVER_ANSWERED, 10, 1},
+        {"c-stale", BAL_STATE_STALE, 0, 2},
+        {"d-noballoon", BAL_STATE_NO_BALLOON, -1, 3},
+        {"e-failed", BAL_STATE_FAILED, 7, 4},
+    };
+    (void)state;
+    start(NULL);
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        bal_sample_t s = cases[i].state == BAL_STATE_FAILED ? failed(cases[i].name, "Gone.")
+                                                            : fa_sample(cases[i].name, "", 0, 0, 0, false);
+
+        s.state = cases[i].state;
+        s.polling_interval_s = cases[i].interval;
+        fa_add_sample(&s);
+    }
+    fc_set_time(NOW_CD + TIME_T_TO_CDTIME_T(1));
+    assert_int_equal(fc_read(0), 0);
+    assert_int_equal(fc_n_values(), 2 * sizeof(cases) / sizeof(cases[0]));
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        const fc_value_list_t *iv = fc_find_value(cases[i].name, "duration", "polling_interval");
+
+        check_value(cases[i].name, "gauge", "state", DS_TYPE_GAUGE, cases[i].code,
+                    NOW_CD + TIME_T_TO_CDTIME_T(1), TIME_T_TO_CDTIME_T(10));
+        assert_non_null(iv);
+        assert_true(iv->vl.time == NOW_CD + TIME_T_TO_CDTIME_T(1));
+        if (cases[i].interval < 0)
+            assert_true(isnan(iv->vl.values[0].gauge)); /* not known: no number passes for one */
+        else
+            assert_true(iv->vl.values[0].gauge == (double)cases[i].interval);
+    }
+    assert_true(isnan(bp_metrics_state_code((bal_domain_state_t)5)));
+}
+
 static void test_domain_failures_are_rate_limited(void **state)
 {
     bal_sample_t bad = failed("broken", "QEMU did not answer within 5000 ms.");
@@ -391,8 +448,9 @@ static void test_domain_failures_are_rate_limited(void **state)
     start(NULL);
     fa_add_sample(&bad);
     fa_add_sample(&good);
-    /* One domain failing is not the read failing. */
+    /* One domain failing is not the read failing, and the domain still says it is there. */
     assert_int_equal(fc_read(0), 0);
+    check_value("broken", "gauge", "state", DS_TYPE_GAUGE, 4, NOW_CD, TIME_T_TO_CDTIME_T(10));
     assert_int_equal(fc_count_logs(LOG_ERR, "balloon plugin: Reading domain 'broken' failed: QEMU did "
                                             "not answer within 5000 ms.", NULL), 1);
     assert_int_equal(fc_read(0), 0);
@@ -459,6 +517,7 @@ static void test_read_fails_only_when_nothing_could_be_read(void **state)
 
     fa_set_read_status(-ECONNRESET, "The connection to 'qemu:///system' was lost.");
     assert_int_not_equal(fc_read(0), 0);
+    assert_int_equal(fc_n_values(), 0); /* nothing could be read: nothing is made up either */
     assert_int_equal(fc_count_logs(LOG_ERR, "balloon plugin: No domain could be read: The connection "
                                             "to 'qemu:///system' was lost.", NULL), 1);
     fa_set_read_status(-ECONNRESET, "The connection to 'qemu:///system' was lost.");
@@ -514,7 +573,8 @@ int main(void)
         cmocka_unit_test(test_metric_table_uses_types_db),
         cmocka_unit_test(test_legacy_guest_six_stats),
         cmocka_unit_test(test_unset_stats_are_not_dispatched),
-        cmocka_unit_test(test_never_answered_dispatches_nothing_and_notifies_once),
+        cmocka_unit_test(test_never_answered_dispatches_its_state_and_notifies_once),
+        cmocka_unit_test(test_every_domain_has_its_state_and_interval),
         cmocka_unit_test(test_stale_sample_is_not_sent_again),
         cmocka_unit_test(test_values_carry_polling_interval_and_last_update),
         cmocka_unit_test(test_age_never_negative),

@@ -488,6 +488,26 @@ noballoon_quiet() {
     [ "$_l" -le 1 ] && [ "$_e" = 0 ] && [ "$_n" -le 1 ]
 }
 
+# Every domain has its state, every read, whatever it is: the last one written (before collectd was
+# stopped) for each guest, and that the state of each was written at least once per two intervals.
+states_written() {
+    _bad=""
+    _seen=""
+    for _pair in drv:0 nodrv:1 noballoon:3 rmmod:2; do
+        _slug=${_pair%:*}
+        _want=${_pair#*:}
+        _rows=$(e2e_csv_rows "$csv/balloon-$(e2e_name "$_slug")" gauge-state | awk -F, -v t="$t_collectd" '$1 >= t')
+        _last=$(printf '%s\n' "$_rows" | awk -F, 'NF == 2 { v = $2 + 0 } END { print v }')
+        _n=$(printf '%s\n' "$_rows" | grep -c , || true)
+        _seen="$_seen $_slug=$_last ($_n rows)"
+        _span=$(printf '%s\n' "$_rows" | awk -F, 'NR == 1 { a = $1 } { b = $1 } END { printf "%d", b - a }')
+        [ "$_last" = "$_want" ] || _bad="$_bad $_slug: last state $_last, expected $_want;"
+        [ "$_n" -ge $((_span / (2 * I))) ] || _bad="$_bad $_slug: $_n states in $_span s;"
+    done
+    echo "last states:$_seen${_bad:+; wrong:$_bad}"
+    [ -z "$_bad" ]
+}
+
 rmmod_once() {
     _n=$(notifications e2e-rmmod $((log_before_rmmod + 1)) "$log_before_stop" | wc -l)
     _before=$(notifications e2e-rmmod 1 "$log_before_rmmod" | wc -l)
@@ -543,6 +563,7 @@ check "e2e-drv: no last_update written twice" no_repeats drv
 check "e2e-rmmod: no last_update written twice" no_repeats rmmod
 check "e2e-nodrv: no stats and exactly one notification" nodrv_one_notification
 check "e2e-noballoon: skipped quietly" noballoon_quiet
+check "every domain's state is written every read: 0 ok, 1 never answered, 3 no balloon, 2 stale" states_written
 check "e2e-rmmod: stale after its driver went, re-armed once, notified once, quiet after" rmmod_once
 check "no other guest re-armed" no_rearm_elsewhere
 check "libvirtd restart: no flood of errors" libvirtd_no_flood
