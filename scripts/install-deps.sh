@@ -13,6 +13,8 @@ jq
 python3 mawk
 gnuplot-nox
 clang libclang-rt-14-dev valgrind
+prometheus prometheus-alertmanager libmicrohttpd12 libprotobuf-c1
+chromium fonts-dejavu-core
 dpkg-dev debhelper lintian debootstrap git
 "
 

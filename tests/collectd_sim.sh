@@ -139,7 +139,7 @@ kill -0 "$collectd_pid" || fail "collectd exited early."
 # Pause the answering guests (QMP stop: their polling clock stops), note what they served last, and
 # wait until collectd wrote that sample.
 python3 - "$T" "$QNAME" >"$T/frozen.json" <<'EOF'
-import json, os, socket, sys
+import json, os, socket, sys, time
 
 T, qname = sys.argv[1], sys.argv[2]
 
@@ -166,7 +166,8 @@ def qmp(name, *cmds):
 get = {"execute": "qom-get", "arguments": {"path": "/machine/peripheral/balloon0", "property": "guest-stats"}}
 interval = {"execute": "qom-get", "arguments": {"path": "/machine/peripheral/balloon0",
                                                 "property": "guest-stats-polling-interval"}}
-frozen = {}
+# From here on the paused guests' stats stop advancing: they may go stale before collectd stops.
+frozen = {"paused_at": time.time()}
 for name in ("linux1", "legacy1", qname):
     i, _, frozen[name] = qmp(name, interval, {"execute": "stop"}, get)
     # The LoadPlugin block's Interval, rounded up, as PollingInterval's default.
@@ -312,10 +313,12 @@ ages = [vals[0] for _, vals in stuck.get("duration-stats_age", [])]
 if not ages or ages[-1] < 3:
     fail("stuck1's stats age did not grow: %r" % ages[-5:])
 # Every domain, every read: its state (0 ok, 1 never answered, 2 stale) and the interval QEMU has (1 s).
-# A guest that answers may be read once before its first answer (1, never answered).
+# A guest that answers may be read once before its first answer (1, never answered). The states of
+# the guests paused at the end are judged up to the pause.
 for d, last in (("linux1", 0), ("legacy1", 0), (qname, 0), ("stuck1", 2), ("mute", 1)):
     data = series(d)
-    got = [vals[0] for _, vals in data.get("gauge-state", [])]
+    until = frozen["paused_at"] if last == 0 else float("inf")
+    got = [vals[0] for t, vals in data.get("gauge-state", []) if t < until]
     allowed = {1} if d == "mute" else {0, 1, 2} if d == "stuck1" else {0, 1}
     early = got.count(1) <= 1 or d == "mute"
     if len(got) < 5 or not set(got) <= allowed or got[-1] != last or not early:
