@@ -73,6 +73,16 @@ ac_version=$(sed -n 's/^AC_INIT(\[[^]]*\], *\[\([^]]*\)\].*/\1/p' "$work/src/con
 [ "$deb_version" = "$ac_version" ] ||
     fail "debian/changelog's version '$deb_version' is not configure.ac's '$ac_version': add a changelog entry (dch -v '$ac_version')."
 
+# The example configuration shows every option of collectd-balloon(5) (each .TP entry of OPTIONS).
+options=$(awk '/^\.SH OPTIONS/ { on = 1; next } /^\.SH/ { on = 0 }
+    on && prev == ".TP" && /^\.B[IR]? "/ { sub(/^\.B[IR]? "/, ""); sub(/[ \\].*/, ""); print } { prev = $0 }' \
+    "$work/src/plugin/collectd-balloon.5" | sort -u)
+[ -n "$options" ] || fail "no option found in plugin/collectd-balloon.5's OPTIONS."
+for o in $options; do
+    grep -q "^#[[:space:]]*$o " "$work/src/debian/balloon.conf" ||
+        fail "debian/balloon.conf does not show the option '$o' of collectd-balloon(5)."
+done
+
 # --- build -------------------------------------------------------------------------------------------
 # A clean environment: nothing of make check's (MAKEFLAGS and its jobserver, abs_top_srcdir, ...).
 # nocheck: this make check is the tests' run on this tree; a second one inside the package build
