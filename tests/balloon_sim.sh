@@ -25,6 +25,9 @@ UNSET=18446744073709551615
 start() {
     _dir=$1
     shift
+    # Emptied here, not only by the redirection below, which the background child makes after this
+    # shell may already have read the previous run's "ready".
+    : >"$tmp/out"
     "$sim" --socket-dir "$_dir" "$@" >"$tmp/out" 2>"$tmp/err" &
     pid=$!
     pids="$pids $pid"
