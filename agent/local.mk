@@ -26,6 +26,7 @@ agent_libagent_la_SOURCES += agent/bal_filter.c agent/bal_filter.h \
 	agent/bal_agent.c
 # balloonctl, the operator's command-line look at the same agent
 bin_PROGRAMS += agent/balloonctl
+dist_man_MANS += agent/balloonctl.1
 agent_balloonctl_SOURCES = agent/balloonctl.c
 agent_balloonctl_CFLAGS = $(AM_CFLAGS) $(YAJL_CFLAGS)
 agent_balloonctl_LDADD = agent/libagent.la $(YAJL_LIBS)

@@ -16,6 +16,7 @@ gnuplot-nox
 clang libclang-rt-14-dev valgrind
 prometheus prometheus-alertmanager libmicrohttpd12 libprotobuf-c1
 chromium fonts-dejavu-core
+dpkg-dev debhelper lintian debootstrap git
 "
 
 missing=""

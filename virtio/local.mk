@@ -15,7 +15,8 @@ virtio_libvirtio_la_SOURCES += virtio/vb_buf.c virtio/vb_buf.h virtio/vb_hash.h 
 virtio_libvirtio_la_SOURCES += virtio/vb_machine.c virtio/vb_machine.h \
 	virtio/vb_qmp_server.c virtio/vb_qmp_server.h virtio/vb_heap.c virtio/vb_heap.h \
 	virtio/vb_sim.c virtio/vb_sim.h
-# balloon-sim: a test and demo tool, not installed
-noinst_PROGRAMS += virtio/balloon-sim
+# balloon-sim: a demo and test tool, installed (Debian: package balloon-sim)
+bin_PROGRAMS += virtio/balloon-sim
+dist_man_MANS += virtio/balloon-sim.1
 virtio_balloon_sim_SOURCES = virtio/balloon_sim.c
 virtio_balloon_sim_LDADD = virtio/libvirtio.la

@@ -23,7 +23,10 @@ python3 "$abs_top_srcdir/tests/dashboards/check_grafana.py" "$src/grafana/collec
 # The installation, into a scratch root.
 make -s -C "$abs_top_builddir" install-data DESTDIR="$T/root" >"$T/install.log" 2>&1 \
     || { cat "$T/install.log" >&2; fail "make install-data failed."; }
-datadir=$(make -s -C "$abs_top_builddir" -f Makefile -f - print-datadir <<'EOF'
+# A make of its own, not a sub-make of the one running the tests: a sub-make started with -C, or by
+# a make that was (make -C build check, dpkg-buildpackage's make -j2 check), may say "Entering
+# directory" on stdout even with -s --no-print-directory.
+datadir=$(MAKEFLAGS= MAKELEVEL= make -s --no-print-directory -C "$abs_top_builddir" -f Makefile -f - print-datadir <<'EOF'
 print-datadir:
 	@echo $(datadir)
 EOF
