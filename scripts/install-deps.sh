@@ -9,6 +9,7 @@ libvirt-dev libyajl-dev libcmocka-dev
 collectd-core collectd-dev
 libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86
 busybox-static cpio socat procps xz-utils binutils
+iproute2 prometheus libmicrohttpd12 libprotobuf-c1
 jq
 python3 mawk
 gnuplot-nox
