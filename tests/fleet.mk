@@ -6,6 +6,8 @@ EXTRA_DIST += \
 	tests/fleet/lib.sh \
 	tests/fleet/conf.sh \
 	tests/fleet/check.py \
+	tests/fleet/bench.sh \
+	tests/fleet/bench.py \
 	dashboards/fleet/hypervisor.conf \
 	dashboards/fleet/central.conf \
 	dashboards/fleet/passwd \
