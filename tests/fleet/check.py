@@ -6,7 +6,9 @@ phase of tests/fleet/run.sh; each prints what it saw and exits 1 with a FAIL lin
 does not hold, 0 when all hold. Times are seconds since the epoch (floats).
 """
 import argparse
+import html
 import json
+import re
 import sys
 import time
 import urllib.parse
@@ -282,41 +284,95 @@ def cmd_silent(a, prom):
 
 def cmd_resumed(a, prom):
     """After the hypervisor's collectd started again: every one of its series has a sample newer
-    than the start, and its stopped-sending alert resolves, within 3 intervals."""
-    series = {k for k in load_series(a.series) if k[0] == a.host}
-    deadline = a.since + a.timeout
+    than the snapshot taken while it was dead, and its stopped-sending alert resolves, within
+    a.timeout seconds of a.since."""
+    before = {tuple(k): t for k, t in json.load(open(a.before)) if k[0] == a.host}
 
-    def done():
+    def late():
         t = sample_times(prom, [a.host])
-        late = {k for k in series if t.get(k, 0) <= a.since}
-        return not late and not firing_of(prom, a.alert, a.host)
-    wait(max(0.0, deadline - time.time()), done, "%s's series back and %s resolved" % (a.host, a.alert))
-    t = sample_times(prom, [a.host])
-    for k in sorted(series, key=str):
-        if t.get(k, 0) <= a.since:
-            fail("series %s has no sample since the restart" % (k,))
+        return {k for k in before if t.get(k, 0) <= before[k]}
+    wait(max(0.0, a.since + a.timeout - time.time()), lambda: not late() and not firing_of(prom, a.alert, a.host),
+         "%s's series back and %s resolved" % (a.host, a.alert))
+    for k in sorted(late(), key=str):
+        fail("series %s has no sample since the restart" % (k,))
     if firing_of(prom, a.alert, a.host):
         fail("%s still fires for %s" % (a.alert, a.host))
     finish("%d series of %s back and %s resolved %.1f s after its collectd started"
-           % (len(series), a.host, a.alert, time.time() - a.since))
+           % (len(before), a.host, a.alert, time.time() - a.since))
+
+def cmd_snapshot(a, prom):
+    """Saves the time of every series' newest sample."""
+    series = load_series(a.series)
+    t = sample_times(prom, sorted({k[0] for k in series}))
+    json.dump([[list(k), t.get(k, 0)] for k in sorted(series, key=str)], open(a.save, "w"))
+    finish("newest samples of %d series saved" % len(series))
 
 
 def cmd_back(a, prom):
-    """After the central collectd's restart: every series has a sample newer than the restart within
-    a.timeout seconds."""
-    series = load_series(a.series)
-    hosts = sorted({k[0] for k in series})
+    """After the central collectd's restart: every series has a sample newer than the snapshot taken
+    while it was down (so one that came through the new process), within a.timeout seconds of
+    a.since."""
+    before = {tuple(k): t for k, t in json.load(open(a.before))}
+    hosts = sorted({k[0] for k in before})
 
-    def done():
+    def late():
         t = sample_times(prom, hosts)
-        return all(t.get(k, 0) > a.since for k in series)
-    wait(max(0.0, a.since + a.timeout - time.time()), done, "every series back after the restart")
-    t = sample_times(prom, hosts)
-    late = sorted((k for k in series if t.get(k, 0) <= a.since), key=str)
-    for k in late[:20]:
+        return {k for k in before if t.get(k, 0) <= before[k]}
+    wait(max(0.0, a.since + a.timeout - time.time()), lambda: not late(), "every series back after the restart")
+    for k in sorted(late(), key=str)[:20]:
         fail("series %s has no sample since the central collectd's restart" % (k,))
     finish("all %d series back %.1f s after the central collectd's restart"
-           % (len(series), time.time() - a.since))
+           % (len(before), time.time() - a.since))
+
+def label_values(prom, expr):
+    """Grafana's label_values(SELECTOR, LABEL) over Prometheus's label values API."""
+    m = re.fullmatch(r"\s*label_values\((.*),\s*(\w+)\s*\)\s*", expr, re.S)
+    if m is None:
+        raise SystemExit("FAIL: cannot read the variable query %r" % expr)
+    return set(prom.get("/api/v1/label/%s/values" % m.group(2), **{"match[]": m.group(1)}))
+
+
+def cmd_dashboards(a, prom):
+    """The dashboards across hypervisors: the Grafana dashboard's host variable lists every
+    hypervisor that sends, its vm variable each one's VMs; the fleet console has a row, linked to
+    the VM's page, for every (hypervisor, VM); each VM's page shows its hypervisor and VM."""
+    series = load_series(a.series)
+    vms = {}
+    for host, vm, _, _ in series:
+        vms.setdefault(host, set()).add(vm)
+    hosts = set(vms) | set(a.also)
+    variables = {v["name"]: v for v in json.load(open(a.grafana))["templating"]["list"]}
+
+    def var_query(name):
+        q = variables[name]["query"]
+        return q["query"] if isinstance(q, dict) else q
+    got = label_values(prom, var_query("host"))
+    if got != hosts:
+        fail("Grafana's host variable lists %r, not the hypervisors %r" % (sorted(got), sorted(hosts)))
+    for host in sorted(vms):
+        got = label_values(prom, var_query("vm").replace("$host", re.escape(host)))
+        if got != vms[host]:
+            fail("Grafana's vm variable for host %r lists %r, not %r" % (host, sorted(got), sorted(vms[host])))
+    with urllib.request.urlopen(prom.url + "/consoles/" + a.console, timeout=30) as r:
+        page = r.read().decode()
+    rows = 0
+    for host in sorted(vms):
+        for vm in sorted(vms[host]):
+            link = "?host=%s&amp;vm=%s" % (html.escape(host), html.escape(vm))
+            if link not in page:
+                fail("the fleet console has no row for %s/%s (no link %r)" % (host, vm, link))
+                continue
+            rows += 1
+            url = prom.url + "/consoles/" + a.vm_console + "?" + urllib.parse.urlencode({"host": host, "vm": vm})
+            with urllib.request.urlopen(url, timeout=30) as r:
+                vm_page = r.read().decode()
+            if html.escape(host) not in vm_page or html.escape(vm) not in vm_page:
+                fail("the page of %s/%s does not name them" % (host, vm))
+    for name in a.refused:
+        if name in page:
+            fail("the fleet console shows the refused sender %r" % name)
+    finish("Grafana's host variable lists the %d hypervisors, its vm variable their VMs; the fleet console "
+           "has the %d (hypervisor, VM) rows" % (len(hosts), rows))
 
 
 def main():
@@ -334,22 +390,36 @@ def main():
     s.add_argument("--expect", action="append", default=[], metavar="ALERT:INSTANCE[/VM]")
     s.add_argument("--timeout", type=float, required=True)
     s.add_argument("--save", required=True)
-    for name in ("silent", "resumed"):
-        s = sub.add_parser(name)
-        s.add_argument("--host", required=True)
-        s.add_argument("--alert", required=True)
-        s.add_argument("--since", type=float, required=True)
-        s.add_argument("--series", required=True)
-        s.add_argument("--alerts")
-        s.add_argument("--timeout", type=float)
-    s = sub.add_parser("back")
+    s = sub.add_parser("silent")
+    s.add_argument("--host", required=True)
+    s.add_argument("--alert", required=True)
     s.add_argument("--since", type=float, required=True)
     s.add_argument("--series", required=True)
+    s.add_argument("--alerts", required=True)
+    s = sub.add_parser("resumed")
+    s.add_argument("--host", required=True)
+    s.add_argument("--alert", required=True)
+    s.add_argument("--since", type=float, required=True)
+    s.add_argument("--before", required=True)
+    s.add_argument("--timeout", type=float, required=True)
+    s = sub.add_parser("dashboards")
+    s.add_argument("--series", required=True)
+    s.add_argument("--also", action="append", default=[], help="a sender with no series in --series")
+    s.add_argument("--refused", action="append", default=[])
+    s.add_argument("--grafana", required=True)
+    s.add_argument("--console", required=True)
+    s.add_argument("--vm-console", required=True)
+    s = sub.add_parser("snapshot")
+    s.add_argument("--series", required=True)
+    s.add_argument("--save", required=True)
+    s = sub.add_parser("back")
+    s.add_argument("--since", type=float, required=True)
+    s.add_argument("--before", required=True)
     s.add_argument("--timeout", type=float, required=True)
     a = p.parse_args()
     prom = Prometheus(a.prom)
     {"arrive": cmd_arrive, "alerts": cmd_alerts, "silent": cmd_silent, "resumed": cmd_resumed,
-     "back": cmd_back}[a.cmd](a, prom)
+     "snapshot": cmd_snapshot, "back": cmd_back, "dashboards": cmd_dashboards}[a.cmd](a, prom)
 
 
 if __name__ == "__main__":

@@ -24,7 +24,8 @@ so=$abs_top_builddir/plugin/.libs/balloon.so
 sim=$abs_top_builddir/virtio/balloon-sim
 ctl=$abs_top_builddir/agent/balloonctl
 collectd=$(command -v collectd 2>/dev/null || echo /usr/sbin/collectd)
-rules=${FLEET_RULES:-$abs_top_srcdir/dashboards/prometheus/collectd-balloon.rules.yml}
+dashboards=$abs_top_srcdir/dashboards
+rules=${FLEET_RULES:-$dashboards/prometheus/collectd-balloon.rules.yml}
 silent_alert=CollectdBalloonHostSilent
 # collectd's Interval on every hypervisor and Prometheus's scrape and rule interval: the example's
 # 10 s and 5 s, scaled down as far as the network plugin's flush (FlushInterval 1) allows: the
@@ -43,7 +44,9 @@ for c in ip prometheus python3; do
     command -v "$c" >/dev/null 2>&1 || skip "'$c' is not installed (scripts/install-deps.sh)."
 done
 [ -x "$collectd" ] || skip "collectd is not installed (collectd-core)."
-[ -f "$rules" ] || { echo "FAIL: the rules '$rules' are missing." >&2; exit 1; }
+for f in "$rules" "$dashboards/grafana/collectd-balloon.json" "$dashboards/prometheus/consoles/collectd-balloon.html"; do
+    [ -f "$f" ] || { echo "FAIL: '$f' is missing." >&2; exit 1; }
+done
 # A sanitizer's runtime would have to be preloaded into every daemon; the plain build runs this.
 nm -D "$so" 2>/dev/null | grep -q ' U __asan_init' && skip "balloon.so is built with a sanitizer."
 
@@ -117,8 +120,8 @@ start_central() {
 start_central
 fleet_start "$FLEET_CENTRAL_NS" prometheus prometheus --config.file="$FLEET_WORK/prometheus.yml" \
     --storage.tsdb.path="$FLEET_WORK/tsdb" --web.listen-address="127.0.0.1:$prom_port" \
-    --web.console.templates="$abs_top_srcdir/dashboards/prometheus/consoles" \
-    --web.console.libraries="$abs_top_srcdir/dashboards/prometheus/console_libraries"
+    --web.console.templates="$dashboards/prometheus/consoles" \
+    --web.console.libraries="$dashboards/prometheus/console_libraries"
 fleet_wait 60 'ip netns exec "$FLEET_CENTRAL_NS" python3 -c "import urllib.request as u; u.urlopen(\"http://127.0.0.1:$prom_port/-/ready\", timeout=2)" 2>/dev/null' ||
     fleet_fail "Prometheus did not get ready."
 
@@ -203,21 +206,30 @@ grep -q 'Unencrypted packet or part has been ignored' "$FLEET_WORK/central.log" 
 fleet_log "the alerts before anything goes wrong: only the guest that never answers"
 check alerts --expect CollectdBalloonNeverAnswered:hv2/mute --timeout 60 --save "$FLEET_WORK/alerts.json"
 
+fleet_log "the dashboards across hypervisors"
+check dashboards --series "$FLEET_WORK/series.json" --also impostor --refused badpw --refused plain \
+    --refused signed --grafana "$dashboards/grafana/collectd-balloon.json" \
+    --console collectd-balloon.html --vm-console collectd-balloon-vm.html
+
 fleet_log "hv2's collectd killed"
 t=$(fleet_now)
 fleet_stop hv2 KILL || true
 check silent --host hv2 --alert "$silent_alert" --since "$t" --series "$FLEET_WORK/series.json" \
     --alerts "$FLEET_WORK/alerts.json"
+check snapshot --series "$FLEET_WORK/series.json" --save "$FLEET_WORK/before-resume.json"
 t=$(fleet_now)
 start_collectd hv2
-check resumed --host hv2 --alert "$silent_alert" --since "$t" --series "$FLEET_WORK/series.json" \
-    --timeout $((3 * interval + 2))
+check resumed --host hv2 --alert "$silent_alert" --since "$t" --before "$FLEET_WORK/before-resume.json" \
+    --timeout $((3 * interval))
 
 fleet_log "the central collectd restarted"
 fleet_stop central || fleet_fail "the central collectd did not stop cleanly."
+# Once Prometheus's scrapes have failed, what it has is all it will get from the old process.
+sleep 2
+check snapshot --series "$FLEET_WORK/series.json" --save "$FLEET_WORK/before-restart.json"
 t=$(fleet_now)
 start_central
-check back --since "$t" --series "$FLEET_WORK/series.json" --timeout $((3 * interval))
+check back --since "$t" --before "$FLEET_WORK/before-restart.json" --timeout $((3 * interval))
 
 fleet_log "everything stopped"
 for h in $all; do
