@@ -24,6 +24,7 @@ else
     hvs=10 guests=1000 interval=10 scrape=5s cycles=12
 fi
 hvs=${BENCH_FLEET_HYPERVISORS:-$hvs}
+cycles=${BENCH_FLEET_CYCLES:-$cycles}
 guests=${BENCH_FLEET_GUESTS:-$guests}
 so=$abs_top_builddir/plugin/.libs/balloon.so
 sim=$abs_top_builddir/virtio/balloon-sim
@@ -56,6 +57,10 @@ bench() { # the measurements, in the central namespace where Prometheus listens
     ip netns exec "$FLEET_CENTRAL_NS" python3 "$abs_top_srcdir/tests/fleet/bench.py" "$prom_port" "$@"
 }
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+# UDP datagrams the central namespace's kernel dropped for a full receive buffer.
+udp_drops() {
+    ip netns exec "$FLEET_CENTRAL_NS" awk '$1 == "Udp:" && $2 ~ /^[0-9]/ { print $6 }' /proc/net/snmp
+}
 
 fleet_take_slot || die "no fleet slot."
 fleet_central_ns || die "cannot make the central namespace."
@@ -96,21 +101,27 @@ while [ "$k" -le "$hvs" ]; do
     fleet_wait 120 'grep -q ready "$FLEET_WORK/sim-hv$k.out"' || die "balloon-sim of hv$k did not get ready."
     k=$((k + 1))
 done
-started=$(fleet_now)
+# The hypervisors' collectds start an Interval / H apart: collectd reads first when it starts, so
+# their reads spread over the interval as in a fleet whose hosts did not all start in the same
+# second. (All at once, each read's burst of packets from every hypervisor meets the others' in
+# the central host's UDP receive buffer: BENCH_FLEET_STAGGER=0.)
+stagger=$(awk -v i="$interval" -v h="$hvs" -v s="${BENCH_FLEET_STAGGER:-1}" 'BEGIN { printf "%.3f", s * i / h }')
 k=1
 while [ "$k" -le "$hvs" ]; do
     : >"$FLEET_WORK/hv$k.log"
     fleet_start "$FLEET_PREFIX-hv$k" "hv$k" "$collectd" -f -C "$FLEET_WORK/hv$k.conf"
     hv_pids="$hv_pids $FLEET_PID"
+    [ "$k" -lt "$hvs" ] && sleep "$stagger"
     k=$((k + 1))
 done
 vms=$((hvs * guests))
 fill=$(bench wait-vms "$vms" 600) || die "not every VM reached Prometheus."
-say "all $vms VMs in Prometheus $fill s after their collectds were started; warming up"
+say "all $vms VMs in Prometheus $fill s after the last collectd was started; warming up"
 # Three more cycles: every guest polled at the interval the plugin set, every series there.
 sleep $((3 * interval))
 
 t1=$(fleet_now)
+u1=$(udp_drops)
 c1=$(cpu_ticks "$central_pid")
 p1=$(cpu_ticks "$prom_pid")
 s1=0
@@ -125,6 +136,7 @@ p2=$(cpu_ticks "$prom_pid")
 s2=0
 for p in $hv_pids; do s2=$((s2 + $(cpu_ticks "$p"))); done
 t2=$(fleet_now)
+u2=$(udp_drops)
 wait "$poller" || die "the delay poller failed."
 # What was read by t2 has been flushed and scraped one interval later.
 sleep "$interval"
@@ -137,9 +149,9 @@ errors=$(grep '\[error\]' "$FLEET_WORK/central.log" | grep -vc MHD_OPTION_EXTERN
 
 hz=$(getconf CLK_TCK)
 python3 - "$FLEET_WORK" "$out" "$t1" "$t2" "$c1" "$c2" "$p1" "$p2" "$s1" "$s2" "$hz" "$hvs" "$guests" \
-    "$interval" "$scrape" "$fill" "$errors" <<'EOF'
+    "$interval" "$scrape" "$fill" "$errors" $((u2 - u1)) <<'EOF'
 import json, sys
-(work, out, t1, t2, c1, c2, p1, p2, s1, s2, hz, hvs, guests, interval, scrape, fill, errors) = sys.argv[1:]
+(work, out, t1, t2, c1, c2, p1, p2, s1, s2, hz, hvs, guests, interval, scrape, fill, errors, drops) = sys.argv[1:]
 t1, t2, hz, interval = float(t1), float(t2), float(hz), float(interval)
 span = t2 - t1
 acc = json.load(open(work + "/account.json"))
@@ -160,6 +172,7 @@ r = {
     "hypervisors_cpu_core_pct": round(100 * (int(s2) - int(s1)) / hz / span, 2),
     "delay_median_s": round(pct(50), 2), "delay_p99_s": round(pct(99), 2), "delay_max_s": round(d[-1], 2),
     "delays_measured": len(d), "all_vms_visible_after_s": float(fill), "central_errors_logged": int(errors),
+    "udp_receive_buffer_drops": int(drops),
 }
 json.dump(r, open(out + "/fleet.json", "w"), indent=None)
 verdict = lambda ok: "MET" if ok else "MISSED"
@@ -173,8 +186,8 @@ lines = [
     "%14.1f %12d %9d %13.2f%% %11.2f us %9.2f s %9.2f s %11.2f%%" % (
         r["values_received_per_s"], r["values_received"], lost, r["central_cpu_core_pct"],
         r["central_cpu_us_per_value"], r["delay_median_s"], r["delay_p99_s"], r["prometheus_cpu_core_pct"]),
-    "all %d VMs in Prometheus %.1f s after the hypervisors' collectds started; %d errors in the central collectd's log"
-    % (r["vms"], r["all_vms_visible_after_s"], r["central_errors_logged"]),
+    "all %d VMs in Prometheus %.1f s after the last hypervisor's collectd started; %d errors in the central collectd's log; %d UDP datagrams dropped by its receive buffer"
+    % (r["vms"], r["all_vms_visible_after_s"], r["central_errors_logged"], r["udp_receive_buffer_drops"]),
     "",
     "fleet targets",
     "  %-7s nothing lost: %d of %d values arrived, %d read cycles and %d VMs missing%s" % (
