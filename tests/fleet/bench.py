@@ -2,7 +2,8 @@
 """tests/fleet/bench.py: the fleet benchmark's measurements, against the real Prometheus's HTTP API
 (run in the central namespace by tests/fleet/bench.sh).
 
-  wait-vms N TIMEOUT      until N VMs have a state series; prints the seconds it took
+  wait-vms N I TIMEOUT    until N VMs have a state sample less than 2 intervals I old; prints
+                          the seconds it took
   delays OUT UNTIL        polls every VM's last_update once a second until the time UNTIL; for each
                           new value, writes the delay from that last-update to the poll that first
                           saw it (one line: instance vm last_update delay)
@@ -30,10 +31,13 @@ def query(expr, at=None):
     return doc["data"]["result"]
 
 
-def wait_vms(n, timeout):
+def wait_vms(n, interval, timeout):
+    """Until n VMs have a state sample less than 2 intervals old: every VM there, and the central
+    collectd through whatever backlog it had."""
     t0 = time.time()
+    expr = 'count(time() - timestamp(collectd_balloon_gauge{type="state"}) < %g)' % (2 * interval)
     while True:
-        got = int(float((query('count(collectd_balloon_gauge{type="state"})') or [{"value": [0, 0]}])[0]["value"][1]))
+        got = int(float((query(expr) or [{"value": [0, 0]}])[0]["value"][1]))
         if got >= n:
             print("%.1f" % (time.time() - t0))
             return 0
@@ -136,7 +140,7 @@ def main():
     cmd = sys.argv[2]
     a = sys.argv[3:]
     if cmd == "wait-vms":
-        return wait_vms(int(a[0]), float(a[1]))
+        return wait_vms(int(a[0]), float(a[1]), float(a[2]))
     if cmd == "delays":
         return delays(a[0], float(a[1]))
     if cmd == "account":

@@ -77,6 +77,7 @@ fleet_conf_central "$FLEET_CENTRAL_ADDR" "$FLEET_WORK/passwd" "$interval"
 fleet_conf_prometheus "$FLEET_CENTRAL_ADDR:9103" "$rules" "$scrape"
 
 say "$hvs hypervisors x $guests guests, interval $interval s, scrape $scrape"
+load_start=$(cut -d' ' -f1-3 /proc/loadavg)
 : >"$FLEET_WORK/central.log"
 fleet_start "$FLEET_CENTRAL_NS" central "$collectd" -f -C "$FLEET_WORK/central.conf"
 central_pid=$FLEET_PID
@@ -115,8 +116,8 @@ while [ "$k" -le "$hvs" ]; do
     k=$((k + 1))
 done
 vms=$((hvs * guests))
-fill=$(bench wait-vms "$vms" 600) || die "not every VM reached Prometheus."
-say "all $vms VMs in Prometheus $fill s after the last collectd was started; warming up"
+fill=$(bench wait-vms "$vms" "$interval" 1200) || die "not every VM reached Prometheus within 20 minutes."
+say "all $vms VMs current in Prometheus $fill s after the last collectd was started; warming up"
 # Three more cycles: every guest polled at the interval the plugin set, every series there.
 sleep $((3 * interval))
 
@@ -148,10 +149,11 @@ grep -c . "$FLEET_WORK/delays" >/dev/null || die "no delay was measured."
 errors=$(grep '\[error\]' "$FLEET_WORK/central.log" | grep -vc MHD_OPTION_EXTERNAL_LOGGER || true)
 
 hz=$(getconf CLK_TCK)
+load="$load_start / $(cut -d' ' -f1-3 /proc/loadavg)"
 python3 - "$FLEET_WORK" "$out" "$t1" "$t2" "$c1" "$c2" "$p1" "$p2" "$s1" "$s2" "$hz" "$hvs" "$guests" \
-    "$interval" "$scrape" "$fill" "$errors" $((u2 - u1)) <<'EOF'
+    "$interval" "$scrape" "$fill" "$errors" $((u2 - u1)) "$load" <<'EOF'
 import json, sys
-(work, out, t1, t2, c1, c2, p1, p2, s1, s2, hz, hvs, guests, interval, scrape, fill, errors, drops) = sys.argv[1:]
+(work, out, t1, t2, c1, c2, p1, p2, s1, s2, hz, hvs, guests, interval, scrape, fill, errors, drops, load) = sys.argv[1:]
 t1, t2, hz, interval = float(t1), float(t2), float(hz), float(interval)
 span = t2 - t1
 acc = json.load(open(work + "/account.json"))
@@ -181,12 +183,13 @@ lines = [
     "",
     "fleet workload (%d hypervisors x %d guests in network namespaces -> network plugin, Encrypt -> one central collectd -> Prometheus, interval %g s, scrape %s), %.0f s measured"
     % (r["hypervisors"], r["guests_per_hypervisor"], interval, scrape, span),
+    "machine load average (1, 5, 15 min) at the start / the end: " + load,
     "%14s %12s %9s %14s %14s %11s %11s %12s" % ("values/s", "received", "lost", "central core", "central/value",
                                                  "delay p50", "delay p99", "prometheus"),
     "%14.1f %12d %9d %13.2f%% %11.2f us %9.2f s %9.2f s %11.2f%%" % (
         r["values_received_per_s"], r["values_received"], lost, r["central_cpu_core_pct"],
         r["central_cpu_us_per_value"], r["delay_median_s"], r["delay_p99_s"], r["prometheus_cpu_core_pct"]),
-    "all %d VMs in Prometheus %.1f s after the last hypervisor's collectd started; %d errors in the central collectd's log; %d UDP datagrams dropped by its receive buffer"
+    "all %d VMs current in Prometheus (a state less than 2 intervals old) %.1f s after the last hypervisor's collectd started; %d errors in the central collectd's log; %d UDP datagrams dropped by its receive buffer"
     % (r["vms"], r["all_vms_visible_after_s"], r["central_errors_logged"], r["udp_receive_buffer_drops"]),
     "",
     "fleet targets",
