@@ -1,19 +1,27 @@
 #!/bin/sh
 # The main job: builds everything, starts balloon-sim with guests of four profiles (linux, legacy,
 # none, stuck), and runs the real collectd daemon in the foreground with the balloon plugin, its
-# values shown as they arrive, until Ctrl-C (or for DEMO_SECONDS=N seconds). Then collectd shuts
-# down (the plugin puts each guest's polling interval back) and everything this script started is
-# stopped.
+# values shown as they arrive, until Ctrl-C (or for DEMO_SECONDS=N seconds). collectd's
+# write_prometheus serves them to a Prometheus (Debian's) with collectd-balloon's rules and consoles,
+# whose address is printed: the VMs' dashboards and alerts. Both listen on 127.0.0.1 only, and
+# Prometheus keeps its data in the demo's temporary directory. Then collectd shuts down (the plugin
+# puts each guest's polling interval back) and everything this script started is stopped.
 #
 # DEMO_CONNECTION=URI reads the VMs of that libvirt connection instead of simulated guests, e.g.
 # DEMO_CONNECTION=qemu:///system on a host whose running VMs have a balloon device.
 # DEMO_INTERVAL=N sets collectd's interval, and so the polling interval (default 2 s).
+# DEMO_PROMETHEUS_PORT=N (default 9090) and DEMO_COLLECTD_PORT=N (write_prometheus, default 9103)
+# choose the ports on 127.0.0.1; one already taken stops the demo before it starts anything.
 # DEMO_BUILD=0 uses BUILD_DIR as it is, without installing packages or building (for tests).
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
 build=${BUILD_DIR:-$top/build/demo}
 interval=${DEMO_INTERVAL:-2}
 connection=${DEMO_CONNECTION:-}
+prometheus_port=${DEMO_PROMETHEUS_PORT:-9090}
+collectd_port=${DEMO_COLLECTD_PORT:-9103}
+ps_top=$top
+. "$top/scripts/prometheus-stack.sh"
 
 if [ "${DEMO_BUILD:-1}" != 0 ]; then
     "$top/scripts/install-deps.sh"
@@ -24,20 +32,33 @@ fi
 collectd=$(command -v collectd 2>/dev/null || echo /usr/sbin/collectd)
 so="$build/plugin/.libs/balloon.so"
 sim=${BALLOON_SIM:-$build/virtio/balloon-sim}
-for f in "$collectd" "$so"; do
-    [ -e "$f" ] || { echo "demo: '$f' is missing after the build." >&2; exit 1; }
+for f in "$collectd" "$so" /usr/lib/collectd/write_prometheus.so "$PS_PROMETHEUS"; do
+    [ -e "$f" ] || { echo "demo: '$f' is missing after the build (scripts/install-deps.sh installs it)." >&2; exit 1; }
 done
 if [ -z "$connection" ] && [ ! -x "$sim" ]; then
     echo "demo: '$sim' is missing after the build." >&2
     exit 1
 fi
 
-T=$(mktemp -d /tmp/balloon-demo.XXXXXX)
+for port in "$prometheus_port" "$collectd_port"; do
+    if ! ps_port_free "$port"; then
+        var=DEMO_PROMETHEUS_PORT
+        [ "$port" = "$collectd_port" ] && var=DEMO_COLLECTD_PORT
+        echo "demo: port $port on 127.0.0.1 is already taken (another Prometheus or collectd?); nothing was started. Choose another one with $var=N." >&2
+        exit 1
+    fi
+done
+[ "$prometheus_port" != "$collectd_port" ] || { echo "demo: DEMO_PROMETHEUS_PORT and DEMO_COLLECTD_PORT are both $prometheus_port." >&2; exit 1; }
+
+T=$(mktemp -d "${TMPDIR:-/tmp}/balloon-demo.XXXXXX")
 sim_pid=""
 collectd_pid=""
 view_pid=""
 stop() {
     trap - INT TERM EXIT
+    # Everything is stopped even when the terminal is gone: each echo then fails, and must not kill.
+    trap '' HUP PIPE
+    set +e
     echo
     echo "== stopping collectd (the plugin puts the polling intervals back)"
     if [ -n "$collectd_pid" ]; then
@@ -48,6 +69,10 @@ stop() {
     if [ -n "$view_pid" ]; then
         wait "$view_pid" 2>/dev/null || true
     fi
+    if [ -n "$ps_prometheus_pid" ]; then
+        echo "== stopping Prometheus"
+        ps_stop "$ps_prometheus_pid"
+    fi
     if [ -n "$sim_pid" ]; then
         echo "== stopping balloon-sim"
         kill -TERM "$sim_pid" 2>/dev/null || true
@@ -57,12 +82,12 @@ stop() {
     echo "== done"
 }
 trap stop EXIT
-trap 'exit 130' INT TERM
+trap 'exit 130' INT TERM HUP PIPE
 
 mkdir -p "$T/qmp" "$T/plugins"
 # collectd loads only regular files from its one PluginDir: hard links to Debian's plugins (copies
 # when /tmp is another filesystem), and a copy of ours.
-for p in logfile write_log; do
+for p in logfile write_log write_prometheus; do
     ln "/usr/lib/collectd/$p.so" "$T/plugins/" 2>/dev/null || cp "/usr/lib/collectd/$p.so" "$T/plugins/"
 done
 cp "$so" "$T/plugins/balloon.so"
@@ -110,6 +135,11 @@ LoadPlugin logfile
 LoadPlugin write_log
 <Plugin write_log>
   Format Graphite
+</Plugin>
+LoadPlugin write_prometheus
+<Plugin write_prometheus>
+  Host "127.0.0.1"
+  Port "$collectd_port"
 </Plugin>
 LoadPlugin balloon
 <Plugin balloon>
@@ -181,6 +211,8 @@ BEGIN {
     }
     next
 }
+# write_prometheus's complaint about the order of libmicrohttpd's options is harmless.
+/MHD_OPTION_EXTERNAL_LOGGER is not the first option/ { next }
 /Notification: / {
     sev = $0; sub(/.*severity = /, "", sev); sub(/,.*/, "", sev)
     d = $0; sub(/.*plugin_instance = /, "", d); sub(/, type = .*/, "", d)
@@ -202,6 +234,14 @@ BEGIN {
 END { flush_pending(); flush_cycle() }
 VIEW
 
+# Prometheus first: it applies its scrape targets a few seconds after it starts.
+ps_prometheus_config "$T/prometheus.yml" "$collectd_port"
+if ! ps_start_prometheus "$T/prometheus.yml" "$prometheus_port" "$T"; then
+    tail -n 5 "$T/prometheus.log" >&2
+    echo "demo: Prometheus did not start on 127.0.0.1:$prometheus_port (its log is above)." >&2
+    exit 1
+fi
+
 version=$("$collectd" -h 2>/dev/null | sed -n 's/^collectd \([0-9][0-9.]*[0-9]\).*/\1/p' | head -1)
 echo "== collectd $version with balloon.so, Interval $interval s, write_log shown below; Ctrl-C to stop"
 : >"$T/collectd.out" # before tail opens it: the background job's redirection may come later
@@ -209,6 +249,11 @@ setsid "$collectd" -f -C "$T/collectd.conf" >>"$T/collectd.out" 2>&1 &
 collectd_pid=$!
 tail -n +1 --pid="$collectd_pid" -f "$T/collectd.out" | awk -v interval="$interval" -f "$T/view.awk" &
 view_pid=$!
+if ! ps_wait_write_prometheus "$collectd_port" "$T/collectd.out" "$collectd_pid"; then
+    echo "demo: stopping." >&2
+    exit 1
+fi
+echo "== Prometheus $("$PS_PROMETHEUS" --version 2>&1 | sed -n 's/^prometheus, version \([^ ]*\).*/\1/p'): the VMs at http://127.0.0.1:$prometheus_port/consoles/collectd-balloon.html, alerts at http://127.0.0.1:$prometheus_port/alerts"
 
 if [ -n "${DEMO_SECONDS:-}" ]; then
     sleep "$DEMO_SECONDS"

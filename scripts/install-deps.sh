@@ -9,11 +9,13 @@ libvirt-dev libyajl-dev libcmocka-dev
 collectd-core collectd-dev
 libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86
 busybox-static cpio socat procps xz-utils binutils
-iproute2 prometheus libmicrohttpd12 libprotobuf-c1
+iproute2
 jq
 python3 mawk
 gnuplot-nox
 clang libclang-rt-14-dev valgrind
+prometheus prometheus-alertmanager libmicrohttpd12 libprotobuf-c1
+chromium fonts-dejavu-core
 "
 
 missing=""

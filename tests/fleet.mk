@@ -7,10 +7,4 @@ EXTRA_DIST += \
 	tests/fleet/conf.sh \
 	tests/fleet/check.py \
 	tests/fleet/bench.sh \
-	tests/fleet/bench.py \
-	dashboards/fleet/hypervisor.conf \
-	dashboards/fleet/central.conf \
-	dashboards/fleet/passwd \
-	dashboards/fleet/prometheus.yml \
-	dashboards/fleet/direct/hypervisor.conf \
-	dashboards/fleet/direct/prometheus.yml
+	tests/fleet/bench.py

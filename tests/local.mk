@@ -13,3 +13,4 @@ include tests/fleet.mk
 include tests/bench.mk
 include tests/fuzz/local.mk
 include tests/fault.mk
+include tests/dashboards/local.mk

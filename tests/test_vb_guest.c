@@ -40,9 +40,10 @@ static size_t answer(vb_guest_t *g, int64_t now_ns, uint64_t values[VB_STAT_COUN
 
 static void test_profile_names(void **state)
 {
-    const char *names[] = {"linux", "legacy", "none", "stuck", "empty", "slow"};
+    const char *names[] = {"linux", "legacy", "none", "stuck", "empty", "slow", "oom"};
     const vb_guest_profile_t profiles[] = {VB_GUEST_LINUX, VB_GUEST_LEGACY, VB_GUEST_NONE,
-                                           VB_GUEST_STUCK, VB_GUEST_EMPTY, VB_GUEST_SLOW};
+                                           VB_GUEST_STUCK, VB_GUEST_EMPTY, VB_GUEST_SLOW,
+                                           VB_GUEST_OOM};
     vb_guest_profile_t p;
 
     (void)state;
@@ -57,7 +58,7 @@ static void test_profile_names(void **state)
     assert_int_equal(vb_guest_profile_parse("", &p), -EINVAL);
     assert_int_equal(vb_guest_profile_parse("linux ", &p), -EINVAL);
     assert_int_equal(p, VB_GUEST_SLOW); /* untouched on error */
-    assert_null(vb_guest_profile_name((vb_guest_profile_t)6));
+    assert_null(vb_guest_profile_name((vb_guest_profile_t)7));
     vb_guest_free(NULL);
 }
 
@@ -353,6 +354,35 @@ static void test_slow(void **state)
     vb_guest_free(g);
 }
 
+/* oom: a linux guest whose OOM killer kills a process every 5 s since boot; every other stat is
+ * the linux workload's. */
+static void test_oom(void **state)
+{
+    vb_guest_t *g = vb_guest_new(VB_GUEST_OOM, 1024 * MIB, 9);
+    vb_guest_t *linux_guest = vb_guest_new(VB_GUEST_LINUX, 1024 * MIB, 9);
+    const int64_t times[] = {0, 4 * S + S / 2, 5 * S, 9 * S, 10 * S, 3600 * S};
+    const uint64_t kills[] = {0, 0, 1, 1, 2, 720};
+    uint64_t v[VB_STAT_COUNT], lv[VB_STAT_COUNT];
+    unsigned tags[VB_STAT_COUNT];
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(times) / sizeof(times[0]); i++) {
+        assert_int_equal(vb_guest_on_request(g, times[i]), 0);
+        assert_int_equal(answer(g, times[i], v, tags), VB_STAT_COUNT);
+        answer(linux_guest, times[i], lv, tags);
+        assert_true(v[VB_STAT_OOM_KILLS] == kills[i]);
+        lv[VB_STAT_OOM_KILLS] = kills[i];
+        assert_memory_equal(v, lv, sizeof(v));
+    }
+    /* A reboot starts the count over. */
+    vb_guest_reset(g);
+    assert_int_equal(vb_guest_on_request(g, 4000 * S), 0);
+    answer(g, 4007 * S, v, tags);
+    assert_true(v[VB_STAT_OOM_KILLS] == 1);
+    vb_guest_free(g);
+    vb_guest_free(linux_guest);
+}
+
 /* A guest with no memory, or less than a page, reports zeros and does not crash. */
 static void test_tiny_memory(void **state)
 {
@@ -384,6 +414,7 @@ int main(void)
         cmocka_unit_test(test_stuck),
         cmocka_unit_test(test_empty),
         cmocka_unit_test(test_slow),
+        cmocka_unit_test(test_oom),
         cmocka_unit_test(test_tiny_memory),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -6,8 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "agent/bal_stats.h"
 #include "tests/tt_qemu_reply.h"
+#include "virtio/vb_stats.h"
 
 char *tt_qemu_reply(const char *format, ...)
 {
@@ -31,7 +31,7 @@ char *tt_qemu_reply_stats(const vb_device_t *dev)
     len += (size_t)snprintf(buf + len, sizeof(buf) - len, "{\"return\": {\"stats\": {");
     for (unsigned i = 0; i < gs.count; i++)
         len += (size_t)snprintf(buf + len, sizeof(buf) - len, "%s\"%s\": %llu", i ? ", " : "",
-                                bal_stat_qmp_name((bal_stat_t)i), (unsigned long long)gs.values[i]);
+                                vb_stat_name(i), (unsigned long long)gs.values[i]);
     snprintf(buf + len, sizeof(buf) - len, "}, \"last-update\": %lld}}", (long long)gs.last_update);
     return tt_qemu_reply("%s", buf);
 }

@@ -12,6 +12,7 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,7 +43,7 @@ static void usage(FILE *f)
             "  --domain NAME[:PROFILE]\n"
             "                       a guest; NAME may hold any character but '/'. The part after\n"
             "                       the last ':' is the profile if it names one: linux (default),\n"
-            "                       legacy, none, stuck, empty, slow\n"
+            "                       legacy, none, stuck, empty, slow, oom\n"
             "  --domains N          adds dom1..domN with profile linux\n"
             "  --stats 6|10|16      stats in guest-stats: old QEMU, QEMU 7.2 (default), QEMU 9.2+\n"
             "  --anon               the balloon at /machine/peripheral-anon/device[1], as with\n"
@@ -109,7 +110,75 @@ static int64_t now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-int main(int argc, char **argv)
+/* The command line. */
+typedef struct args {
+    const char *dir;
+    domain_arg_t *domains; /* --domain, in order */
+    size_t ndomains;
+    unsigned long long count, stats, memory_mib;
+    bool anon, prelaunch;
+} args_t;
+
+#define GO_ON (-1)
+
+/* One --domain NAME[:PROFILE] more. Returns GO_ON, or the exit status 1 (out of memory). */
+static int add_domain_arg(args_t *a, const char *arg)
+{
+    domain_arg_t *more = realloc(a->domains, (a->ndomains + 1) * sizeof(*a->domains));
+
+    if (more == NULL)
+        goto oom;
+    a->domains = more;
+    if (parse_domain(arg, &a->domains[a->ndomains]) < 0)
+        goto oom;
+    a->ndomains++;
+    return GO_ON;
+oom:
+    fprintf(stderr, "balloon-sim: Out of memory.\n");
+    return 1;
+}
+
+/* One option (getopt_long's opt, optarg). Returns GO_ON, or the exit status: 0 after --help, 2 for
+ * bad usage, 1 when out of memory. */
+static int take_option(args_t *a, int opt, char **argv)
+{
+    switch (opt) {
+    case 'd':
+        a->dir = optarg;
+        return GO_ON;
+    case 'n':
+        return add_domain_arg(a, optarg);
+    case 'N':
+        if (parse_number(optarg, 0, MAX_DOMAINS, &a->count) < 0)
+            return bad("--domains wants a number from 0 to 1000000, not '%s'.", optarg);
+        return GO_ON;
+    case 's':
+        if (parse_number(optarg, 6, 16, &a->stats) < 0 ||
+            (a->stats != VB_STATS_LEGACY && a->stats != VB_STATS_QEMU72 && a->stats != VB_STATS_QEMU92))
+            return bad("--stats wants 6, 10 or 16, not '%s'.", optarg);
+        return GO_ON;
+    case 'a':
+        a->anon = true;
+        return GO_ON;
+    case 'm':
+        if (parse_number(optarg, 1, UINT64_C(1) << 24, &a->memory_mib) < 0)
+            return bad("--memory wants a size in MiB from 1 to 16777216, not '%s'.", optarg);
+        return GO_ON;
+    case 'S':
+        a->prelaunch = true;
+        return GO_ON;
+    case 'h':
+        usage(stdout);
+        return 0;
+    case ':':
+        return bad("The option '%s' needs a value.", argv[optind - 1]);
+    default:
+        return bad("Unknown option '%s'.", argv[optind - 1]);
+    }
+}
+
+/* Reads the command line into a. Returns GO_ON, or the exit status as take_option. */
+static int parse_args(int argc, char **argv, args_t *a)
 {
     static const struct option options[] = {
         {"socket-dir", required_argument, NULL, 'd'},
@@ -122,16 +191,65 @@ int main(int argc, char **argv)
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    const char *dir = NULL;
-    domain_arg_t *domains = NULL;
-    size_t ndomains = 0, total;
-    unsigned long long count = 0, stats = VB_STATS_QEMU72, memory_mib = DEFAULT_MEMORY_MIB;
-    bool anon = false, prelaunch = false;
+    int opt, rc;
+
+    opterr = 0;
+    while ((opt = getopt_long(argc, argv, ":hS", options, NULL)) != -1) {
+        rc = take_option(a, opt, argv);
+        if (rc != GO_ON)
+            return rc;
+    }
+    if (optind < argc)
+        return bad("Unexpected argument '%s'.", argv[optind]);
+    if (a->dir == NULL)
+        return bad("The option --socket-dir DIR is required.");
+    if (a->ndomains + (size_t)a->count == 0)
+        return bad("No domain: give --domain NAME or --domains N.");
+    return GO_ON;
+}
+
+/* Adds the --domain guests, then dom1..domN. Returns GO_ON, or the exit status: 2 for what the
+ * arguments asked for but cannot be, 1 for other failures. */
+static int add_domains(vb_sim_t *sim, const args_t *a)
+{
+    size_t total = a->ndomains + (size_t)a->count;
+    char err[512];
+
+    for (size_t i = 0; i < total; i++) {
+        char generated[32];
+        vb_machine_config_t cfg = {
+            .profile = VB_GUEST_LINUX,
+            .stats_count = (unsigned)a->stats,
+            .memory_bytes = (uint64_t)a->memory_mib << 20,
+            .anon = a->anon,
+            .prelaunch = a->prelaunch,
+        };
+        int add;
+        if (i < a->ndomains) {
+            cfg.name = a->domains[i].name;
+            cfg.profile = a->domains[i].profile;
+        } else {
+            snprintf(generated, sizeof(generated), "dom%zu", i - a->ndomains + 1);
+            cfg.name = generated;
+        }
+        add = vb_sim_add(sim, &cfg, err, sizeof(err));
+        if (add < 0) {
+            fprintf(stderr, "balloon-sim: %s\n", err);
+            /* what the arguments asked for cannot be: a usage error */
+            return add == -EEXIST || add == -EINVAL || add == -ENAMETOOLONG ? 2 : 1;
+        }
+    }
+    return GO_ON;
+}
+
+int main(int argc, char **argv)
+{
+    args_t a = {.stats = VB_STATS_QEMU72, .memory_mib = DEFAULT_MEMORY_MIB};
     vb_sim_t *sim = NULL;
     char err[512];
     sigset_t mask;
     int64_t started = now_ms();
-    int opt, rc = 1;
+    int rc;
 
     /* SIGINT and SIGTERM wait in a signalfd from the start: no window where they kill us with our
      * sockets left behind */
@@ -141,123 +259,36 @@ int main(int argc, char **argv)
     sigprocmask(SIG_BLOCK, &mask, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    opterr = 0;
-    while ((opt = getopt_long(argc, argv, ":hS", options, NULL)) != -1) {
-        domain_arg_t *more;
-        switch (opt) {
-        case 'd':
-            dir = optarg;
-            break;
-        case 'n':
-            more = realloc(domains, (ndomains + 1) * sizeof(*domains));
-            if (more == NULL)
-                goto oom;
-            domains = more;
-            if (parse_domain(optarg, &domains[ndomains]) < 0)
-                goto oom;
-            ndomains++;
-            break;
-        case 'N':
-            if (parse_number(optarg, 0, MAX_DOMAINS, &count) < 0) {
-                rc = bad("--domains wants a number from 0 to 1000000, not '%s'.", optarg);
-                goto out;
-            }
-            break;
-        case 's':
-            if (parse_number(optarg, 6, 16, &stats) < 0 ||
-                (stats != VB_STATS_LEGACY && stats != VB_STATS_QEMU72 && stats != VB_STATS_QEMU92)) {
-                rc = bad("--stats wants 6, 10 or 16, not '%s'.", optarg);
-                goto out;
-            }
-            break;
-        case 'a':
-            anon = true;
-            break;
-        case 'm':
-            if (parse_number(optarg, 1, UINT64_C(1) << 24, &memory_mib) < 0) {
-                rc = bad("--memory wants a size in MiB from 1 to 16777216, not '%s'.", optarg);
-                goto out;
-            }
-            break;
-        case 'S':
-            prelaunch = true;
-            break;
-        case 'h':
-            usage(stdout);
-            rc = 0;
-            goto out;
-        case ':':
-            rc = bad("The option '%s' needs a value.", argv[optind - 1]);
-            goto out;
-        default:
-            rc = bad("Unknown option '%s'.", argv[optind - 1]);
-            goto out;
-        }
-    }
-    if (optind < argc) {
-        rc = bad("Unexpected argument '%s'.", argv[optind]);
+    rc = parse_args(argc, argv, &a);
+    if (rc != GO_ON)
         goto out;
-    }
-    if (dir == NULL) {
-        rc = bad("The option --socket-dir DIR is required.");
-        goto out;
-    }
-    total = ndomains + (size_t)count;
-    if (total == 0) {
-        rc = bad("No domain: give --domain NAME or --domains N.");
-        goto out;
-    }
-    if (vb_sim_reserve_files(total, err, sizeof(err)) < 0) {
+    rc = 1;
+    if (vb_sim_reserve_files(a.ndomains + (size_t)a.count, err, sizeof(err)) < 0) {
         fprintf(stderr, "balloon-sim: %s\n", err);
         goto out;
     }
-    sim = vb_sim_new(vb_clock_system(), dir, err, sizeof(err));
+    sim = vb_sim_new(vb_clock_system(), a.dir, err, sizeof(err));
     if (sim == NULL) {
         fprintf(stderr, "balloon-sim: %s\n", err);
         rc = errno == EPERM || errno == ENOTDIR ? 2 : 1;
         goto out;
     }
-    for (size_t i = 0; i < total; i++) {
-        char generated[32];
-        vb_machine_config_t cfg = {
-            .profile = VB_GUEST_LINUX,
-            .stats_count = (unsigned)stats,
-            .memory_bytes = (uint64_t)memory_mib << 20,
-            .anon = anon,
-            .prelaunch = prelaunch,
-        };
-        int add;
-        if (i < ndomains) {
-            cfg.name = domains[i].name;
-            cfg.profile = domains[i].profile;
-        } else {
-            snprintf(generated, sizeof(generated), "dom%zu", i - ndomains + 1);
-            cfg.name = generated;
-        }
-        add = vb_sim_add(sim, &cfg, err, sizeof(err));
-        if (add < 0) {
-            fprintf(stderr, "balloon-sim: %s\n", err);
-            /* what the arguments asked for cannot be: a usage error */
-            rc = add == -EEXIST || add == -EINVAL || add == -ENAMETOOLONG ? 2 : 1;
-            goto out;
-        }
-    }
-    printf("balloon-sim: ready: %zu domains, sockets in %s (started in %" PRId64 " ms)\n", total,
-           dir, now_ms() - started);
+    rc = add_domains(sim, &a);
+    if (rc != GO_ON)
+        goto out;
+    printf("balloon-sim: ready: %zu domains, sockets in %s (started in %" PRId64 " ms)\n",
+           a.ndomains + (size_t)a.count, a.dir, now_ms() - started);
     fflush(stdout);
+    rc = 1;
     if (vb_sim_run(sim, err, sizeof(err)) < 0) {
         fprintf(stderr, "balloon-sim: %s\n", err);
         goto out;
     }
     rc = 0;
-    goto out;
-oom:
-    fprintf(stderr, "balloon-sim: Out of memory.\n");
-    rc = 1;
 out:
     vb_sim_free(sim); /* removes the sockets */
-    for (size_t i = 0; i < ndomains; i++)
-        free(domains[i].name);
-    free(domains);
+    for (size_t i = 0; i < a.ndomains; i++)
+        free(a.domains[i].name);
+    free(a.domains);
     return rc;
 }

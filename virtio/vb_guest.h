@@ -15,11 +15,13 @@ typedef enum vb_guest_profile {
     VB_GUEST_STUCK,  /* answers the first 3 requests, then never again */
     VB_GUEST_EMPTY,  /* answers at once with an empty buffer */
     VB_GUEST_SLOW,   /* answers 2 s after each request */
+    VB_GUEST_OOM,    /* as linux, and its OOM killer kills a process every 5 s (stat-oom-kills) */
 } vb_guest_profile_t;
 
 typedef struct vb_guest vb_guest_t;
 
-/* Parse a profile name ("linux", "legacy", "none", "stuck", "empty", "slow"). Returns 0, or -EINVAL. */
+/* Parse a profile name ("linux", "legacy", "none", "stuck", "empty", "slow", "oom"). Returns 0, or
+ * -EINVAL. */
 int vb_guest_profile_parse(const char *name, vb_guest_profile_t *out);
 const char *vb_guest_profile_name(vb_guest_profile_t profile);
 

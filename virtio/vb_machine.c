@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "virtio/vb_hash.h"
 #include "virtio/vb_machine.h"
 
 enum node {
@@ -50,21 +51,11 @@ static const int children_order[] = {N_OBJECTS, N_MACHINE, N_CHARDEVS, N_UNATTAC
 
 struct vb_machine {
     char *name;
-    const vb_clock_t *clock;
     vb_device_t *dev;
     vb_runstate_t state;
     bool anon;
     char *balloon_path;
 };
-
-/* FNV-1a: a stable seed per name. */
-static uint64_t name_seed(const char *name)
-{
-    uint64_t h = UINT64_C(14695981039346656037);
-    for (const unsigned char *p = (const unsigned char *)name; *p != '\0'; p++)
-        h = (h ^ *p) * UINT64_C(1099511628211);
-    return h;
-}
 
 vb_machine_t *vb_machine_new(const vb_clock_t *clock, const vb_machine_config_t *config)
 {
@@ -78,14 +69,13 @@ vb_machine_t *vb_machine_new(const vb_clock_t *clock, const vb_machine_config_t 
     m = calloc(1, sizeof(*m));
     if (m == NULL)
         goto fail;
-    m->clock = clock;
     m->anon = config->anon;
     m->name = strdup(config->name);
     m->balloon_path = strdup(config->anon ? "/machine/peripheral-anon/device[1]"
                                           : "/machine/peripheral/balloon0");
     if (m->name == NULL || m->balloon_path == NULL)
         goto fail;
-    guest = vb_guest_new(config->profile, config->memory_bytes, name_seed(config->name));
+    guest = vb_guest_new(config->profile, config->memory_bytes, vb_hash_string(config->name));
     if (guest == NULL)
         goto fail;
     m->dev = vb_device_new(clock, config->stats_count, guest, config->memory_bytes);
@@ -126,11 +116,6 @@ const char *vb_machine_name(const vb_machine_t *m)
 vb_device_t *vb_machine_device(vb_machine_t *m)
 {
     return m->dev;
-}
-
-const vb_clock_t *vb_machine_clock(const vb_machine_t *m)
-{
-    return m->clock;
 }
 
 const char *vb_machine_balloon_path(const vb_machine_t *m)
@@ -445,10 +430,9 @@ int vb_machine_qom_get(const vb_machine_t *m, int node, const char *property, vb
     return 0;
 }
 
-int vb_machine_qom_set(vb_machine_t *m, int node, const char *property, yajl_val value,
+int vb_machine_qom_set(vb_machine_t *m, int node, const char *property, const vb_qobj_t *value,
                        vb_qerr_t *err)
 {
-    vb_json_number_t num;
     char errbuf[128] = "";
     /* the pci proxy's stats properties are aliases: errors name the backend's type */
     const char *owner = tree[node].type;
@@ -462,10 +446,10 @@ int vb_machine_qom_set(vb_machine_t *m, int node, const char *property, yajl_val
         owner = TYPE_BALLOON_DEV;
     if (strcmp(property, PROP_INTERVAL) != 0)
         return vb_qerr_set(err, "GenericError", "Property '%s.%s' is not writable", owner, property);
-    if (!vb_json_number(value, &num) || num.kind != VB_JSON_I64)
+    if (vb_qobj_type(value) != VB_QOBJ_INT) /* QEMU's visitor takes an int64 only */
         return vb_qerr_set(err, "GenericError", "Invalid parameter type for '%s', expected: integer",
                            property);
-    if (vb_device_set_polling_interval(m->dev, num.i, errbuf, sizeof(errbuf)) < 0)
+    if (vb_device_set_polling_interval(m->dev, vb_qobj_get_int(value), errbuf, sizeof(errbuf)) < 0)
         return vb_qerr_set(err, "GenericError", "%s", errbuf);
     return 0;
 }

@@ -19,12 +19,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <yajl/yajl_tree.h>
-
 #include "virtio/vb_clock.h"
 #include "virtio/vb_device.h"
 #include "virtio/vb_guest.h"
-#include "virtio/vb_json.h"
+#include "virtio/vb_qobj.h"
 
 typedef struct vb_machine vb_machine_t;
 
@@ -44,7 +42,6 @@ void vb_machine_free(vb_machine_t *m);
 
 const char *vb_machine_name(const vb_machine_t *m);
 vb_device_t *vb_machine_device(vb_machine_t *m);
-const vb_clock_t *vb_machine_clock(const vb_machine_t *m);
 /* The balloon's canonical QOM path. */
 const char *vb_machine_balloon_path(const vb_machine_t *m);
 
@@ -86,7 +83,7 @@ vb_qobj_t *vb_machine_qom_list(const vb_machine_t *m, int node);
 int vb_machine_qom_get(const vb_machine_t *m, int node, const char *property, vb_qobj_t **out,
                        vb_qerr_t *err);
 /* qom-set; value is the parsed "value" argument. Returns 0, or -EINVAL / -ENOMEM with err filled. */
-int vb_machine_qom_set(vb_machine_t *m, int node, const char *property, yajl_val value,
+int vb_machine_qom_set(vb_machine_t *m, int node, const char *property, const vb_qobj_t *value,
                        vb_qerr_t *err);
 
 #endif

@@ -7,12 +7,18 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "virtio/vb_json.h"
+#include "virtio/vb_buf.h"
+#include "virtio/vb_hash.h"
+#include "virtio/vb_json_print.h"
+#include "virtio/vb_json_stream.h"
+#include "virtio/vb_order.h"
 #include "virtio/vb_qmp_server.h"
 
 /* A client that does not read its replies loses its connection past this much queued output: reading
  * its input is never suspended (QEMU would stall it, and it us), so this bounds what it costs. */
 #define MAX_OUTPUT (4u << 20)
+/* A connection keeps the buffer it prints its replies into, unless a reply made it larger. */
+#define MAX_LINE_KEPT 4096
 
 typedef struct entry {
     vb_machine_t *m;
@@ -35,6 +41,7 @@ struct vb_qmp_conn {
     vb_qmp_conn_t *prev, *next;
     void *opaque;
     vb_json_stream_t *in;
+    vb_buf_t line;            /* the reply being printed */
     char *out;
     size_t out_off, out_len, out_cap;
     bool negotiated;
@@ -47,10 +54,7 @@ struct vb_qmp_conn {
 
 static size_t hash_name(const char *name)
 {
-    uint64_t h = UINT64_C(14695981039346656037);
-    for (const unsigned char *p = (const unsigned char *)name; *p != '\0'; p++)
-        h = (h ^ *p) * UINT64_C(1099511628211);
-    return (size_t)h;
+    return (size_t)vb_hash_string(name);
 }
 
 vb_qmp_server_t *vb_qmp_server_new(const vb_clock_t *clock, const vb_qmp_server_ops_t *ops,
@@ -209,17 +213,14 @@ static void out_append(vb_qmp_conn_t *c, const char *data, size_t len)
 /* Sends obj as one line; takes ownership of obj. */
 static void send_obj(vb_qmp_conn_t *c, vb_qobj_t *obj)
 {
-    char *text = NULL;
-    size_t len;
-
-    if (obj == NULL || vb_qobj_to_json(obj, &text, &len) < 0) {
+    if (obj == NULL || vb_json_print(obj, &c->line) < 0) {
         /* out of memory: the client would wait forever for a reply, so close */
         c->finished = true;
     } else {
-        out_append(c, text, len);
+        out_append(c, c->line.p, c->line.len);
         out_append(c, "\r\n", 2);
     }
-    free(text);
+    vb_buf_clear(&c->line, MAX_LINE_KEPT); /* empty for the next reply */
     vb_qobj_free(obj);
     if (!c->in_input && c->s->ops.wake != NULL)
         c->s->ops.wake(c, c->opaque);
@@ -296,37 +297,39 @@ static void broadcast(vb_qmp_conn_t *origin, const char *event, const char *reas
 
 typedef struct call {
     vb_qmp_conn_t *c;
-    yajl_val args;       /* an object, maybe empty */
+    const vb_qobj_t *args; /* a dict, or NULL for none */
     vb_qobj_t *ret;      /* NULL means {} */
     vb_qerr_t err;
 } call_t;
 
-static yajl_val member(yajl_val obj, const char *key)
+static bool is_string(const vb_qobj_t *obj)
 {
-    if (!YAJL_IS_OBJECT(obj))
-        return NULL;
-    for (size_t i = 0; i < obj->u.object.len; i++)
-        if (strcmp(obj->u.object.keys[i], key) == 0)
-            return obj->u.object.values[i];
-    return NULL;
+    return vb_qobj_type(obj) == VB_QOBJ_STRING;
+}
+
+/* QEMU's choice of the unexpected argument to report, or NULL. */
+static const char *first_unexpected(const vb_qobj_t *args, const char *const *names)
+{
+    return vb_order_first_unexpected(vb_qobj_dict_keys(args), vb_qobj_dict_size(args), names);
 }
 
 /* The generated marshallers: members in schema order (missing, then mistyped), then the first
  * unexpected one. names: NULL-terminated; each is a string ("str") unless listed in any_names. */
-static int take_args(call_t *k, const char *const *names, const char *any_name, yajl_val *vals)
+static int take_args(call_t *k, const char *const *names, const char *any_name,
+                     const vb_qobj_t **vals)
 {
     const char *extra;
 
     for (size_t i = 0; names[i] != NULL; i++) {
-        yajl_val v = member(k->args, names[i]);
+        const vb_qobj_t *v = vb_qobj_dict_get(k->args, names[i]);
         if (v == NULL)
             return vb_qerr_set(&k->err, "GenericError", "Parameter '%s' is missing", names[i]);
-        if (!(any_name != NULL && strcmp(names[i], any_name) == 0) && !YAJL_IS_STRING(v))
+        if (!(any_name != NULL && strcmp(names[i], any_name) == 0) && !is_string(v))
             return vb_qerr_set(&k->err, "GenericError",
                                "Invalid parameter type for '%s', expected: string", names[i]);
         vals[i] = v;
     }
-    extra = vb_json_first_unexpected(k->args, names);
+    extra = first_unexpected(k->args, names);
     if (extra != NULL)
         return vb_qerr_set(&k->err, "GenericError", "Parameter '%s' is unexpected", extra);
     return 0;
@@ -341,27 +344,27 @@ static int no_args(call_t *k)
 static int cmd_qmp_capabilities(call_t *k)
 {
     static const char *const names[] = {"enable", NULL};
-    yajl_val enable = member(k->args, "enable");
+    const vb_qobj_t *enable = vb_qobj_dict_get(k->args, "enable");
     const char *extra;
     bool oob = false;
 
     if (enable != NULL) {
-        if (!YAJL_IS_ARRAY(enable))
+        if (vb_qobj_type(enable) != VB_QOBJ_LIST)
             return vb_qerr_set(&k->err, "GenericError",
                                "Invalid parameter type for 'enable', expected: array");
-        for (size_t i = 0; i < enable->u.array.len; i++) {
-            yajl_val cap = enable->u.array.values[i];
-            if (!YAJL_IS_STRING(cap))
+        for (size_t i = 0; i < vb_qobj_list_size(enable); i++) {
+            const char *cap = vb_qobj_get_string(vb_qobj_list_at(enable, i));
+            if (cap == NULL)
                 return vb_qerr_set(&k->err, "GenericError",
                                    "Invalid parameter type for 'enable[%zu]', expected: string", i);
             /* QEMU 7.2 names a list element 'null' in this message */
-            if (strcmp(cap->u.string, "oob") != 0)
+            if (strcmp(cap, "oob") != 0)
                 return vb_qerr_set(&k->err, "GenericError",
-                                   "Parameter 'null' does not accept value '%s'", cap->u.string);
+                                   "Parameter 'null' does not accept value '%s'", cap);
             oob = true;
         }
     }
-    extra = vb_json_first_unexpected(k->args, names);
+    extra = first_unexpected(k->args, names);
     if (extra != NULL)
         return vb_qerr_set(&k->err, "GenericError", "Parameter '%s' is unexpected", extra);
     if (k->c->negotiated)
@@ -388,40 +391,40 @@ static int resolve(call_t *k, const char *path, bool list)
 static int cmd_qom_get(call_t *k)
 {
     static const char *const names[] = {"path", "property", NULL};
-    yajl_val v[2];
+    const vb_qobj_t *v[2];
     int node;
 
     if (take_args(k, names, NULL, v) < 0)
         return -EINVAL;
-    node = resolve(k, v[0]->u.string, false);
+    node = resolve(k, vb_qobj_get_string(v[0]), false);
     if (node < 0)
         return node;
-    return vb_machine_qom_get(k->c->e->m, node, v[1]->u.string, &k->ret, &k->err);
+    return vb_machine_qom_get(k->c->e->m, node, vb_qobj_get_string(v[1]), &k->ret, &k->err);
 }
 
 static int cmd_qom_set(call_t *k)
 {
     static const char *const names[] = {"path", "property", "value", NULL};
-    yajl_val v[3];
+    const vb_qobj_t *v[3];
     int node;
 
     if (take_args(k, names, "value", v) < 0)
         return -EINVAL;
-    node = resolve(k, v[0]->u.string, false);
+    node = resolve(k, vb_qobj_get_string(v[0]), false);
     if (node < 0)
         return node;
-    return vb_machine_qom_set(k->c->e->m, node, v[1]->u.string, v[2], &k->err);
+    return vb_machine_qom_set(k->c->e->m, node, vb_qobj_get_string(v[1]), v[2], &k->err);
 }
 
 static int cmd_qom_list(call_t *k)
 {
     static const char *const names[] = {"path", NULL};
-    yajl_val v[1];
+    const vb_qobj_t *v[1];
     int node;
 
     if (take_args(k, names, NULL, v) < 0)
         return -EINVAL;
-    node = resolve(k, v[0]->u.string, true);
+    node = resolve(k, vb_qobj_get_string(v[0]), true);
     if (node < 0)
         return node;
     k->ret = vb_machine_qom_list(k->c->e->m, node);
@@ -520,21 +523,23 @@ static vb_qobj_t *error_obj(const char *cls, const char *desc)
 }
 
 /* qmp_dispatch's checks of the request object, member by member in QDict order. */
-static int check_request(vb_qmp_conn_t *c, yajl_val req, const char **exec_key, vb_qerr_t *err)
+static int check_request(vb_qmp_conn_t *c, const vb_qobj_t *req, const char **exec_key,
+                         vb_qerr_t *err)
 {
-    size_t n = req->u.object.len;
+    size_t n = vb_qobj_dict_size(req);
     size_t *order = malloc((n ? n : 1) * sizeof(*order));
+    const char *const *keys = vb_qobj_dict_keys(req);
     int rc = 0;
 
     if (order == NULL)
         return vb_qerr_set(err, "GenericError", "Out of memory.");
     *exec_key = NULL;
-    vb_json_qdict_order(req->u.object.keys, n, order);
+    vb_order_qdict(keys, n, order);
     for (size_t i = 0; i < n && rc == 0; i++) {
-        const char *key = req->u.object.keys[order[i]];
-        yajl_val v = req->u.object.values[order[i]];
+        const char *key = keys[order[i]];
+        const vb_qobj_t *v = vb_qobj_dict_value(req, order[i]);
         if (strcmp(key, "execute") == 0 || (strcmp(key, "exec-oob") == 0 && c->oob)) {
-            if (!YAJL_IS_STRING(v))
+            if (!is_string(v))
                 rc = vb_qerr_set(err, "GenericError", "QMP input member '%s' must be a string", key);
             else if (*exec_key != NULL)
                 rc = vb_qerr_set(err, "GenericError", "QMP input member '%s' clashes with '%s'", key,
@@ -542,7 +547,7 @@ static int check_request(vb_qmp_conn_t *c, yajl_val req, const char **exec_key, 
             else
                 *exec_key = key;
         } else if (strcmp(key, "arguments") == 0) {
-            if (!YAJL_IS_OBJECT(v))
+            if (vb_qobj_type(v) != VB_QOBJ_DICT)
                 rc = vb_qerr_set(err, "GenericError",
                                  "QMP input member 'arguments' must be an object");
         } else if (strcmp(key, "id") != 0) {
@@ -555,25 +560,24 @@ static int check_request(vb_qmp_conn_t *c, yajl_val req, const char **exec_key, 
     return rc;
 }
 
-static void dispatch(vb_qmp_conn_t *c, yajl_val req)
+/* Answers req, taking its id for the reply. */
+static void dispatch(vb_qmp_conn_t *c, vb_qobj_t *req)
 {
-    static struct yajl_val_s empty_object = {.type = yajl_t_object};
     call_t k = {.c = c};
-    yajl_val id = NULL;
+    vb_qobj_t *id;
     const char *exec_key = NULL, *name;
     const struct command *cmd = NULL;
     vb_qobj_t *rsp;
     int rc;
 
-    if (!YAJL_IS_OBJECT(req)) {
+    if (vb_qobj_type(req) != VB_QOBJ_DICT) {
         send_obj(c, error_obj("GenericError", "QMP input must be a JSON object"));
         return;
     }
-    id = member(req, "id");
     rc = check_request(c, req, &exec_key, &k.err);
     if (rc < 0)
         goto reply;
-    name = member(req, exec_key)->u.string;
+    name = vb_qobj_get_string(vb_qobj_dict_get(req, exec_key));
     for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
         if (strcmp(commands[i].name, name) == 0 &&
             (c->negotiated || strcmp(name, "qmp_capabilities") == 0))
@@ -591,9 +595,7 @@ static void dispatch(vb_qmp_conn_t *c, yajl_val req)
         rc = vb_qerr_set(&k.err, "GenericError", "The command %s does not support OOB", name);
         goto reply;
     }
-    k.args = member(req, "arguments");
-    if (k.args == NULL)
-        k.args = &empty_object;
+    k.args = vb_qobj_dict_get(req, "arguments");
     rc = cmd->fn(&k);
     if (rc < 0 && k.err.cls == NULL)
         vb_qerr_set(&k.err, "GenericError", "Out of memory.");
@@ -608,7 +610,10 @@ reply:
         }
         k.ret = NULL;
     }
-    if (rsp != NULL && id != NULL && vb_qobj_dict_put(rsp, "id", vb_qobj_from_yajl(id)) < 0) {
+    id = vb_qobj_dict_take(req, "id"); /* echoed whatever its type */
+    if (rsp == NULL) {
+        vb_qobj_free(id);
+    } else if (id != NULL && vb_qobj_dict_put(rsp, "id", id) < 0) {
         vb_qobj_free(rsp);
         rsp = NULL;
     }
@@ -631,19 +636,19 @@ static void finish_quit(vb_qmp_conn_t *origin)
         origin->s->ops.quit(e->m, origin->s->opaque);
 }
 
-static int on_message(void *opaque, yajl_val value, const char *error)
+static int on_message(void *opaque, vb_qobj_t *value, const char *error)
 {
     vb_qmp_conn_t *c = opaque;
 
     if (c->finished || c->e == NULL || c->e->quit) {
-        yajl_tree_free(value);
+        vb_qobj_free(value);
         return 1;
     }
     if (error != NULL)
         send_obj(c, error_obj("GenericError", error)); /* a parse error has no id */
     else
         dispatch(c, value);
-    yajl_tree_free(value);
+    vb_qobj_free(value);
     if (c->e->quit) {
         finish_quit(c);
         return 1;
@@ -702,6 +707,7 @@ void vb_qmp_conn_free(vb_qmp_conn_t *c)
             c->next->prev = c->prev;
     }
     vb_json_stream_free(c->in);
+    vb_buf_free(&c->line);
     free(c->out);
     free(c);
 }

@@ -6,7 +6,8 @@
  * 'qmp_capabilities'"); then qmp_capabilities, qom-get, qom-set, qom-list, query-balloon,
  * query-status, stop, cont, system_reset, quit. Replies {"return": ...} or {"error": {"class",
  * "desc"}} with the request's "id" echoed whatever its JSON type, QEMU's error texts, QEMU's layout
- * and member order, CRLF line ends. Input is read with QEMU's JSON dialect (vb_json.h).
+ * and member order, CRLF line ends. Input is read in QEMU's JSON dialect (vb_json_stream.h), replies
+ * are printed in QEMU's layout (vb_json_print.h).
  *
  * Events go to every negotiated connection of the VM, before the reply of the command that caused
  * them, as QEMU sends them: STOP, RESUME, RESET (host-qmp-system-reset) and SHUTDOWN (host-qmp-quit).

@@ -332,14 +332,73 @@ static void dom_free(dom_t *d, bool remove_machine)
 
 /* ---- adding VMs ---- */
 
-int vb_sim_add(vb_sim_t *sim, const vb_machine_config_t *config, char *err, size_t errlen)
+/* Binds and watches d's listening socket at d->path (mode 0600), replacing a stale socket that no
+ * process serves. Returns 0, or a negative errno with a sentence in err. */
+static int dom_listen(vb_sim_t *sim, dom_t *d, const char *name, char *err, size_t errlen)
 {
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
     struct epoll_event ev = {.events = EPOLLIN};
     struct stat st;
+    mode_t old_mask;
+    int rc, saved;
+
+    if (strlen(d->path) >= sizeof(sa.sun_path)) {
+        rc = -ENAMETOOLONG;
+        snprintf(err, errlen, "The socket path '%s' is too long (a UNIX socket path holds at most %zu bytes).",
+                 d->path, sizeof(sa.sun_path) - 1);
+        return rc;
+    }
+    strcpy(sa.sun_path, d->path);
+    if (lstat(d->path, &st) == 0) {
+        int probe = -1;
+        if (!S_ISSOCK(st.st_mode)) {
+            rc = -EEXIST;
+            snprintf(err, errlen, "'%s' exists and is not a socket.", d->path);
+            return rc;
+        }
+        probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (probe >= 0 && connect(probe, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
+            close(probe);
+            rc = -EEXIST;
+            snprintf(err, errlen, "The socket '%s' is in use by another process.", d->path);
+            return rc;
+        }
+        if (probe >= 0)
+            close(probe);
+        unlink(d->path); /* left over by a process that is gone */
+    }
+    d->lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (d->lfd < 0) {
+        rc = -errno;
+        snprintf(err, errlen, "Cannot create a socket for '%s': %s.", name, strerror(-rc));
+        return rc;
+    }
+    old_mask = umask(0177); /* the socket is born 0600: no window where others may connect */
+    rc = bind(d->lfd, (struct sockaddr *)&sa, sizeof(sa));
+    saved = errno;
+    umask(old_mask);
+    if (rc < 0 || listen(d->lfd, 64) < 0) {
+        rc = -(rc < 0 ? saved : errno);
+        snprintf(err, errlen, "Cannot listen on '%s': %s.", d->path, strerror(-rc));
+        if (rc != -EADDRINUSE)
+            unlink(d->path);
+        close(d->lfd);
+        d->lfd = -1;
+        return rc;
+    }
+    ev.data.ptr = &d->kind;
+    if (epoll_ctl(sim->epfd, EPOLL_CTL_ADD, d->lfd, &ev) < 0) {
+        rc = -errno;
+        snprintf(err, errlen, "Cannot watch '%s': %s.", d->path, strerror(-rc));
+        return rc;
+    }
+    return 0;
+}
+
+int vb_sim_add(vb_sim_t *sim, const vb_machine_config_t *config, char *err, size_t errlen)
+{
     vb_machine_t *m;
     dom_t *d = NULL;
-    mode_t old_mask;
     int rc, saved;
 
     if (config->name[0] == '\0' || strchr(config->name, '/') != NULL) {
@@ -372,56 +431,9 @@ int vb_sim_add(vb_sim_t *sim, const vb_machine_config_t *config, char *err, size
     d->sim = sim;
     d->m = m;
     d->lfd = -1;
-    if (strlen(d->path) >= sizeof(sa.sun_path)) {
-        rc = -ENAMETOOLONG;
-        snprintf(err, errlen, "The socket path '%s' is too long (a UNIX socket path holds at most %zu bytes).",
-                 d->path, sizeof(sa.sun_path) - 1);
+    rc = dom_listen(sim, d, config->name, err, errlen);
+    if (rc < 0)
         goto fail;
-    }
-    strcpy(sa.sun_path, d->path);
-    if (lstat(d->path, &st) == 0) {
-        int probe = -1;
-        if (!S_ISSOCK(st.st_mode)) {
-            rc = -EEXIST;
-            snprintf(err, errlen, "'%s' exists and is not a socket.", d->path);
-            goto fail;
-        }
-        probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        if (probe >= 0 && connect(probe, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
-            close(probe);
-            rc = -EEXIST;
-            snprintf(err, errlen, "The socket '%s' is in use by another process.", d->path);
-            goto fail;
-        }
-        if (probe >= 0)
-            close(probe);
-        unlink(d->path); /* left over by a process that is gone */
-    }
-    d->lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (d->lfd < 0) {
-        rc = -errno;
-        snprintf(err, errlen, "Cannot create a socket for '%s': %s.", config->name, strerror(-rc));
-        goto fail;
-    }
-    old_mask = umask(0177); /* the socket is born 0600: no window where others may connect */
-    rc = bind(d->lfd, (struct sockaddr *)&sa, sizeof(sa));
-    saved = errno;
-    umask(old_mask);
-    if (rc < 0 || listen(d->lfd, 64) < 0) {
-        rc = -(rc < 0 ? saved : errno);
-        snprintf(err, errlen, "Cannot listen on '%s': %s.", d->path, strerror(-rc));
-        if (rc != -EADDRINUSE)
-            unlink(d->path);
-        close(d->lfd);
-        d->lfd = -1;
-        goto fail;
-    }
-    ev.data.ptr = &d->kind;
-    if (epoll_ctl(sim->epfd, EPOLL_CTL_ADD, d->lfd, &ev) < 0) {
-        rc = -errno;
-        snprintf(err, errlen, "Cannot watch '%s': %s.", d->path, strerror(-rc));
-        goto fail;
-    }
     d->next = sim->doms;
     if (sim->doms != NULL)
         sim->doms->prev = d;

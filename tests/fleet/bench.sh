@@ -54,7 +54,7 @@ for f in "$so" "$sim" "$rules"; do [ -e "$f" ] || die "'$f' is missing."; done
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
 bench() { # the measurements, in the central namespace where Prometheus listens
-    ip netns exec "$FLEET_CENTRAL_NS" python3 "$abs_top_srcdir/tests/fleet/bench.py" "$prom_port" "$@"
+    fleet_bg ip netns exec "$FLEET_CENTRAL_NS" python3 "$abs_top_srcdir/tests/fleet/bench.py" "$prom_port" "$@"
 }
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 # UDP datagrams the central namespace's kernel dropped for a full receive buffer.
@@ -116,10 +116,11 @@ while [ "$k" -le "$hvs" ]; do
     k=$((k + 1))
 done
 vms=$((hvs * guests))
-fill=$(bench wait-vms "$vms" "$interval" 1200) || die "not every VM reached Prometheus within 20 minutes."
+bench wait-vms "$vms" "$interval" 1200 >"$FLEET_WORK/fill" || die "not every VM reached Prometheus within 20 minutes."
+fill=$(cat "$FLEET_WORK/fill")
 say "all $vms VMs current in Prometheus $fill s after the last collectd was started; warming up"
 # Three more cycles: every guest polled at the interval the plugin set, every series there.
-sleep $((3 * interval))
+fleet_bg sleep $((3 * interval))
 
 t1=$(fleet_now)
 u1=$(udp_drops)
@@ -128,10 +129,10 @@ p1=$(cpu_ticks "$prom_pid")
 s1=0
 for p in $hv_pids; do s1=$((s1 + $(cpu_ticks "$p"))); done
 t2=$(awk -v t="$t1" -v n="$cycles" -v i="$interval" 'BEGIN { printf "%.3f", t + n * i }')
-bench delays "$FLEET_WORK/delays" "$t2" &
+ip netns exec "$FLEET_CENTRAL_NS" python3 "$abs_top_srcdir/tests/fleet/bench.py" "$prom_port" delays "$FLEET_WORK/delays" "$t2" &
 poller=$!
 say "measuring $cycles cycles"
-sleep $((cycles * interval))
+fleet_bg sleep $((cycles * interval))
 c2=$(cpu_ticks "$central_pid")
 p2=$(cpu_ticks "$prom_pid")
 s2=0
@@ -140,7 +141,7 @@ t2=$(fleet_now)
 u2=$(udp_drops)
 wait "$poller" || die "the delay poller failed."
 # What was read by t2 has been flushed and scraped one interval later.
-sleep "$interval"
+fleet_bg sleep "$interval"
 hosts=$(seq -f 'hv%g' 1 "$hvs")
 # shellcheck disable=SC2086
 bench account "$t1" "$t2" "$interval" "$guests" $hosts >"$FLEET_WORK/account.json" || die "the accounting failed."

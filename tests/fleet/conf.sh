@@ -67,7 +67,7 @@ fleet_conf_central() {
 # (scrape and rule evaluation every SCRAPE_INTERVAL).
 fleet_conf_prometheus() {
     sed -e "s|'central.example.net:9103'|'$1'|" \
-        -e "s|/usr/share/collectd-balloon/dashboards/prometheus/collectd-balloon.rules.yml|$2|" \
+        -e "s|/usr/local/share/collectd-balloon/prometheus/collectd-balloon.rules.yml|$2|" \
         -e "s|^  scrape_interval: 5s\$|  scrape_interval: $3|" \
         -e "s|^  evaluation_interval: 5s\$|  evaluation_interval: $3|" \
         "$FLEET_EXAMPLES/prometheus.yml" >"$FLEET_WORK/prometheus.yml"

@@ -124,6 +124,13 @@ fleet_stop() {
     return "$_rc"
 }
 
+# fleet_bg CMD...: runs CMD and waits for it in a way a signal interrupts (a shell runs its traps only
+# once a foreground command has ended; `wait` it leaves at once). Returns CMD's status.
+fleet_bg() {
+    "$@" &
+    wait $!
+}
+
 # fleet_wait SECONDS CONDITION: evaluates the shell CONDITION every 0.2 s until it holds (0) or the
 # time is up (1).
 fleet_wait() {

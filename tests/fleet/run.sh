@@ -73,7 +73,7 @@ trap finish EXIT
 trap 'exit 1' INT TERM HUP
 
 check() { # the assertions, in the central namespace where Prometheus listens
-    ip netns exec "$FLEET_CENTRAL_NS" python3 "$abs_top_srcdir/tests/fleet/check.py" \
+    fleet_bg ip netns exec "$FLEET_CENTRAL_NS" python3 "$abs_top_srcdir/tests/fleet/check.py" \
         --prom "http://127.0.0.1:$prom_port" --interval "$interval" "$@"
 }
 
@@ -184,7 +184,7 @@ EOF
 
 fleet_log "every series arrives, with balloonctl's values"
 # Let every hypervisor send a few cycles, then freeze its guests and ask its own balloonctl.
-sleep $((3 * interval))
+fleet_bg sleep $((3 * interval))
 args=
 for h in $good; do
     qmp_all "$h" stop
