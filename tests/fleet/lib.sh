@@ -95,6 +95,17 @@ fleet_hypervisor_ns() {
     echo "$_addr"
 }
 
+# fleet_plugin_dir SO: FLEET_WORK/plugins, the one PluginDir of every hypervisor's collectd: Debian's
+# logfile and network plugins (hard links, copies across filesystems) and our plugin SO.
+fleet_plugin_dir() {
+    mkdir "$FLEET_WORK/plugins" || return 1
+    for _p in logfile network; do
+        ln "/usr/lib/collectd/$_p.so" "$FLEET_WORK/plugins/" 2>/dev/null ||
+            cp "/usr/lib/collectd/$_p.so" "$FLEET_WORK/plugins/" || return 1
+    done
+    cp "$1" "$FLEET_WORK/plugins/balloon.so"
+}
+
 # fleet_start NS NAME CMD...: runs CMD in namespace NS (`ip netns exec` execs it: the pid is CMD's),
 # output in FLEET_WORK/NAME.out and NAME.err. Sets FLEET_PID and writes it to FLEET_WORK/NAME.pid.
 fleet_start() {

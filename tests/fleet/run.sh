@@ -93,13 +93,7 @@ for h in $all; do
     k=$((k + 1))
 done
 
-# One plugin directory for every hypervisor: Debian's plugins and ours.
-mkdir "$FLEET_WORK/plugins"
-for p in logfile network; do
-    ln "/usr/lib/collectd/$p.so" "$FLEET_WORK/plugins/" 2>/dev/null ||
-        cp "/usr/lib/collectd/$p.so" "$FLEET_WORK/plugins/"
-done
-cp "$so" "$FLEET_WORK/plugins/balloon.so"
+fleet_plugin_dir "$so" || fleet_fail "cannot make the plugin directory."
 
 # The central collectd's AuthFile: every sender's user, each with its right password.
 umask 077
