@@ -173,6 +173,10 @@ fleet_cleanup() {
         done
         rm -f "$FLEET_WORK/netns"
     fi
+    # Any other namespace of this run's slot (its list lost, say): the slot is ours, so they are.
+    if [ -n "${FLEET_PREFIX:-}" ] && ip netns list | grep -q "^$FLEET_PREFIX-"; then
+        fleet_remove_namespaces "$FLEET_PREFIX"
+    fi
     if [ -n "${FLEET_PREFIX:-}" ] && ip netns list | grep -q "^$FLEET_PREFIX-"; then
         fleet_log "namespaces left: $(ip netns list | grep "^$FLEET_PREFIX-" | tr '\n' ' ')"
         _left=1
