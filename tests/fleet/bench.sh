@@ -119,9 +119,14 @@ while [ "$k" -le "$hvs" ]; do
     k=$((k + 1))
 done
 vms=$((hvs * guests))
-bench wait-vms "$vms" "$interval" 1200 >"$FLEET_WORK/fill" || die "not every VM reached Prometheus within 20 minutes."
-fill=$(cat "$FLEET_WORK/fill")
-say "all $vms VMs current in Prometheus $fill s after the last collectd was started; warming up"
+# A central collectd that has not caught up by then is measured as it is: the table says so.
+if bench wait-vms "$vms" "$interval" 900 >"$FLEET_WORK/fill"; then
+    fill=$(cat "$FLEET_WORK/fill")
+    say "all $vms VMs current in Prometheus $fill s after the last collectd was started; warming up"
+else
+    fill=-1
+    say "not every VM is current in Prometheus 900 s after the last collectd was started; measuring anyway"
+fi
 # Three more cycles: every guest polled at the interval the plugin set, every series there.
 fleet_bg sleep $((3 * interval))
 
@@ -148,7 +153,7 @@ fleet_bg sleep "$interval"
 hosts=$(seq -f 'hv%g' 1 "$hvs")
 # shellcheck disable=SC2086
 bench account "$t1" "$t2" "$interval" "$guests" $hosts >"$FLEET_WORK/account.json" || die "the accounting failed."
-grep -c . "$FLEET_WORK/delays" >/dev/null || die "no delay was measured."
+grep -q . "$FLEET_WORK/delays" || say "no delay was measured: no new value reached Prometheus"
 # (libmicrohttpd's note on its logger option is logged as an error at every start: not ours)
 errors=$(grep '\[error\]' "$FLEET_WORK/central.log" | grep -vc MHD_OPTION_EXTERNAL_LOGGER || true)
 central_kib=$(awk '/^VmHWM:/ { print $2 }' "/proc/$central_pid/status")
@@ -165,7 +170,9 @@ span = t2 - t1
 acc = json.load(open(work + "/account.json"))
 d = sorted(float(l.split()[3]) for l in open(work + "/delays"))
 def pct(p):
-    return d[min(len(d) - 1, int(round(p / 100.0 * (len(d) - 1))))]
+    return round(d[min(len(d) - 1, int(round(p / 100.0 * (len(d) - 1))))], 2) if d else None
+def secs(v):
+    return "n/a" if v is None else "%.2f s" % v
 central_cpu = (int(c2) - int(c1)) / hz
 lost = acc["lost"] + acc["cycles_lost"] + acc["vms_missing"]
 r = {
@@ -178,8 +185,9 @@ r = {
     "central_cpu_us_per_value": round(1e6 * central_cpu / max(1, acc["arrived"]), 2),
     "prometheus_cpu_core_pct": round(100 * (int(p2) - int(p1)) / hz / span, 2),
     "hypervisors_cpu_core_pct": round(100 * (int(s2) - int(s1)) / hz / span, 2),
-    "delay_median_s": round(pct(50), 2), "delay_p99_s": round(pct(99), 2), "delay_max_s": round(d[-1], 2),
-    "delays_measured": len(d), "all_vms_visible_after_s": float(fill), "central_errors_logged": int(errors),
+    "delay_median_s": pct(50), "delay_p99_s": pct(99), "delay_max_s": pct(100),
+    "delays_measured": len(d), "all_vms_visible_after_s": float(fill) if float(fill) >= 0 else None,
+    "central_errors_logged": int(errors),
     "udp_receive_buffer_drops": int(drops), "central_peak_rss_mib": round(int(central_kib) / 1024, 1),
     "hypervisors_started_apart_s": float(stagger),
 }
@@ -193,20 +201,24 @@ lines = [
     "machine load average (1, 5, 15 min) at the start / the end: " + load,
     "%14s %12s %9s %14s %14s %11s %11s %12s" % ("values/s", "received", "lost", "central core", "central/value",
                                                  "delay p50", "delay p99", "prometheus"),
-    "%14.1f %12d %9d %13.2f%% %11.2f us %9.2f s %9.2f s %11.2f%%" % (
+    "%14.1f %12d %9d %13.2f%% %11.2f us %11s %11s %11.2f%%" % (
         r["values_received_per_s"], r["values_received"], lost, r["central_cpu_core_pct"],
-        r["central_cpu_us_per_value"], r["delay_median_s"], r["delay_p99_s"], r["prometheus_cpu_core_pct"]),
-    "hypervisors started %g s apart; all %d VMs current in Prometheus (a state less than 2 intervals old) %.1f s after the last one; central collectd: %d errors logged, %d UDP datagrams dropped by its receive buffer, peak RSS %.0f MiB"
-    % (r["hypervisors_started_apart_s"], r["vms"], r["all_vms_visible_after_s"], r["central_errors_logged"],
-       r["udp_receive_buffer_drops"], r["central_peak_rss_mib"]),
+        r["central_cpu_us_per_value"], secs(r["delay_median_s"]), secs(r["delay_p99_s"]), r["prometheus_cpu_core_pct"]),
+    "hypervisors started %g s apart; %s; central collectd: %d errors logged, %d UDP datagrams dropped by its receive buffer, peak RSS %.0f MiB"
+    % (r["hypervisors_started_apart_s"],
+       ("all %d VMs current in Prometheus (a state less than 2 intervals old) %.1f s after the last one"
+        % (r["vms"], r["all_vms_visible_after_s"])) if r["all_vms_visible_after_s"] is not None else
+       "NOT all %d VMs current in Prometheus 900 s after the last one (README, \"How far one central collectd goes\")" % r["vms"],
+       r["central_errors_logged"], r["udp_receive_buffer_drops"], r["central_peak_rss_mib"]),
     "",
     "fleet targets",
     "  %-7s nothing lost: %d of %d values arrived, %d read cycles and %d VMs missing%s" % (
         verdict(lost == 0), acc["arrived"], acc["expected"], acc["cycles_lost"], acc["vms_missing"], note),
     "  %-7s the central collectd under 10%% of one core: %.2f%%%s" % (
         verdict(r["central_cpu_core_pct"] < 10), r["central_cpu_core_pct"], note),
-    "  %-7s p99 delay from last-update to queryable under 2 intervals (%g s): %.2f s%s" % (
-        verdict(r["delay_p99_s"] < 2 * interval), 2 * interval, r["delay_p99_s"], note),
+    "  %-7s p99 delay from last-update to queryable under 2 intervals (%g s): %s%s" % (
+        verdict(r["delay_p99_s"] is not None and r["delay_p99_s"] < 2 * interval), 2 * interval,
+        secs(r["delay_p99_s"]), note),
 ]
 if acc["examples"]:
     lines.append("  lost, for example: " + "; ".join(acc["examples"][:5]))
