@@ -1,13 +1,15 @@
 #include "config.h"
 
 #include <errno.h>
-#include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "agent/bal_agent.h"
 #include "agent/bal_filter.h"
+#include "agent/bal_jobs.h"
 #include "agent/bal_libvirt.h"
+#include "agent/bal_names.h"
 #include "agent/bal_poller.h"
 #include "agent/bal_pool.h"
 #include "agent/bal_qmp.h"
@@ -20,15 +22,27 @@
 #define MAX_INTERVAL_S INT64_C(4294967295) /* QEMU: "timer value is too big" above */
 
 typedef struct domain {
-    bal_domain_info_t info; /* name owned */
-    bal_poller_t *poller;
+    bal_domain_info_t info; /* name owned; not written while its job runs (see pending) */
+    bal_poller_t *poller;   /* driven by its job's thread while the job runs, else by the reader */
+    bal_job_t *job;         /* at most one in flight */
     bool in_cycle;          /* begun in this read; false for one listed again mid-cycle */
+    bool restore;           /* the job's work: put the interval back, instead of a read cycle */
+    int64_t deadline_ms;    /* the job's steps starting after this fail at once (agent's clock) */
+    bool suspect;           /* its last job was late or timed out: queued last, within the late budget */
+    bool skipped;           /* a suspect left out of this read: too many jobs still late */
+    int64_t last_interval;  /* of the last sample handed out, for a late one: -1 unknown */
+    /* Listed again while its job ran: the instance and uuid to take once it has ended. */
+    bool has_pending;
+    uint64_t pending_instance;
+    char pending_uuid[37];
 } domain_t;
 
 struct bal_agent {
     bal_transport_t *transport;
     bal_filter_t *filter;
     bal_pool_t *pool;
+    bal_jobs_t *jobs;
+    unsigned width;     /* commands in flight at once within a read */
     char *qom_path;
     bal_poller_config_t poller_config;
     bal_logger_t logger;
@@ -36,22 +50,17 @@ struct bal_agent {
     void *event_opaque;
     const bal_clock_t *clock;
     int timeout_ms;
+    int64_t read_budget_ms; /* how long a read waits for answers; 0: for all of them */
     int64_t refresh_ms;
     bool restore_interval;
 
     domain_t **domains; /* sorted by name */
     size_t n_domains;
+    size_t suspect_next; /* where the next read starts looking for suspects to send to, round robin */
     bool listed;        /* the list was had at least once */
     bool refresh_now;
     int64_t next_refresh_ms;
 };
-
-/* One domain's share of a cycle, run on a pool thread. */
-typedef struct job {
-    const bal_agent_t *agent;
-    domain_t *dom;
-    int64_t deadline_ms;
-} job_t;
 
 static const char *const state_names[] = {
     [BAL_STATE_OK] = "ok",
@@ -59,6 +68,7 @@ static const char *const state_names[] = {
     [BAL_STATE_STALE] = "stale",
     [BAL_STATE_NO_BALLOON] = "no balloon",
     [BAL_STATE_FAILED] = "failed",
+    [BAL_STATE_LATE] = "late",
 };
 
 const char *bal_domain_state_name(bal_domain_state_t state)
@@ -87,6 +97,29 @@ static void domain_free(domain_t *dom)
     free(dom);
 }
 
+/* bal_jobs' release: a domain dropped while its job ran, freed by that job's thread at its end. */
+static void release_domain(void *opaque, void *item)
+{
+    (void)opaque;
+    domain_free(item);
+}
+
+/* Lets go of a domain: now, or when its job in flight ends. */
+static void domain_discard(bal_agent_t *agent, domain_t *dom)
+{
+    if (dom == NULL)
+        return;
+    if (dom->job != NULL)
+        bal_jobs_discard(agent->jobs, dom->job);
+    else
+        domain_free(dom);
+}
+
+static bal_job_state_t job_state(const bal_agent_t *agent, const domain_t *dom)
+{
+    return bal_job_state(agent->jobs, dom->job);
+}
+
 /* ---- one domain's commands, on a pool thread ---- */
 
 static int build_command(const bal_poller_step_t *step, char **cmd, bal_error_t *err)
@@ -105,17 +138,15 @@ static int build_command(const bal_poller_step_t *step, char **cmd, bal_error_t 
 }
 
 /* Sends one step and feeds what came back to the poller. */
-static void run_step(const job_t *job, const bal_poller_step_t *step)
+static void run_step(const bal_agent_t *agent, domain_t *dom, const bal_poller_step_t *step)
 {
-    const bal_agent_t *agent = job->agent;
-    domain_t *dom = job->dom;
     bal_error_t err = {0};
     bal_poller_reply_t reply = {.outcome = BAL_POLLER_FAILED, .error = &err};
     bal_stats_t stats;
     char *cmd = NULL, *answer = NULL, *found = NULL;
     int rc;
 
-    if (monotonic_ms(agent) > job->deadline_ms) {
+    if (monotonic_ms(agent) > dom->deadline_ms) {
         /* Keeps a cycle over many hung domains within its time bound. */
         bal_error_set(&err, -ETIMEDOUT, "The read cycle ran out of time before domain '%s' was done.",
                       dom->info.name);
@@ -156,61 +187,64 @@ out:
     free(cmd);
 }
 
-static void run_job(void *opaque)
+/* bal_jobs' run: one domain's share of a read (or of the shutdown), on a pool thread. */
+static void run_domain(void *opaque, void *item)
 {
-    const job_t *job = opaque;
+    const bal_agent_t *agent = opaque;
+    domain_t *dom = item;
     bal_poller_step_t step;
 
-    while (bal_poller_next(job->dom->poller, &step))
-        run_step(job, &step);
+    if (dom->restore)
+        bal_poller_begin_restore(dom->poller);
+    else
+        bal_poller_begin_cycle(dom->poller, dom->info.instance);
+    while (bal_poller_next(dom->poller, &step))
+        run_step(agent, dom, &step);
 }
 
-/* A cycle's domains, shared by the pool's workers: each takes the next domain not taken yet, so a
- * batch costs one pool job per worker, not one per domain. */
-typedef struct batch {
-    const bal_agent_t *agent;
-    int64_t deadline_ms;
-    atomic_size_t next;
-} batch_t;
-
-static void run_worker(void *opaque)
+/* Queues dom's job for the round being built: a read cycle (or the shutdown sequence), its steps
+ * allowed to start until twice the timeout from now (with the one in flight, about 3 timeouts). */
+static bool queue_domain(bal_agent_t *agent, domain_t *dom, bool restore)
 {
-    batch_t *batch = opaque;
-    const bal_agent_t *agent = batch->agent;
-
-    for (;;) {
-        size_t i = atomic_fetch_add_explicit(&batch->next, 1, memory_order_relaxed);
-        job_t job;
-
-        if (i >= agent->n_domains)
-            break;
-        job = (job_t){.agent = agent, .dom = agent->domains[i], .deadline_ms = batch->deadline_ms};
-        run_job(&job);
+    if (dom->has_pending) {
+        /* listed again while its job ran: a new instance is seen by the poller from now on */
+        dom->info.instance = dom->pending_instance;
+        memcpy(dom->info.uuid, dom->pending_uuid, sizeof(dom->info.uuid));
+        dom->has_pending = false;
     }
+    dom->restore = restore;
+    dom->deadline_ms = monotonic_ms(agent) + 2 * (int64_t)agent->timeout_ms;
+    return bal_jobs_add(agent->jobs, dom->job) == 0;
 }
 
-/* Runs every domain's poller (already begun) through the pool and waits for all of them. */
-static void run_batch(bal_agent_t *agent)
+/* Runs the round queued, inside one batch of the transport; returns after at most budget_ms (0: when
+ * every job is done). */
+static void run_round(bal_agent_t *agent, int64_t budget_ms)
 {
-    batch_t batch = {.agent = agent};
-    unsigned workers;
-
-    if (agent->n_domains == 0)
-        return;
-    /* Steps starting after twice the timeout fail at once: with the one in flight, about 3 timeouts. */
-    batch.deadline_ms = monotonic_ms(agent) + 2 * (int64_t)agent->timeout_ms;
-    atomic_init(&batch.next, 0);
-    workers = bal_pool_threads(agent->pool);
-    if (workers > agent->n_domains)
-        workers = (unsigned)agent->n_domains;
     bal_transport_batch(agent->transport, true);
-    for (unsigned w = 0; w < workers; w++)
-        bal_pool_submit(agent->pool, run_worker, &batch);
-    bal_pool_wait(agent->pool);
+    bal_jobs_run(agent->jobs, budget_ms);
     bal_transport_batch(agent->transport, false);
 }
 
 /* ---- the domain list ---- */
+
+/* A domain first seen, with its poller and its job; NULL when out of memory. */
+static domain_t *domain_new(bal_agent_t *agent, const char *name)
+{
+    domain_t *dom = calloc(1, sizeof(*dom));
+
+    if (dom == NULL)
+        return NULL;
+    dom->last_interval = -1;
+    dom->poller = bal_poller_new(&agent->poller_config, name);
+    if (dom->poller != NULL)
+        dom->job = bal_job_new(dom);
+    if (dom->job == NULL) {
+        domain_free(dom);
+        return NULL;
+    }
+    return dom;
+}
 
 /* Orders the listing by name, and a name listed twice by its place in the list (the first one counts);
  * a nameless item (none is expected) first, to be skipped. */
@@ -228,6 +262,22 @@ static int compare_items(const void *a, const void *b)
     return c;
 }
 
+/* Says what a listing changed, in one line: a QEMU that stopped, started or restarted (a new instance
+ * of a known name) is visible in the log, at every listing that finds one. */
+static void log_changes(const bal_agent_t *agent, const bal_names_t *added, const bal_names_t *gone,
+                        const bal_names_t *restarted)
+{
+    char a[160], g[160], r[160];
+
+    if (added->count + gone->count + restarted->count == 0)
+        return;
+    bal_names_format(added, a, sizeof(a));
+    bal_names_format(gone, g, sizeof(g));
+    bal_names_format(restarted, r, sizeof(r));
+    bal_log(&agent->logger, BAL_LOG_INFO, "The domain list changed: %zu new%s, %zu gone%s, %zu restarted%s.",
+            added->count, a, gone->count, g, restarted->count, r);
+}
+
 /* Lists the running domains and rebuilds the selection: a domain still there keeps its poller (which
  * sees a new instance by itself), a new one gets a fresh poller, a vanished one is dropped. Everything
  * that can fail happens before the old selection is touched. The listing is sorted, so one merge with
@@ -243,6 +293,7 @@ static int refresh_domains(bal_agent_t *agent, bal_error_t *err)
     size_t n = 0, o = 0;
     const char *prev = NULL;
     bool sorted = true;
+    bal_names_t added = {0}, gone = {0}, restarted = {0};
     int rc;
 
     rc = bal_transport_list_domains(agent->transport, &list, err);
@@ -283,11 +334,8 @@ static int refresh_domains(bal_agent_t *agent, bal_error_t *err)
             n++;
             continue;
         }
-        next[n] = calloc(1, sizeof(**next));
-        if (next[n] != NULL)
-            next[n]->poller = bal_poller_new(&agent->poller_config, name);
-        if (next[n] == NULL || next[n]->poller == NULL) {
-            domain_free(next[n]);
+        next[n] = domain_new(agent, name);
+        if (next[n] == NULL) {
             rc = bal_error_set(err, -ENOMEM, "Out of memory listing domains.");
             goto out;
         }
@@ -297,15 +345,33 @@ static int refresh_domains(bal_agent_t *agent, bal_error_t *err)
     /* Commit: nothing fails from here on. next is in name order, as the listing is. */
     for (size_t j = 0; j < n; j++) {
         bal_domain_info_t *item = src[j];
-        if (old[j] >= 0) {
-            free(next[j]->info.name);
+        domain_t *dom = next[j];
+
+        if (old[j] < 0) {
+            bal_names_add(&added, item->name);
+        } else {
             agent->domains[old[j]] = NULL;
+            if ((dom->has_pending ? dom->pending_instance : dom->info.instance) != item->instance)
+                bal_names_add(&restarted, item->name);
+            if (job_state(agent, dom) == BAL_JOB_RUNNING) {
+                /* its job reads info: taken when the job has ended (queue_domain) */
+                dom->has_pending = true;
+                dom->pending_instance = item->instance;
+                memcpy(dom->pending_uuid, item->uuid, sizeof(dom->pending_uuid));
+                continue;
+            }
+            free(dom->info.name);
+            dom->has_pending = false;
         }
-        next[j]->info = *item; /* name, uuid, instance */
-        item->name = NULL;     /* now the domain's */
+        dom->info = *item; /* name, uuid, instance */
+        item->name = NULL; /* now the domain's */
     }
     for (size_t j = 0; j < agent->n_domains; j++)
-        domain_free(agent->domains[j]);
+        if (agent->domains[j] != NULL)
+            bal_names_add(&gone, agent->domains[j]->info.name);
+    log_changes(agent, &added, &gone, &restarted);
+    for (size_t j = 0; j < agent->n_domains; j++)
+        domain_discard(agent, agent->domains[j]);
     free(agent->domains);
     agent->domains = next;
     agent->n_domains = n;
@@ -317,7 +383,7 @@ static int refresh_domains(bal_agent_t *agent, bal_error_t *err)
 out:
     for (size_t j = 0; j < n; j++)
         if (old[j] < 0)
-            domain_free(next[j]);
+            domain_discard(agent, next[j]);
     free(old);
     free(src);
     free(next);
@@ -337,8 +403,13 @@ static void drop_gone_domains(bal_agent_t *agent)
 {
     bool any = false;
 
-    for (size_t i = 0; i < agent->n_domains && !any; i++)
-        any = domain_gone(bal_poller_failure(agent->domains[i]->poller));
+    for (size_t i = 0; i < agent->n_domains && !any; i++) {
+        const domain_t *dom = agent->domains[i];
+        bal_job_state_t st = job_state(agent, dom);
+
+        /* a job in flight is its thread's: only an ended one is read */
+        any = (st == BAL_JOB_DONE || st == BAL_JOB_DONE_LATE) && domain_gone(bal_poller_failure(dom->poller));
+    }
     if (!any)
         return;
     agent->refresh_now = true;
@@ -378,9 +449,78 @@ static void deliver_events(const bal_agent_t *agent, const domain_t *dom)
     }
 }
 
+/* Builds a read's round: every domain whose job is not in flight, the suspects (slow or timed out the
+ * last time) last, so that the others' answers come first; and, when the read has a budget, a suspect
+ * only while fewer than `width` jobs are still late. So the known stalled peers hold at most `width`
+ * threads, and the pool keeps room beyond them for each read's own (pool_max_threads). Suspects take
+ * turns, round robin. */
+static void queue_read(bal_agent_t *agent)
+{
+    size_t late = bal_jobs_late(agent->jobs), n = agent->n_domains;
+    size_t room = agent->read_budget_ms <= 0 ? SIZE_MAX : agent->width > late ? agent->width - late : 0;
+    size_t start = n > 0 ? agent->suspect_next % n : 0;
+
+    for (size_t i = 0; i < n; i++) {
+        domain_t *dom = agent->domains[i];
+
+        dom->in_cycle = true;
+        dom->skipped = false;
+        if (!dom->suspect && job_state(agent, dom) == BAL_JOB_IDLE)
+            queue_domain(agent, dom, false);
+    }
+    for (size_t k = 0; k < n; k++) {
+        size_t i = (start + k) % n;
+        domain_t *dom = agent->domains[i];
+
+        if (!dom->suspect || job_state(agent, dom) != BAL_JOB_IDLE)
+            continue;
+        if (room == 0) {
+            dom->skipped = true;
+            continue;
+        }
+        if (queue_domain(agent, dom, false))
+            room--;
+        agent->suspect_next = i + 1;
+    }
+}
+
+/* dom's sample for this read, in *sample (message room for a late one in buf): its job's outcome when
+ * the job has ended, else a LATE sample. Returns true when it is the job's outcome, whose events are
+ * then to be delivered. Takes the outcome: the domain's next job may be queued. */
+static bool take_sample(bal_agent_t *agent, domain_t *dom, bal_sample_t *sample, char *buf, size_t len)
+{
+    bal_job_state_t st = job_state(agent, dom);
+
+    memset(sample, 0, sizeof(*sample));
+    if (st == BAL_JOB_DONE || st == BAL_JOB_DONE_LATE) {
+        bal_poller_result(dom->poller, sample);
+        dom->suspect = st == BAL_JOB_DONE_LATE || bal_poller_failure(dom->poller) == -ETIMEDOUT;
+        dom->last_interval = sample->polling_interval_s;
+    } else {
+        sample->state = BAL_STATE_LATE;
+        sample->polling_interval_s = dom->last_interval;
+        sample->error = buf;
+        if (st == BAL_JOB_RUNNING) {
+            dom->suspect = true;
+            snprintf(buf, len, "Domain '%s' did not answer within the read's %lld ms; its command is still out, "
+                     "and a later read takes its answer.", dom->info.name, (long long)agent->read_budget_ms);
+        } else if (dom->skipped) {
+            snprintf(buf, len, "Domain '%s' was not read: it was slow to answer before, and the commands of other "
+                     "slow domains are still out.", dom->info.name);
+        } else {
+            snprintf(buf, len, "Domain '%s' was not read: the read's %lld ms ran out before its turn.",
+                     dom->info.name, (long long)agent->read_budget_ms);
+        }
+    }
+    sample->name = dom->info.name;
+    sample->uuid = dom->info.uuid;
+    bal_job_take(agent->jobs, dom->job);
+    return sample->state != BAL_STATE_LATE;
+}
+
 int bal_agent_read(bal_agent_t *agent, bal_sample_cb cb, void *opaque, bal_error_t *err)
 {
-    const domain_t *first_failed = NULL;
+    bal_error_t failure = {0}; /* the first domain that could not be read */
     int read = 0;
     size_t delivered = 0;
     int rc;
@@ -394,59 +534,63 @@ int bal_agent_read(bal_agent_t *agent, bal_sample_cb cb, void *opaque, bal_error
         if (rc < 0)
             return rc;
     }
-    for (size_t i = 0; i < agent->n_domains; i++) {
-        bal_poller_begin_cycle(agent->domains[i]->poller, agent->domains[i]->info.instance);
-        agent->domains[i]->in_cycle = true;
-    }
-    run_batch(agent);
+    queue_read(agent);
+    run_round(agent, agent->read_budget_ms);
     drop_gone_domains(agent);
 
     for (size_t i = 0; i < agent->n_domains; i++) {
-        const domain_t *dom = agent->domains[i];
+        domain_t *dom = agent->domains[i];
+        char late[384];
         bal_sample_t sample;
+        bool answered;
 
         if (!dom->in_cycle)
-            continue; /* appeared in the list taken after the batch: read next cycle */
-        memset(&sample, 0, sizeof(sample));
+            continue; /* appeared in the list taken after the round: read next cycle */
         delivered++;
-        bal_poller_result(dom->poller, &sample);
-        sample.name = dom->info.name;
-        sample.uuid = dom->info.uuid;
-        if (sample.state == BAL_STATE_FAILED) {
-            if (first_failed == NULL)
-                first_failed = dom;
-        } else {
+        answered = take_sample(agent, dom, &sample, late, sizeof(late));
+        if (sample.state != BAL_STATE_FAILED && sample.state != BAL_STATE_LATE)
             read++;
-        }
-        deliver_events(agent, dom);
+        else if (failure.code == 0)
+            bal_error_set(&failure, sample.state == BAL_STATE_LATE ? -ETIMEDOUT : bal_poller_failure(dom->poller),
+                          "%s", sample.error);
+        if (answered)
+            deliver_events(agent, dom);
         if (cb != NULL)
             cb(opaque, &sample);
     }
-    if (read == 0 && first_failed != NULL) {
-        bal_sample_t sample;
-        bal_poller_result(first_failed->poller, &sample);
-        return bal_error_set(err, bal_poller_failure(first_failed->poller),
-                             "None of the %zu selected domains could be read. %s", delivered,
-                             sample.error);
-    }
+    if (read == 0 && failure.code != 0)
+        return bal_error_set(err, failure.code, "None of the %zu selected domains could be read. %s", delivered,
+                             failure.message);
     return read;
 }
 
-/* On shutdown: every domain whose interval we changed gets its original back, concurrently, within
- * about 3 timeouts. Failures are logged: there is nobody left to return them to. */
+/* On shutdown: the jobs still in flight end first (at their timeout at the latest); then every domain
+ * whose interval we changed gets its original back, concurrently, within about 3 timeouts. Failures
+ * are logged: there is nobody left to return them to. */
 static void restore_intervals(bal_agent_t *agent)
 {
-    for (size_t i = 0; i < agent->n_domains; i++)
-        bal_poller_begin_restore(agent->domains[i]->poller);
-    run_batch(agent);
+    bal_jobs_drain(agent->jobs);
     for (size_t i = 0; i < agent->n_domains; i++) {
-        const domain_t *dom = agent->domains[i];
+        domain_t *dom = agent->domains[i];
+        bal_job_state_t st = job_state(agent, dom);
+
+        if (st == BAL_JOB_DONE || st == BAL_JOB_DONE_LATE)
+            deliver_events(agent, dom); /* an answer that came after the last read */
+        bal_job_take(agent->jobs, dom->job);
+        queue_domain(agent, dom, true);
+    }
+    run_round(agent, 0);
+    for (size_t i = 0; i < agent->n_domains; i++) {
+        domain_t *dom = agent->domains[i];
         bal_sample_t sample;
 
+        if (job_state(agent, dom) != BAL_JOB_DONE)
+            continue; /* not queued: out of memory */
         deliver_events(agent, dom);
         bal_poller_result(dom->poller, &sample);
         if (sample.error != NULL)
             bal_log(&agent->logger, BAL_LOG_WARNING, "%s", sample.error);
+        bal_job_take(agent->jobs, dom->job);
     }
 }
 
@@ -454,16 +598,39 @@ void bal_agent_free(bal_agent_t *agent)
 {
     if (agent == NULL)
         return;
-    if (agent->restore_interval && agent->pool != NULL && agent->transport != NULL)
-        restore_intervals(agent);
-    bal_pool_free(agent->pool);
+    if (agent->jobs != NULL) {
+        if (agent->restore_interval && agent->transport != NULL)
+            restore_intervals(agent);
+        bal_jobs_drain(agent->jobs);
+    }
     for (size_t i = 0; i < agent->n_domains; i++)
-        domain_free(agent->domains[i]);
+        domain_discard(agent, agent->domains[i]);
     free(agent->domains);
+    bal_jobs_free(agent->jobs);
+    bal_pool_free(agent->pool);
     bal_transport_free(agent->transport);
     bal_filter_free(agent->filter);
     free(agent->qom_path);
     free(agent);
+}
+
+/* The pool's threads: width for a read, and room for the jobs still late from earlier reads. A known
+ * stalled peer is asked only while fewer than width are late (queue_read); a peer that stalls for the
+ * first time is not known, and each read may leave width more late, for as long as a job can last
+ * (about 4 timeouts). Started only when needed; none beyond width without a read budget, since then
+ * nothing is ever late. */
+#define MAX_POOL_THREADS 256
+static unsigned pool_max_threads(unsigned width, int timeout_ms, int64_t read_budget_ms)
+{
+    int64_t reads, n;
+
+    if (read_budget_ms <= 0)
+        return width;
+    reads = (4 * (int64_t)timeout_ms + read_budget_ms - 1) / read_budget_ms;
+    n = (int64_t)width * (2 + reads);
+    if (n > MAX_POOL_THREADS)
+        n = MAX_POOL_THREADS > 2 * width ? MAX_POOL_THREADS : 2 * (int64_t)width;
+    return (unsigned)n;
 }
 
 /* Everything bal_agent_new checks before it opens anything. */
@@ -484,6 +651,8 @@ static int check_config(const bal_agent_config_t *config, bal_error_t *err)
                              config->concurrency, MAX_CONCURRENCY);
     if (config->timeout_ms < 0)
         return bal_error_set(err, -EINVAL, "The timeout %d ms is negative.", config->timeout_ms);
+    if (config->read_budget_ms < 0)
+        return bal_error_set(err, -EINVAL, "The read budget %d ms is negative.", config->read_budget_ms);
     if (config->qom_path != NULL) {
         /* Refused before anything is sent: the path goes into every command. */
         rc = bal_qmp_check_path(config->qom_path, err);
@@ -524,8 +693,14 @@ int bal_agent_new_with_transport(const bal_agent_config_t *config, bal_transport
                         err);
     if (rc < 0)
         goto fail;
-    rc = bal_pool_new(config->concurrency != 0 ? config->concurrency : DEFAULT_CONCURRENCY,
+    agent->width = config->concurrency != 0 ? config->concurrency : DEFAULT_CONCURRENCY;
+    agent->timeout_ms = config->timeout_ms != 0 ? config->timeout_ms : DEFAULT_TIMEOUT_MS;
+    agent->read_budget_ms = config->read_budget_ms;
+    rc = bal_pool_new(agent->width, pool_max_threads(agent->width, agent->timeout_ms, agent->read_budget_ms),
                       &agent->pool, err);
+    if (rc < 0)
+        goto fail;
+    rc = bal_jobs_new(agent->pool, agent->width, run_domain, release_domain, agent, &agent->jobs, err);
     if (rc < 0)
         goto fail;
     if (config->qom_path != NULL) {
@@ -547,7 +722,6 @@ int bal_agent_new_with_transport(const bal_agent_config_t *config, bal_transport
     agent->logger = config->logger;
     agent->on_event = config->on_event;
     agent->event_opaque = config->event_opaque;
-    agent->timeout_ms = config->timeout_ms != 0 ? config->timeout_ms : DEFAULT_TIMEOUT_MS;
     agent->refresh_ms =
         (int64_t)(config->refresh_interval_s != 0 ? config->refresh_interval_s : DEFAULT_REFRESH_S) * 1000;
     agent->restore_interval = config->restore_interval && !config->observe_only;
@@ -561,8 +735,23 @@ fail:
     return rc;
 }
 
+/* The QMP connections the socket transport may keep open within config's descriptor budget: what is
+ * left once a connection for each command in flight (a read's and the late ones', 2 * concurrency) and
+ * two for the rest (listing the directory) are set aside. 0: no limit. */
+static size_t kept_connections(const bal_agent_config_t *config)
+{
+    size_t width = config->concurrency != 0 ? config->concurrency : DEFAULT_CONCURRENCY;
+    size_t aside = 2 * width + 2;
+
+    if (config->max_descriptors == 0)
+        return 0;
+    return config->max_descriptors > aside ? config->max_descriptors - aside : 1;
+}
+
 static bal_transport_t *open_transport(const bal_agent_config_t *config, int timeout_ms, bal_error_t *err)
 {
+    bal_transport_t *t;
+
     switch (config->transport) {
     case BAL_TRANSPORT_LIBVIRT:
         return bal_libvirt_transport_new(config->libvirt_uri, timeout_ms, &config->logger, config->clock,
@@ -572,14 +761,18 @@ static bal_transport_t *open_transport(const bal_agent_config_t *config, int tim
             bal_error_set(err, -EINVAL, "The QMP socket transport needs a directory.");
             return NULL;
         }
-        return bal_qmp_socket_transport_new_dir(config->qmp_dir, timeout_ms, &config->logger, err);
+        t = bal_qmp_socket_transport_new_dir(config->qmp_dir, timeout_ms, &config->logger, err);
+        bal_qmp_socket_transport_set_max_connections(t, kept_connections(config));
+        return t;
     case BAL_TRANSPORT_QMP_SOCKETS:
         if (config->n_sockets == 0 || config->sockets == NULL) {
             bal_error_set(err, -EINVAL, "The QMP socket transport needs at least one socket.");
             return NULL;
         }
-        return bal_qmp_socket_transport_new_pairs(config->sockets, config->n_sockets, timeout_ms,
-                                                  &config->logger, err);
+        t = bal_qmp_socket_transport_new_pairs(config->sockets, config->n_sockets, timeout_ms, &config->logger,
+                                               err);
+        bal_qmp_socket_transport_set_max_connections(t, kept_connections(config));
+        return t;
     }
     bal_error_set(err, -EINVAL, "The transport %d is not one the agent knows.", (int)config->transport);
     return NULL;

@@ -69,6 +69,10 @@ typedef struct bal_agent_config {
     unsigned concurrency;        /* commands in flight at once; 0: 5 (libvirtd's max_client_requests) */
     unsigned refresh_interval_s; /* domain list refresh; 0: 60 (lifecycle events act at once anyway) */
     int timeout_ms;              /* connect and reply timeout per command; 0: 5000 */
+    int read_budget_ms;          /* how long bal_agent_read waits for answers; 0: until every domain
+                                    answered or failed. A command still out then is not waited for */
+    size_t max_descriptors;      /* QMP sockets: descriptors the agent may hold at once (connections kept
+                                    open, and one per command in flight); 0: no limit */
 
     bal_logger_t logger;
     void (*on_event)(void *opaque, const bal_event_t *event); /* optional; called from bal_agent_read
@@ -83,6 +87,8 @@ typedef enum bal_domain_state {
     BAL_STATE_STALE,          /* last-update stopped advancing */
     BAL_STATE_NO_BALLOON,     /* no balloon device */
     BAL_STATE_FAILED,         /* could not be read this cycle; see error */
+    BAL_STATE_LATE,           /* no answer within read_budget_ms (its command is still out, or its
+                                 turn did not come); see error */
 } bal_domain_state_t;
 
 const char *bal_domain_state_name(bal_domain_state_t state); /* "ok", "never answered", ... */
@@ -96,7 +102,7 @@ typedef struct bal_sample {
     bool fresh;                /* last_update advanced since this domain's previous sample (or first) */
     bal_stats_t stats;
     int64_t polling_interval_s; /* what QEMU has, as far as we know; -1 unknown */
-    const char *error;          /* BAL_STATE_FAILED: a whole sentence; else NULL */
+    const char *error;          /* BAL_STATE_FAILED, BAL_STATE_LATE: a whole sentence; else NULL */
 } bal_sample_t;
 
 typedef struct bal_agent bal_agent_t;
@@ -113,16 +119,20 @@ int bal_agent_new_with_transport(const bal_agent_config_t *config, bal_transport
 
 /* One read cycle over every selected domain, the commands overlapped through the pool. Calls cb once
  * per domain from the calling thread, in name order; the sample's pointers are valid only during the
- * call. Returns the number of domains read (state other than FAILED), or a negative errno with err
- * filled when domains exist but none could be read, or the domain list could not be had. Blocks for
- * at most about 4 * timeout: the cycle stops starting commands 2 timeouts in, and a command under way
- * then may still take a connect timeout and a reply timeout (tests/fault_qmp measures the worst case).
+ * call. Returns the number of domains read (state other than FAILED and LATE), or a negative errno
+ * with err filled when domains exist but none could be read, or the domain list could not be had.
+ * With read_budget_ms, returns after about that long at most: a domain whose command is still out is
+ * LATE, its command goes on in the background (bal_jobs.h), no other is sent to it until that one
+ * ends, and the answer is handed out by a later read. A domain that was late or timed out before is
+ * asked last, and only while fewer than concurrency such commands are still out. Without one, or per
+ * domain, a command's steps stop 2 timeouts in, and a command under way then may still take a connect
+ * timeout and a reply timeout: about 4 * timeout (tests/fault_qmp measures the worst case).
  * Not to be called concurrently on one agent. */
 typedef void (*bal_sample_cb)(void *opaque, const bal_sample_t *sample);
 int bal_agent_read(bal_agent_t *agent, bal_sample_cb cb, void *opaque, bal_error_t *err);
 
-/* Closes connections, joins threads, and, if restore_interval, puts each domain's original interval
- * back first. NULL is a no-op. */
+/* Waits for the commands still out (their timeout at most), puts each domain's original interval back
+ * if restore_interval, closes connections and joins threads. NULL is a no-op. */
 void bal_agent_free(bal_agent_t *agent);
 
 /* Validates a domain selector as bal_agent_new would ("name" or "/regex/"). Returns 0 or -EINVAL. */

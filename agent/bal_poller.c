@@ -418,8 +418,11 @@ static void on_qmp_error(bal_poller_t *p, pending_t pending, const bal_poller_re
         }
         break;
     case PENDING_LIST:
-        /* A container QEMU never created (no anonymous device) is not an error: no balloon there. */
-        if (not_found || qmp_class_is(reply, "GenericError")) {
+        /* A container QEMU never created (no anonymous device) is not an error: no balloon there.
+         * Only DeviceNotFound says so (QEMU's answer for a missing path): any other error, such as a
+         * GenericError, fails the cycle and the list is asked again, since taking it for "no balloon"
+         * would skip the domain until it restarts. */
+        if (not_found) {
             if (p->path_state == PATH_LIST_PERIPHERAL)
                 p->path_state = PATH_LIST_ANON;
             else

@@ -18,10 +18,12 @@ struct bal_pool {
     pthread_cond_t work;  /* a job was queued, or stopping */
     pthread_cond_t idle;  /* pending dropped to 0 */
     job_t *head, *tail;
+    size_t queued;        /* in the list */
     size_t pending;       /* queued + running */
+    unsigned waiting;     /* workers waiting for a job */
     bool stopping;
-    pthread_t *workers;
-    unsigned n_workers;
+    pthread_t *workers;   /* max_workers */
+    unsigned n_workers, max_workers;
 };
 
 static void *worker_main(void *opaque)
@@ -32,14 +34,17 @@ static void *worker_main(void *opaque)
     for (;;) {
         job_t *job;
 
+        pool->waiting++;
         while (pool->head == NULL && !pool->stopping)
             pthread_cond_wait(&pool->work, &pool->lock);
+        pool->waiting--;
         if (pool->head == NULL)
             break; /* stopping, and nothing left to run */
         job = pool->head;
         pool->head = job->next;
         if (pool->head == NULL)
             pool->tail = NULL;
+        pool->queued--;
         pthread_mutex_unlock(&pool->lock);
 
         job->fn(job->arg);
@@ -53,7 +58,7 @@ static void *worker_main(void *opaque)
     return NULL;
 }
 
-int bal_pool_new(unsigned threads, bal_pool_t **out, bal_error_t *err)
+int bal_pool_new(unsigned threads, unsigned max_threads, bal_pool_t **out, bal_error_t *err)
 {
     bal_pool_t *pool;
     int rc = 0;
@@ -63,7 +68,8 @@ int bal_pool_new(unsigned threads, bal_pool_t **out, bal_error_t *err)
     pool = calloc(1, sizeof(*pool));
     if (pool == NULL)
         return bal_error_set(err, -ENOMEM, "Out of memory creating a worker pool.");
-    pool->workers = calloc(threads, sizeof(*pool->workers));
+    pool->max_workers = max_threads > threads ? max_threads : threads;
+    pool->workers = calloc(pool->max_workers, sizeof(*pool->workers));
     if (pool->workers == NULL) {
         free(pool);
         return bal_error_set(err, -ENOMEM, "Out of memory creating a worker pool.");
@@ -103,7 +109,12 @@ void bal_pool_submit(bal_pool_t *pool, bal_pool_fn fn, void *arg)
     else
         pool->head = job;
     pool->tail = job;
+    pool->queued++;
     pool->pending++;
+    /* More jobs queued than workers waiting: every other worker is busy (with a stalled peer, maybe). */
+    if (pool->queued > pool->waiting && pool->n_workers < pool->max_workers &&
+        pthread_create(&pool->workers[pool->n_workers], NULL, worker_main, pool) == 0)
+        pool->n_workers++;
     pthread_cond_signal(&pool->work);
     pthread_mutex_unlock(&pool->lock);
 }
@@ -116,9 +127,14 @@ void bal_pool_wait(bal_pool_t *pool)
     pthread_mutex_unlock(&pool->lock);
 }
 
-unsigned bal_pool_threads(const bal_pool_t *pool)
+unsigned bal_pool_threads(bal_pool_t *pool)
 {
-    return pool->n_workers;
+    unsigned n;
+
+    pthread_mutex_lock(&pool->lock);
+    n = pool->n_workers;
+    pthread_mutex_unlock(&pool->lock);
+    return n;
 }
 
 void bal_pool_free(bal_pool_t *pool)
@@ -129,6 +145,7 @@ void bal_pool_free(bal_pool_t *pool)
     pool->stopping = true;
     pthread_cond_broadcast(&pool->work);
     pthread_mutex_unlock(&pool->lock);
+    /* No submit can race with free: n_workers no longer changes. */
     for (unsigned i = 0; i < pool->n_workers; i++)
         pthread_join(pool->workers[i], NULL);
     pthread_cond_destroy(&pool->idle);

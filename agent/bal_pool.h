@@ -1,6 +1,8 @@
-/* A bounded pool of worker threads: jobs are queued without limit but at most `threads` of them run at
- * once, which is how the agent keeps no more commands in flight than libvirtd serves per connection.
- * One owner submits a batch of jobs and then waits for the batch; jobs must not submit jobs. */
+/* A pool of worker threads: jobs are queued without limit; `threads` workers start with the pool, and
+ * when a job is queued while every worker is busy, another is started, up to `max_threads`. The agent
+ * sizes it so that jobs still running from an earlier read cycle (a stalled peer's) never take the
+ * workers a new cycle needs. Workers are never ended before the pool is freed. Jobs must not submit
+ * jobs. */
 #ifndef BAL_POOL_H
 #define BAL_POOL_H
 
@@ -10,20 +12,22 @@ typedef struct bal_pool bal_pool_t;
 
 typedef void (*bal_pool_fn)(void *arg);
 
-/* Starts `threads` workers (at least 1). Returns 0 and a new pool in *out, or a negative errno with
- * err filled (-EINVAL for 0 threads, -ENOMEM, -EAGAIN when no thread could be started). If only some
- * threads could be started, the pool runs with those. */
-int bal_pool_new(unsigned threads, bal_pool_t **out, bal_error_t *err);
+/* Starts `threads` workers (at least 1) and allows up to max_threads (less than threads: threads).
+ * Returns 0 and a new pool in *out, or a negative errno with err filled (-EINVAL for 0 threads,
+ * -ENOMEM, -EAGAIN when no thread could be started). If only some threads could be started, the pool
+ * runs with those. */
+int bal_pool_new(unsigned threads, unsigned max_threads, bal_pool_t **out, bal_error_t *err);
 
-/* Queues fn(arg) to run on a worker. Never fails: when the job cannot be queued (out of memory), it runs
- * in the calling thread before this returns. Does not block otherwise. */
+/* Queues fn(arg) to run on a worker, starting one if none is free and the maximum allows. Never fails:
+ * when the job cannot be queued (out of memory), it runs in the calling thread before this returns.
+ * Does not block otherwise. */
 void bal_pool_submit(bal_pool_t *pool, bal_pool_fn fn, void *arg);
 
 /* Blocks until every job submitted so far has returned. */
 void bal_pool_wait(bal_pool_t *pool);
 
-/* How many workers run. */
-unsigned bal_pool_threads(const bal_pool_t *pool);
+/* How many workers run now. */
+unsigned bal_pool_threads(bal_pool_t *pool);
 
 /* Runs the jobs still queued, joins the workers and frees the pool. NULL is a no-op. */
 void bal_pool_free(bal_pool_t *pool);

@@ -1,6 +1,5 @@
 #include "config.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -19,6 +18,7 @@
 
 #include "agent/bal_json.h"
 #include "agent/bal_qmp.h"
+#include "agent/bal_qmp_listing.h"
 #include "agent/bal_qmp_socket.h"
 
 #define DEFAULT_TIMEOUT_MS 5000
@@ -30,6 +30,10 @@
 #define BUF_LIMIT (BAL_QMP_MAX_REPLY + 8192)
 /* What bal_qmp_conn_stale reads at most before it gives up on a connection. */
 #define STALE_DRAIN_LIMIT (256 * 1024)
+/* The events one command may read before its reply (or the greeting): QEMU sends a few between two
+ * commands; a peer that floods them would otherwise keep a pool thread reading for the whole timeout.
+ * As much as one message may hold, so that a burst that a real QEMU could send still passes. */
+#define EVENTS_LIMIT BAL_QMP_MAX_REPLY
 
 struct bal_qmp_conn {
     int fd;
@@ -52,8 +56,8 @@ struct bal_qmp_conn {
 
 _Static_assert(BAL_JSON_MAX_DEPTH <= 64, "the framing scanner keeps one bit per level in objects");
 
-/* The top-level keys that tell a message's kind. */
-enum { KEY_RETURN = 1, KEY_ERROR = 2, KEY_EVENT = 4, KEY_QMP = 8 };
+/* The top-level keys that tell a message's kind; an "id" only echoes one a command sent. */
+enum { KEY_RETURN = 1, KEY_ERROR = 2, KEY_EVENT = 4, KEY_QMP = 8, KEY_ID = 16 };
 
 static int64_t now_ms(void)
 {
@@ -99,7 +103,8 @@ static void note_key(bal_qmp_conn_t *c, size_t end)
     static const struct {
         const char *name;
         unsigned bit;
-    } kinds[] = {{"return", KEY_RETURN}, {"error", KEY_ERROR}, {"event", KEY_EVENT}, {"QMP", KEY_QMP}};
+    } kinds[] = {{"return", KEY_RETURN}, {"error", KEY_ERROR}, {"event", KEY_EVENT}, {"QMP", KEY_QMP},
+                 {"id", KEY_ID}};
     size_t len = end - c->key_start;
 
     for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
@@ -304,9 +309,12 @@ static int classify(const bal_qmp_conn_t *c, msg_kind_t *kind, bal_error_t *err)
     return 0;
 }
 
-/* Reads messages until one of the wanted kind, dropping events. Returns 0 with its length in *mlen. */
+/* Reads messages until one of the wanted kind, dropping events, at most EVENTS_LIMIT bytes of them.
+ * Returns 0 with its length in *mlen. */
 static int read_until(bal_qmp_conn_t *c, msg_kind_t wanted, int64_t deadline, size_t *mlen, bal_error_t *err)
 {
+    size_t events = 0;
+
     for (;;) {
         msg_kind_t kind;
         int ret = next_message(c, deadline, mlen, err);
@@ -316,6 +324,11 @@ static int read_until(bal_qmp_conn_t *c, msg_kind_t wanted, int64_t deadline, si
         ret = classify(c, &kind, err);
         if (ret < 0)
             return ret;
+        /* The agent never sends an "id" (libvirt refuses one), so a reply with one answers some
+         * other command: taking it would take another's answer for ours. */
+        if (kind == MSG_REPLY && wanted == MSG_REPLY && (c->keys & KEY_ID))
+            return bal_error_set(err, -EPROTO, "The QMP socket '%s' sent a reply with an id, to no command the "
+                                 "agent sent; it was refused.", c->path);
         if (kind == wanted)
             return 0;
         if (kind != MSG_EVENT && wanted == MSG_GREETING)
@@ -323,6 +336,10 @@ static int read_until(bal_qmp_conn_t *c, msg_kind_t wanted, int64_t deadline, si
         if (kind != MSG_EVENT)
             return bal_error_set(err, -EPROTO, "The QMP socket '%s' sent a second greeting instead of a reply.",
                                  c->path);
+        events += *mlen;
+        if (events > EVENTS_LIMIT)
+            return bal_error_set(err, -EMSGSIZE, "The QMP socket '%s' sent more than %d bytes of events before "
+                                 "its answer; the command was given up.", c->path, EVENTS_LIMIT);
         consume(c, *mlen);
     }
 }
@@ -567,13 +584,13 @@ typedef struct sock_domain {
     pthread_mutex_t lock;     /* one command at a time on conn */
     bal_qmp_conn_t *conn;
     uint64_t conn_instance;
+    bool kept;                /* conn counts against max_conns and stays open between commands */
+    struct sock_transport *t;
 } sock_domain_t;
 
 typedef struct sock_transport {
     bal_transport_t base;
-    char *dir;                 /* the directory form; NULL for pairs */
-    bal_socket_spec_t *pairs;  /* the pairs form: names and paths owned, sorted by name */
-    size_t n_pairs;
+    bal_qmp_listing_t *sockets; /* which sockets there are */
     int timeout_ms;
     bal_logger_t logger;
     /* The table, a hash of names, so that finding a domain costs the same with 10 or 10000 of them.
@@ -587,16 +604,48 @@ typedef struct sock_transport {
     /* A reconnect found a socket other than the listed one: QEMU restarted since the listing, and the
      * agent must list again to see the new instance (take_changes). */
     atomic_bool restarted;
+    /* The descriptor budget: at most max_conns connections kept open (0: no limit). A domain beyond
+     * them is connected for each command, and the first such command says so. */
+    size_t max_conns;
+    atomic_size_t n_kept;
+    atomic_bool over_said;
 } sock_transport_t;
 
 #define MIN_BUCKETS 64
+
+/* Closes d's connection, giving back its place among the kept ones. Under d->lock (or its last ref). */
+static void drop_conn(sock_domain_t *d)
+{
+    bal_qmp_conn_free(d->conn);
+    d->conn = NULL;
+    if (d->kept)
+        atomic_fetch_sub(&d->t->n_kept, 1);
+    d->kept = false;
+}
+
+/* After a command on a new connection: keeps it open when the budget has room. */
+static void keep_or_close(sock_transport_t *t, sock_domain_t *d)
+{
+    size_t n = atomic_fetch_add(&t->n_kept, 1);
+
+    if (t->max_conns == 0 || n < t->max_conns) {
+        d->kept = true;
+        return;
+    }
+    atomic_fetch_sub(&t->n_kept, 1);
+    if (!atomic_exchange(&t->over_said, true))
+        bal_log(&t->logger, BAL_LOG_NOTICE, "There are more QMP sockets than the %zu connections kept open within "
+                "the open-files limit: the others are connected for each command, beginning with domain '%s'.",
+                t->max_conns, d->name);
+    drop_conn(d);
+}
 
 static void domain_unref(sock_domain_t *d)
 {
     /* the last reference: the table let go of it (under its lock) before, so nobody can find it */
     if (atomic_fetch_sub_explicit(&d->refs, 1, memory_order_acq_rel) != 1)
         return;
-    bal_qmp_conn_free(d->conn);
+    drop_conn(d);
     pthread_mutex_destroy(&d->lock);
     free(d->name);
     free(d->path);
@@ -655,113 +704,15 @@ static int table_insert(sock_transport_t *t, sock_domain_t *d)
     return 0;
 }
 
-static uint64_t mix(uint64_t h, uint64_t v)
-{
-    h ^= v + UINT64_C(0x9e3779b97f4a7c15) + (h << 6) + (h >> 2);
-    return h;
-}
-
-/* The socket file's identity: QEMU recreates its socket on start, so this changes with the process. */
-static uint64_t socket_instance(const struct stat *st)
-{
-    uint64_t h = UINT64_C(0xcbf29ce484222325);
-
-    h = mix(h, (uint64_t)st->st_dev);
-    h = mix(h, (uint64_t)st->st_ino);
-    h = mix(h, (uint64_t)st->st_ctim.tv_sec);
-    h = mix(h, (uint64_t)st->st_ctim.tv_nsec);
-    return h;
-}
-
-static int add_item(bal_domain_list_t *list, size_t *cap, const char *name, size_t name_len, uint64_t instance)
-{
-    bal_domain_info_t *item;
-
-    if (list->count == *cap) {
-        size_t ncap = *cap ? *cap * 2 : 16;
-        bal_domain_info_t *n = realloc(list->items, ncap * sizeof(*n));
-        if (n == NULL)
-            return -ENOMEM;
-        list->items = n;
-        *cap = ncap;
-    }
-    item = &list->items[list->count];
-    memset(item, 0, sizeof(*item));
-    item->name = strndup(name, name_len);
-    if (item->name == NULL)
-        return -ENOMEM;
-    item->instance = instance;
-    list->count++;
-    return 0;
-}
-
-static int cmp_item(const void *a, const void *b)
-{
-    return strcmp(((const bal_domain_info_t *)a)->name, ((const bal_domain_info_t *)b)->name);
-}
-
-static int list_dir(sock_transport_t *t, bal_domain_list_t *list, size_t *cap, bal_error_t *err)
-{
-    const size_t slen = strlen(BAL_QMP_SOCKET_SUFFIX);
-    struct dirent *de;
-    DIR *d;
-    int ret = 0;
-
-    d = opendir(t->dir);
-    if (d == NULL) {
-        if (errno == ENOENT)
-            return 0; /* no QEMU has created it yet */
-        return bal_error_set(err, -errno, "Reading the QMP socket directory '%s' failed: %s.", t->dir,
-                             strerror(errno));
-    }
-    while ((errno = 0, de = readdir(d)) != NULL) {
-        size_t len = strlen(de->d_name);
-        struct stat st;
-
-        if (len <= slen || strcmp(de->d_name + len - slen, BAL_QMP_SOCKET_SUFFIX) != 0)
-            continue;
-        if (fstatat(dirfd(d), de->d_name, &st, 0) < 0 || !S_ISSOCK(st.st_mode))
-            continue; /* gone meanwhile, or not a socket */
-        if (add_item(list, cap, de->d_name, len - slen, socket_instance(&st)) < 0) {
-            ret = bal_error_set(err, -ENOMEM, "Out of memory while listing the QMP socket directory '%s'.", t->dir);
-            goto out;
-        }
-    }
-    if (errno != 0)
-        ret = bal_error_set(err, -errno, "Reading the QMP socket directory '%s' failed: %s.", t->dir,
-                            strerror(errno));
-out:
-    closedir(d);
-    return ret;
-}
-
-static int list_pairs(sock_transport_t *t, bal_domain_list_t *list, size_t *cap, bal_error_t *err)
-{
-    for (size_t i = 0; i < t->n_pairs; i++) {
-        struct stat st;
-
-        if (stat(t->pairs[i].path, &st) < 0 || !S_ISSOCK(st.st_mode))
-            continue; /* not running */
-        if (add_item(list, cap, t->pairs[i].name, strlen(t->pairs[i].name), socket_instance(&st)) < 0)
-            return bal_error_set(err, -ENOMEM, "Out of memory while listing the QMP sockets.");
-    }
-    return 0;
-}
-
 static int sock_list_domains(bal_transport_t *base, bal_domain_list_t *out, bal_error_t *err)
 {
     sock_transport_t *t = (sock_transport_t *)base;
     bal_domain_list_t list = {0};
-    size_t cap = 0;
     int ret;
 
-    ret = t->dir != NULL ? list_dir(t, &list, &cap, err) : list_pairs(t, &list, &cap, err);
-    if (ret < 0) {
-        bal_domain_list_free(&list);
+    ret = bal_qmp_listing_list(t->sockets, &list, err);
+    if (ret < 0)
         return ret;
-    }
-    if (list.count > 1)
-        qsort(list.items, list.count, sizeof(list.items[0]), cmp_item);
 
     /* Domains whose socket is gone let go of their connection now, not at the next command. */
     pthread_rwlock_wrlock(&t->lock);
@@ -789,52 +740,27 @@ static int sock_list_domains(bal_transport_t *base, bal_domain_list_t *out, bal_
     return 0;
 }
 
-static int cmp_pair(const void *a, const void *b)
-{
-    return strcmp(((const bal_socket_spec_t *)a)->name, ((const bal_socket_spec_t *)b)->name);
-}
-
 /* A new entry for name, with its socket path; not in the table yet. */
 static int domain_new(sock_transport_t *t, const char *name, uint64_t hash, sock_domain_t **out,
                       bal_error_t *err)
 {
-    const char *path = NULL;
-    bal_socket_spec_t key = {.name = name};
-    const bal_socket_spec_t *pair;
-    sock_domain_t *d;
-    int ret;
+    sock_domain_t *d = calloc(1, sizeof(*d));
 
-    if (t->dir != NULL && (name[0] == '\0' || strchr(name, '/') != NULL))
-        return bal_error_set(err, -ENOENT, "The domain name '%s' cannot name a socket in '%s'.", name, t->dir);
-    if (t->dir == NULL) {
-        pair = t->n_pairs > 0 ? bsearch(&key, t->pairs, t->n_pairs, sizeof(*t->pairs), cmp_pair) : NULL;
-        if (pair == NULL)
-            return bal_error_set(err, -ENOENT, "The domain '%s' is not one of the configured QMP sockets.", name);
-        path = pair->path;
+    if (d == NULL || (d->name = strdup(name)) == NULL) {
+        free(d);
+        return bal_error_set(err, -ENOMEM, "Out of memory while looking up the domain '%s'.", name);
     }
-    d = calloc(1, sizeof(*d));
-    if (d == NULL || (d->name = strdup(name)) == NULL)
-        goto nomem;
-    if (path != NULL) {
-        d->path = strdup(path);
-    } else {
-        size_t len = strlen(t->dir) + 1 + strlen(name) + strlen(BAL_QMP_SOCKET_SUFFIX) + 1;
-        d->path = malloc(len);
-        if (d->path != NULL)
-            snprintf(d->path, len, "%s/%s%s", t->dir, name, BAL_QMP_SOCKET_SUFFIX);
+    d->path = bal_qmp_listing_path(t->sockets, name, err);
+    if (d->path == NULL) {
+        free(d->name);
+        free(d);
+        return err != NULL ? err->code : -ENOENT;
     }
-    if (d->path == NULL)
-        goto nomem;
     d->hash = hash;
+    d->t = t;
     pthread_mutex_init(&d->lock, NULL);
     *out = d;
     return 0;
-nomem:
-    ret = bal_error_set(err, -ENOMEM, "Out of memory while looking up the domain '%s'.", name);
-    if (d != NULL)
-        free(d->name);
-    free(d);
-    return ret;
 }
 
 /* The table entry for name, created if needed, with a reference for the caller. */
@@ -887,6 +813,7 @@ static int sock_execute(bal_transport_t *base, const bal_domain_info_t *dom, con
 {
     sock_transport_t *t = (sock_transport_t *)base;
     sock_domain_t *d = NULL;
+    bool fresh = false;
     int ret;
 
     ret = domain_get(t, dom->name, &d, err);
@@ -896,13 +823,12 @@ static int sock_execute(bal_transport_t *base, const bal_domain_info_t *dom, con
     if (d->conn != NULL && (d->conn_instance != dom->instance || bal_qmp_conn_stale(d->conn))) {
         bal_log(&t->logger, BAL_LOG_DEBUG, "The connection to the QMP socket '%s' of domain '%s' went stale; "
                 "reconnecting.", d->path, d->name);
-        bal_qmp_conn_free(d->conn);
-        d->conn = NULL;
+        drop_conn(d);
     }
     if (d->conn == NULL) {
         struct stat st;
 
-        if (dom->instance != 0 && stat(d->path, &st) == 0 && socket_instance(&st) != dom->instance) {
+        if (dom->instance != 0 && stat(d->path, &st) == 0 && bal_qmp_listing_instance(&st) != dom->instance) {
             bal_log(&t->logger, BAL_LOG_DEBUG, "The QMP socket '%s' of domain '%s' is not the one listed: "
                     "its QEMU restarted.", d->path, d->name);
             atomic_store(&t->restarted, true);
@@ -911,14 +837,14 @@ static int sock_execute(bal_transport_t *base, const bal_domain_info_t *dom, con
         if (ret < 0)
             goto out;
         d->conn_instance = dom->instance;
+        fresh = true;
         bal_log(&t->logger, BAL_LOG_DEBUG, "Connected to the QMP socket '%s' of domain '%s'.", d->path, d->name);
     }
     ret = bal_qmp_conn_execute(d->conn, command, t->timeout_ms, reply, err);
-    if (ret < 0) {
-        /* out of step with the peer: a late reply would be taken for the next command's */
-        bal_qmp_conn_free(d->conn);
-        d->conn = NULL;
-    }
+    if (ret < 0)
+        drop_conn(d); /* out of step with the peer: a late reply would be taken for the next command's */
+    else if (fresh)
+        keep_or_close(t, d);
 out:
     pthread_mutex_unlock(&d->lock);
     domain_unref(d);
@@ -928,8 +854,9 @@ out:
 static bool sock_take_changes(bal_transport_t *base)
 {
     sock_transport_t *t = (sock_transport_t *)base;
+    bool changed = bal_qmp_listing_changed(t->sockets);
 
-    return atomic_exchange(&t->restarted, false);
+    return atomic_exchange(&t->restarted, false) || changed;
 }
 
 static void sock_free(bal_transport_t *base)
@@ -944,12 +871,7 @@ static void sock_free(bal_transport_t *base)
         }
     }
     free(t->buckets);
-    for (size_t i = 0; i < t->n_pairs; i++) {
-        free((char *)t->pairs[i].name);
-        free((char *)t->pairs[i].path);
-    }
-    free(t->pairs);
-    free(t->dir);
+    bal_qmp_listing_free(t->sockets);
     pthread_rwlock_destroy(&t->lock);
     free(t);
 }
@@ -962,81 +884,48 @@ static const bal_transport_ops_t sock_ops = {
     .free = sock_free,
 };
 
-static sock_transport_t *transport_alloc(int timeout_ms, const bal_logger_t *logger)
+/* Takes listing, which is freed on failure. */
+static bal_transport_t *transport_new(bal_qmp_listing_t *listing, int timeout_ms, const bal_logger_t *logger,
+                                      bal_error_t *err)
 {
-    sock_transport_t *t = calloc(1, sizeof(*t));
+    sock_transport_t *t;
 
-    if (t == NULL)
+    if (listing == NULL)
         return NULL;
+    t = calloc(1, sizeof(*t));
+    if (t == NULL) {
+        bal_qmp_listing_free(listing);
+        bal_error_set(err, -ENOMEM, "Out of memory while setting up the QMP socket transport.");
+        return NULL;
+    }
     t->base.ops = &sock_ops;
+    t->sockets = listing;
     t->timeout_ms = timeout_ms > 0 ? timeout_ms : DEFAULT_TIMEOUT_MS;
     if (logger != NULL)
         t->logger = *logger;
     pthread_rwlock_init(&t->lock, NULL);
     atomic_init(&t->restarted, false);
-    return t;
+    atomic_init(&t->n_kept, 0);
+    atomic_init(&t->over_said, false);
+    return &t->base;
+}
+
+void bal_qmp_socket_transport_set_max_connections(bal_transport_t *base, size_t max_conns)
+{
+    sock_transport_t *t = (sock_transport_t *)base;
+
+    if (base != NULL && base->ops == &sock_ops)
+        t->max_conns = max_conns;
 }
 
 bal_transport_t *bal_qmp_socket_transport_new_dir(const char *dir, int timeout_ms, const bal_logger_t *logger,
                                                   bal_error_t *err)
 {
-    sock_transport_t *t;
-
-    if (dir == NULL || dir[0] == '\0') {
-        bal_error_set(err, -EINVAL, "No QMP socket directory was given.");
-        return NULL;
-    }
-    t = transport_alloc(timeout_ms, logger);
-    if (t == NULL || (t->dir = strdup(dir)) == NULL) {
-        if (t != NULL)
-            sock_free(&t->base);
-        bal_error_set(err, -ENOMEM, "Out of memory while setting up the QMP socket directory '%s'.", dir);
-        return NULL;
-    }
-    /* "dir/" would make "dir//name.qmp": harmless, but messages read better without it */
-    for (size_t len = strlen(t->dir); len > 1 && t->dir[len - 1] == '/'; len--)
-        t->dir[len - 1] = '\0';
-    return &t->base;
+    return transport_new(bal_qmp_listing_new_dir(dir, logger, err), timeout_ms, logger, err);
 }
 
 bal_transport_t *bal_qmp_socket_transport_new_pairs(const bal_socket_spec_t *pairs, size_t n, int timeout_ms,
                                                     const bal_logger_t *logger, bal_error_t *err)
 {
-    sock_transport_t *t;
-
-    for (size_t i = 0; i < n; i++) {
-        if (pairs[i].name == NULL || pairs[i].name[0] == '\0' || pairs[i].path == NULL || pairs[i].path[0] == '\0') {
-            bal_error_set(err, -EINVAL, "QMP socket number %zu has no name or no path.", i + 1);
-            return NULL;
-        }
-    }
-    t = transport_alloc(timeout_ms, logger);
-    if (t == NULL)
-        goto nomem;
-    if (n > 0 && (t->pairs = calloc(n, sizeof(*t->pairs))) == NULL)
-        goto nomem;
-    for (size_t i = 0; i < n; i++) {
-        t->pairs[i].name = strdup(pairs[i].name);
-        t->pairs[i].path = strdup(pairs[i].path);
-        t->n_pairs++;
-        if (t->pairs[i].name == NULL || t->pairs[i].path == NULL)
-            goto nomem;
-    }
-    /* Sorted, a domain's first command finds its socket by bisection, and duplicates are neighbours. */
-    if (n > 1)
-        qsort(t->pairs, n, sizeof(*t->pairs), cmp_pair);
-    for (size_t i = 1; i < n; i++) {
-        if (strcmp(t->pairs[i].name, t->pairs[i - 1].name) == 0) {
-            bal_error_set(err, -EINVAL, "The domain name '%s' is given to more than one QMP socket.",
-                          t->pairs[i].name);
-            sock_free(&t->base);
-            return NULL;
-        }
-    }
-    return &t->base;
-nomem:
-    if (t != NULL)
-        sock_free(&t->base);
-    bal_error_set(err, -ENOMEM, "Out of memory while setting up the QMP sockets.");
-    return NULL;
+    return transport_new(bal_qmp_listing_new_pairs(pairs, n, logger, err), timeout_ms, logger, err);
 }

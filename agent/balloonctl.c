@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -649,6 +650,25 @@ static int run_watch(const options_t *o, bal_agent_t *agent, rows_t *rows)
     return status;
 }
 
+/* True when path is a directory; else says why on stderr. */
+static bool is_directory(const char *path)
+{
+    struct stat st;
+    int rc = stat(path, &st) == 0 ? 0 : errno;
+
+    if (rc == 0 && S_ISDIR(st.st_mode))
+        return true;
+    fputs("balloonctl: The QMP socket directory '", stderr);
+    put_clean(stderr, path);
+    if (rc == 0)
+        fputs("' is not a directory.\n", stderr);
+    else if (rc == ENOENT)
+        fputs("' does not exist.\n", stderr);
+    else
+        fprintf(stderr, "' cannot be read: %s.\n", strerror(rc));
+    return false;
+}
+
 int main(int argc, char **argv)
 {
     options_t o = {0};
@@ -675,6 +695,9 @@ int main(int argc, char **argv)
     config.verify_every = o.command == CMD_WATCH ? 1 : 0;
     config.logger = (bal_logger_t){.log = log_to_stderr, .opaque = &o};
 
+    /* The plugin waits for a socket directory that is not there yet; a look at one is a mistake. */
+    if (o.qmp_dir != NULL && !is_directory(o.qmp_dir))
+        return EXIT_FAILED;
     rc = bal_agent_new(&config, &agent, &err);
     if (rc < 0) {
         fputs("balloonctl: ", stderr);

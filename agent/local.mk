@@ -13,12 +13,15 @@ agent_libagent_la_SOURCES = \
 agent_libagent_la_SOURCES += agent/bal_qmp.c agent/bal_qmp.h \
 	agent/bal_json.c agent/bal_json.h \
 	agent/bal_transport.c \
+	agent/bal_qmp_listing.c agent/bal_qmp_listing.h \
 	agent/bal_qmp_socket.c agent/bal_qmp_socket.h
 # libvirt transport
 agent_libagent_la_SOURCES += agent/bal_libvirt.c agent/bal_libvirt.h
 # domains, polling state machine, pool, agent core
 agent_libagent_la_SOURCES += agent/bal_filter.c agent/bal_filter.h \
 	agent/bal_pool.c agent/bal_pool.h \
+	agent/bal_jobs.c agent/bal_jobs.h \
+	agent/bal_names.c agent/bal_names.h \
 	agent/bal_poller.c agent/bal_poller.h \
 	agent/bal_agent.c
 # balloonctl, the operator's command-line look at the same agent

@@ -16,6 +16,7 @@
 
 #include "agent/bal_agent.h"
 #include "plugin/bp_config.h"
+#include "plugin/bp_fdlimit.h"
 #include "plugin/bp_metrics.h"
 
 /* A domain seen by an instance: what must survive from one cycle to the next. */
@@ -183,6 +184,9 @@ static void bp_on_sample(void *opaque, const bal_sample_t *sample)
     if (dom != NULL && sample->state == BAL_STATE_FAILED)
         c_complain(LOG_ERR, &dom->complaint, "balloon plugin: Reading domain '%s' failed: %s",
                    sample->name, sample->error != NULL ? sample->error : "unknown error.");
+    else if (dom != NULL && sample->state == BAL_STATE_LATE)
+        c_complain(LOG_WARNING, &dom->complaint, "balloon plugin: Domain '%s' is late: %s", sample->name,
+                   sample->error != NULL ? sample->error : "no answer in time.");
     else if (dom != NULL)
         c_release(LOG_NOTICE, &dom->complaint, "balloon plugin: Domain '%s' can be read again.",
                   sample->name);
@@ -295,6 +299,8 @@ static int bp_read_cb(user_data_t *ud)
 static int bp_init_cb(void)
 {
     cdtime_t interval = plugin_get_interval();
+    bp_fdlimit_plan_t fds = {0};
+    size_t n_qmp = 0;
     bal_error_t err;
     int ret = -1;
 
@@ -313,12 +319,20 @@ static int bp_init_cb(void)
         }
     }
 
+    /* A connection per domain: the blocks on QMP sockets share the open-files limit's room. */
+    for (size_t i = 0; i < bp_n_instances; i++)
+        n_qmp += bp_instances[i]->config->transport != BAL_TRANSPORT_LIBVIRT;
+    if (n_qmp > 0)
+        bp_fdlimit_apply(n_qmp, &fds);
+
     for (size_t i = 0; i < bp_n_instances; i++) {
         bp_instance_t *inst = bp_instances[i];
         int status;
 
         inst->interval_s = bp_config_polling_interval(inst->config, interval);
         bp_config_to_agent(inst->config, interval, &inst->agent_config);
+        if (inst->config->transport != BAL_TRANSPORT_LIBVIRT)
+            inst->agent_config.max_descriptors = fds.share;
         inst->agent_config.logger.log = bp_log;
         inst->agent_config.logger.opaque = NULL;
         inst->agent_config.on_event = bp_on_event;

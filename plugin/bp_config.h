@@ -44,6 +44,7 @@ typedef struct bp_config {
     unsigned refresh_interval_s; /* RefreshInterval; 0: the agent's default (60) */
     unsigned stale_after;        /* StaleAfter; 0: the agent's default (3) */
     unsigned concurrency;        /* Concurrency; 0: the agent's default (5) */
+    int timeout_ms;              /* Timeout, in ms; 0: the agent's default (5000) */
     bool restore_interval;       /* RestoreInterval, default true */
 
     bp_name_format_t hostname_format;        /* default: hostname */
@@ -66,6 +67,10 @@ int64_t bp_config_default_polling_interval(cdtime_t collectd_interval);
 
 /* The polling interval to use: PollingInterval if given, else the default above. */
 int64_t bp_config_polling_interval(const bp_config_t *config, cdtime_t collectd_interval);
+
+/* How long a read waits for the domains' answers: half of collectd's interval for the plugin,
+ * at least 1 ms. A command still out then is not waited for (its domain is late). */
+int bp_config_read_budget_ms(cdtime_t collectd_interval);
 
 /* Fills *out for bal_agent_new from config. The pointers in *out borrow from config, which must
  * outlive their use; logger, on_event and clock are left NULL for the caller to set. */

@@ -44,6 +44,7 @@ static const gauge_t bp_state_codes[] = {
     [BAL_STATE_STALE] = 2,
     [BAL_STATE_NO_BALLOON] = 3,
     [BAL_STATE_FAILED] = 4,
+    [BAL_STATE_LATE] = 5,
 };
 
 typedef struct bp_event_metric {

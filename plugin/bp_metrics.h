@@ -37,7 +37,8 @@ void bp_metrics_identity(const bp_config_t *config, const char *name, const char
                          const char *hostname, bp_identity_t *out);
 
 /* The value of gauge-state for a domain's state: 0 ok, 1 never answered, 2 stale, 3 no balloon,
- * 4 could not be read this cycle; NaN for a value outside the enum. */
+ * 4 could not be read this cycle, 5 late (its command still out after the read's budget); NaN for a
+ * value outside the enum. */
 gauge_t bp_metrics_state_code(bal_domain_state_t state);
 
 /* Dispatches one sample's value lists with plugin_dispatch_values, in this order:

@@ -8,6 +8,7 @@ plugin_libballoonplugin_la_CPPFLAGS = $(AM_CPPFLAGS) $(COLLECTD_CPPFLAGS)
 plugin_libballoonplugin_la_SOURCES = \
 	plugin/balloon.c \
 	plugin/bp_config.c plugin/bp_config.h \
+	plugin/bp_fdlimit.c plugin/bp_fdlimit.h \
 	plugin/bp_metrics.c plugin/bp_metrics.h
 
 plugindir = $(COLLECTD_PLUGINDIR)

@@ -62,6 +62,16 @@ for args in "" "frob" "list --json" "set-interval" "set-interval -1" "set-interv
     [ -s "$tmp/out" ] && fail "usage: '$args' printed on stdout"
 done
 
+# --- a socket directory that is not there: exit 1, one clear line ---
+run --qmp-dir "$tmp/nonexistent" list
+expect_status 1 "a missing --qmp-dir"
+[ "$(cat "$tmp/err")" = "balloonctl: The QMP socket directory '$tmp/nonexistent' does not exist." ] ||
+    fail "a missing --qmp-dir: stderr: $(cat "$tmp/err")"
+[ -s "$tmp/out" ] && fail "a missing --qmp-dir printed on stdout"
+run --qmp-dir "$tmp/sim.out" stats
+expect_status 1 "a --qmp-dir that is a file"
+grep -q "is not a directory" "$tmp/err" || fail "a --qmp-dir that is a file: stderr: $(cat "$tmp/err")"
+
 # --- a hostile --qom-path is refused and nothing is sent ---
 trap_dir="$tmp/trap"
 mkdir "$trap_dir"

@@ -5,99 +5,22 @@
 # back over QMP once the guests are paused, so the last sample is known exactly), the notifications
 # in collectd's log, the intervals put back, and a clean shutdown.
 set -eu
-
-: "${abs_top_builddir:?}" "${abs_top_srcdir:?}"
-so="$abs_top_builddir/plugin/.libs/balloon.so"
-sim=${BALLOON_SIM:-$abs_top_builddir/virtio/balloon-sim}
-collectd=$(command -v collectd 2>/dev/null || echo /usr/sbin/collectd)
-typesdb=/usr/share/collectd/types.db
-
-skip() { echo "SKIP: $*" >&2; exit 77; }
-[ -f "$so" ] || skip "balloon.so was not built."
-[ -x "$sim" ] || skip "balloon-sim was not built."
-[ -x "$collectd" ] || skip "collectd is not installed (collectd-core)."
-[ -f /usr/lib/collectd/csv.so ] || skip "collectd's csv plugin is not installed."
-command -v python3 >/dev/null 2>&1 || skip "python3 is not installed."
-
-T=$(mktemp -d /tmp/plugin-collectd-sim.XXXXXX)
-sim_pid=""
-collectd_pid=""
-ok=0
-cleanup() {
-    # Only what this test started, by pid.
-    [ -n "$collectd_pid" ] && kill "$collectd_pid" 2>/dev/null || true
-    [ -n "$sim_pid" ] && kill "$sim_pid" 2>/dev/null || true
-    [ -n "$collectd_pid" ] && wait "$collectd_pid" 2>/dev/null || true
-    [ -n "$sim_pid" ] && wait "$sim_pid" 2>/dev/null || true
-    if [ "$ok" = 1 ]; then
-        rm -rf "$T"
-    else
-        echo "--- collectd.log" >&2
-        cat "$T/collectd.log" >&2 2>/dev/null || true
-        echo "--- collectd's stderr" >&2
-        cat "$T/collectd.err" >&2 2>/dev/null || true
-        echo "--- balloon-sim" >&2
-        cat "$T/sim.out" >&2 2>/dev/null || true
-        echo "(kept $T)" >&2
-    fi
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM
-
-fail() { echo "FAIL: $*" >&2; exit 1; }
-
-# Polls a shell condition every 0.2 s until it holds or the deadline (seconds) passes. There is no
-# clock to inject into a real daemon: waiting for its observable effect is the best there is.
-wait_for() {
-    deadline=$(( $(date +%s) + $1 ))
-    shift
-    while ! eval "$1"; do
-        [ "$(date +%s)" -lt "$deadline" ] || return 1
-        sleep 0.2
-    done
-}
+cl_name=plugin-collectd-sim
+. "$abs_top_srcdir/tests/collectd_lib.sh"
+fail() { cl_fail "$@"; }
+wait_for() { cl_wait_for "$@"; }
 
 QNAME="it's \"my\" vm"
-mkdir -p "$T/qmp" "$T/csv" "$T/plugins"
-
-# collectd loads only regular files from one PluginDir: hard links to Debian's plugins (copies when
-# /tmp is another filesystem), and a copy of ours.
-for p in logfile csv; do
-    ln "/usr/lib/collectd/$p.so" "$T/plugins/" 2>/dev/null || cp "/usr/lib/collectd/$p.so" "$T/plugins/"
-done
-cp "$so" "$T/plugins/balloon.so"
-
-"$sim" --socket-dir "$T/qmp" --domain linux1:linux --domain legacy1:legacy --domain mute:none \
-    --domain stuck1:stuck --domain "$QNAME:linux" >"$T/sim.out" 2>&1 &
-sim_pid=$!
-wait_for 10 'grep -q ready "$T/sim.out"' || fail "balloon-sim did not get ready."
+mkdir -p "$T/qmp"
+cl_start_sim --socket-dir "$T/qmp" --domain linux1:linux --domain legacy1:legacy --domain mute:none \
+    --domain stuck1:stuck --domain "$QNAME:linux"
 
 # Two instances: the socket directory without the quoted guest, and that guest by its own socket.
 # No PollingInterval: it follows the Interval of the LoadPlugin block, not the global one.
 qesc=$(printf '%s' "$QNAME" | sed 's/["\\]/\\&/g')
-cat >"$T/collectd.conf" <<EOF
-Hostname "testhost"
-FQDNLookup false
-Interval 10
-BaseDir "$T"
-PIDFile "$T/collectd.pid"
-PluginDir "$T/plugins"
-TypesDB "$typesdb"
-LoadPlugin logfile
-<Plugin logfile>
-  LogLevel info
-  File "$T/collectd.log"
-  Timestamp true
-  PrintSeverity true
-</Plugin>
-LoadPlugin csv
-<Plugin csv>
-  DataDir "$T/csv"
-  StoreRates false
-</Plugin>
-<LoadPlugin balloon>
-  Interval 1
-</LoadPlugin>
+{
+    cl_conf_head 1
+    cat <<EOF
 <Plugin balloon>
   QMPSocketDir "$T/qmp"
   Domain "$qesc"
@@ -109,19 +32,9 @@ LoadPlugin csv
   QMPSocket "$qesc" "$T/qmp/$qesc.qmp"
 </Plugin>
 EOF
+} >"$T/collectd.conf"
 
-# A plugin built with AddressSanitizer needs the runtime loaded first into a daemon built without.
-if nm -D "$so" 2>/dev/null | grep -q ' U __asan_init'; then
-    LD_PRELOAD=$(${CC:-cc} -print-file-name=libasan.so)
-    export LD_PRELOAD
-    # collectd 5.12 frees what it allocated by exit, so LeakSanitizer judges our plugin in the
-    # real daemon too: a leak makes collectd exit non-zero, with the report in collectd.err.
-    ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=1
-    export ASAN_OPTIONS
-fi
-"$collectd" -f -C "$T/collectd.conf" >"$T/collectd.err" 2>&1 &
-collectd_pid=$!
-unset LD_PRELOAD
+cl_start_collectd
 
 csv_dir="$T/csv/testhost"
 rows() { cat "$csv_dir/balloon-$1/$2"-* 2>/dev/null | grep -c '^[0-9]' || true; }
@@ -134,12 +47,12 @@ wait_for 20 '[ "$(notified mute timestamp last_update WARNING)" -ge 1 ]' \
     || fail "no notification that guest 'mute' never answered."
 wait_for 20 '[ "$(notified stuck1 timestamp last_update WARNING)" -ge 1 ]' \
     || fail "no notification that guest 'stuck1' went stale."
-kill -0 "$collectd_pid" || fail "collectd exited early."
+kill -0 "$cl_collectd_pid" || fail "collectd exited early."
 
 # Pause the answering guests (QMP stop: their polling clock stops), note what they served last, and
 # wait until collectd wrote that sample.
 python3 - "$T" "$QNAME" >"$T/frozen.json" <<'EOF'
-import json, os, socket, sys
+import json, os, socket, sys, time
 
 T, qname = sys.argv[1], sys.argv[2]
 
@@ -166,7 +79,8 @@ def qmp(name, *cmds):
 get = {"execute": "qom-get", "arguments": {"path": "/machine/peripheral/balloon0", "property": "guest-stats"}}
 interval = {"execute": "qom-get", "arguments": {"path": "/machine/peripheral/balloon0",
                                                 "property": "guest-stats-polling-interval"}}
-frozen = {}
+# From here on the paused guests' stats stop advancing: they may go stale before collectd stops.
+frozen = {"paused_at": time.time()}
 for name in ("linux1", "legacy1", qname):
     i, _, frozen[name] = qmp(name, interval, {"execute": "stop"}, get)
     # The LoadPlugin block's Interval, rounded up, as PollingInterval's default.
@@ -185,11 +99,7 @@ for d in linux1 legacy1 "$QNAME"; do
         || fail "collectd never wrote the sample of '$d' at last-update $lu."
 done
 
-kill -TERM "$collectd_pid"
-status=0
-wait "$collectd_pid" || status=$?
-collectd_pid=""
-[ "$status" -eq 0 ] || fail "collectd exited with status $status."
+cl_stop_collectd
 
 # Every interval is back to what the plugin found (balloon-sim starts with polling off).
 python3 - "$T" "$QNAME" <<'EOF'
@@ -211,9 +121,7 @@ for name in ("linux1", "legacy1", "mute", "stuck1", qname):
         raise SystemExit("FAIL: the polling interval of %r is %r after collectd stopped, not 0." % (name, r))
 EOF
 
-kill -TERM "$sim_pid"
-wait "$sim_pid" || true
-sim_pid=""
+cl_stop "$cl_sim_pid"
 
 # The series and their values.
 python3 - "$T" "$QNAME" <<'EOF'
@@ -312,10 +220,12 @@ ages = [vals[0] for _, vals in stuck.get("duration-stats_age", [])]
 if not ages or ages[-1] < 3:
     fail("stuck1's stats age did not grow: %r" % ages[-5:])
 # Every domain, every read: its state (0 ok, 1 never answered, 2 stale) and the interval QEMU has (1 s).
-# A guest that answers may be read once before its first answer (1, never answered).
+# A guest that answers may be read once before its first answer (1, never answered). The states of
+# the guests paused at the end are judged up to the pause.
 for d, last in (("linux1", 0), ("legacy1", 0), (qname, 0), ("stuck1", 2), ("mute", 1)):
     data = series(d)
-    got = [vals[0] for _, vals in data.get("gauge-state", [])]
+    until = frozen["paused_at"] if last == 0 else float("inf")
+    got = [vals[0] for t, vals in data.get("gauge-state", []) if t < until]
     allowed = {1} if d == "mute" else {0, 1, 2} if d == "stuck1" else {0, 1}
     early = got.count(1) <= 1 or d == "mute"
     if len(got) < 5 or not set(got) <= allowed or got[-1] != last or not early:
@@ -356,4 +266,4 @@ if failures:
 print("PASS: %d linux, %d legacy samples; values, notifications and shutdown as expected"
       % (len(linux["memory-total"]), len(legacy["memory-total"])))
 EOF
-ok=1
+cl_ok=1

@@ -65,7 +65,12 @@ static struct {
     unsigned seed;
     unsigned live_conns, live_doms, in_calls;
     unsigned long calls, failed, hung, opens;
-} lv = {.lock = PTHREAD_MUTEX_INITIALIZER, .idle = PTHREAD_COND_INITIALIZER};
+    /* A QEMU that does not answer: monitor commands for this domain block until stalling is cleared. */
+    const char *stall_name;
+    bool stalling;
+    pthread_cond_t unstall;
+    unsigned long stall_calls;
+} lv = {.lock = PTHREAD_MUTEX_INITIALIZER, .idle = PTHREAD_COND_INITIALIZER, .unstall = PTHREAD_COND_INITIALIZER};
 
 static __thread virError tl_err;
 static __thread bool tl_err_set;
@@ -419,6 +424,13 @@ int __wrap_virDomainQemuMonitorCommand(virDomainPtr domain, const char *cmd, cha
     int rc = -1;
 
     (void)flags;
+    pthread_mutex_lock(&lv.lock);
+    if (lv.stall_name != NULL && strcmp(domain->name, lv.stall_name) == 0) {
+        lv.stall_calls++;
+        while (lv.stalling)
+            pthread_cond_wait(&lv.unstall, &lv.lock);
+    }
+    pthread_mutex_unlock(&lv.lock);
     if (call_begin(domain->conn, true)) {
         int r = t->ops->execute(t, &info, cmd, result, &err);
         if (r == 0)
@@ -470,6 +482,23 @@ static int cycle(bal_agent_t *agent, agent_clock_t *clock, int64_t advance_s, tt
     if (took > 3 * TIMEOUT_MS + slack)
         fail_msg("a cycle took %lld ms, more than 3 timeouts of %d ms", (long long)took, TIMEOUT_MS);
     return rc;
+}
+
+/* A helper thread frees its handles just after its call returns: waits for that, bounded, then checks
+ * that every connection and domain handle the fake gave out was released. */
+static void expect_all_released(void)
+{
+    for (int i = 0; i < 1000; i++) {
+        unsigned open;
+        pthread_mutex_lock(&lv.lock);
+        open = lv.live_doms + lv.live_conns;
+        pthread_mutex_unlock(&lv.lock);
+        if (open == 0)
+            break;
+        sleep_ms(10);
+    }
+    assert_int_equal(lv.live_doms, 0);
+    assert_int_equal(lv.live_conns, 0);
 }
 
 static void test_random_libvirt_failures(void **state)
@@ -556,24 +585,91 @@ static void test_random_libvirt_failures(void **state)
     ff_counts(lv.ff, &counts);
     assert_int_equal(counts.refused, 0);
     ff_free(lv.ff);
-    /* A helper thread frees its handles just after its call returns: wait for that, bounded. */
-    for (int i = 0; i < 1000; i++) {
-        unsigned open;
-        pthread_mutex_lock(&lv.lock);
-        open = lv.live_doms + lv.live_conns;
-        pthread_mutex_unlock(&lv.lock);
-        if (open == 0)
-            break;
-        nanosleep(&(struct timespec){.tv_nsec = 10 * 1000 * 1000}, NULL);
+    expect_all_released();
+}
+
+/* Issue 11, item 12, through the libvirt transport: a domain whose QEMU does not answer costs a read no
+ * more than its budget; it is LATE while its command is out (one, never more), FAILED once the
+ * transport's timeout gives up on it, and read again once its QEMU answers. */
+static void test_stalled_domain_late_through_libvirt(void **state)
+{
+    const char *vg = getenv("BALLOON_VALGRIND");
+    int64_t slack = vg != NULL && vg[0] == '1' ? 10000 : 1000, start;
+    agent_clock_t clock;
+    bal_agent_config_t config = {
+        .transport = BAL_TRANSPORT_LIBVIRT,
+        .libvirt_uri = "qemu:///fault",
+        .polling_interval_s = 10,
+        .timeout_ms = 1000,
+        .read_budget_ms = 200,
+    };
+    bal_agent_t *agent = NULL;
+    bal_error_t err = {0};
+    tt_tally_t t;
+    int rc;
+    (void)state;
+
+    lv.ff = ff_new(16);
+    ff_set_running(lv.ff, 0, 5);
+    clock = (agent_clock_t){.clock = {.wall_s = ac_wall_s, .monotonic_ms = ac_monotonic_ms, .opaque = &clock},
+                            .ms = 1000000,
+                            .guests = ff_clock(lv.ff)};
+    config.clock = &clock.clock;
+    pthread_mutex_lock(&lv.lock);
+    lv.stall_name = "vm-000002";
+    lv.stalling = true;
+    pthread_mutex_unlock(&lv.lock);
+    if (bal_agent_new(&config, &agent, &err) != 0)
+        fail_msg("bal_agent_new: %s", err.message);
+
+    start = tt_mono_ms();
+    for (int i = 0; i < 2; i++) {
+        int64_t t0 = tt_mono_ms();
+
+        ff_advance_s(lv.ff, 1);
+        clock.ms += 1000;
+        memset(&t, 0, sizeof(t));
+        rc = bal_agent_read(agent, tt_tally_sample, &t, &err);
+        assert_true(tt_mono_ms() - t0 < 200 + slack);
+        assert_int_equal(rc, 4);
+        assert_int_equal(t.ok, 4);
+        assert_int_equal(t.late, 1);
     }
-    assert_int_equal(lv.live_doms, 0);
-    assert_int_equal(lv.live_conns, 0);
+    assert_int_equal(lv.stall_calls, 1);
+
+    /* the transport's timeout: the call is given up (it goes on in libvirt), the domain FAILED */
+    while (tt_mono_ms() - start < 1100)
+        sleep_ms(10);
+    memset(&t, 0, sizeof(t));
+    assert_int_equal(bal_agent_read(agent, tt_tally_sample, &t, &err), 4);
+    assert_int_equal(t.failed, 1);
+    assert_int_equal(t.late, 0);
+
+    pthread_mutex_lock(&lv.lock);
+    lv.stalling = false; /* QEMU answers at last */
+    pthread_cond_broadcast(&lv.unstall);
+    while (lv.in_calls > 0)
+        pthread_cond_wait(&lv.idle, &lv.lock);
+    pthread_mutex_unlock(&lv.lock);
+    for (int i = 0; i < 3 && t.ok != 5; i++) {
+        ff_advance_s(lv.ff, 10);
+        clock.ms += 10000;
+        memset(&t, 0, sizeof(t));
+        rc = bal_agent_read(agent, tt_tally_sample, &t, &err);
+    }
+    assert_int_equal(rc, 5);
+    assert_int_equal(t.ok, 5);
+    bal_agent_free(agent);
+    lv.stall_name = NULL;
+    ff_free(lv.ff);
+    expect_all_released();
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_random_libvirt_failures),
+        cmocka_unit_test(test_stalled_domain_late_through_libvirt),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

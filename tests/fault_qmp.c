@@ -35,7 +35,7 @@
 #define MAX_SEEN 16
 
 typedef struct seen {
-    size_t samples, ok, failed;
+    size_t samples, ok, failed, late;
     char names[MAX_SEEN][32];
     bal_domain_state_t states[MAX_SEEN];
     char errors[MAX_SEEN][160];
@@ -62,6 +62,8 @@ static void on_sample(void *opaque, const bal_sample_t *s)
         seen->ok++;
     else if (s->state == BAL_STATE_FAILED)
         seen->failed++;
+    else if (s->state == BAL_STATE_LATE)
+        seen->late++;
 }
 
 /* Scheduling noise on a loaded 2-CPU machine; valgrind is another matter. */
@@ -99,12 +101,15 @@ typedef struct fixture {
     offset_clock_t clock;
 } fixture_t;
 
-static void setup(fixture_t *fx, int timeout_ms)
+/* refresh_s: the scheduled refresh of the domain list; each cycle moves the agent's clock 2 s.
+ * budget_ms: the read budget (0: a read waits for every domain). */
+static void setup_full(fixture_t *fx, int timeout_ms, unsigned refresh_s, int budget_ms)
 {
     bal_agent_config_t config = {
         .transport = BAL_TRANSPORT_QMP_DIR,
         .polling_interval_s = 1,
-        .refresh_interval_s = 1,
+        .refresh_interval_s = refresh_s,
+        .read_budget_ms = budget_ms,
         .timeout_ms = timeout_ms,
         .concurrency = 5,
     };
@@ -120,6 +125,11 @@ static void setup(fixture_t *fx, int timeout_ms)
     config.qmp_dir = fx->dir;
     if (bal_agent_new(&config, &fx->agent, &err) != 0)
         fail_msg("bal_agent_new: %s", err.message);
+}
+
+static void setup(fixture_t *fx, int timeout_ms)
+{
+    setup_full(fx, timeout_ms, 1, 0);
 }
 
 static void teardown(fixture_t *fx)
@@ -274,6 +284,79 @@ static void test_killed_mid_cycle(void **state)
     teardown(&fx);
 }
 
+/* Issue 11, item 4: a QEMU restarted behind its socket (the socket gone, then back), with the list's
+ * scheduled refresh a minute away: the read after the new socket appears reads it again, because the
+ * directory's change is seen before every read. Before, it waited for the refresh (30 cycles here). */
+static void test_restart_behind_socket_read_again_at_once(void **state)
+{
+    fixture_t fx;
+    seen_t seen;
+    int rc;
+    (void)state;
+
+    setup_full(&fx, 2000, 60, 0);
+    fs_add(fx.server, "good", FS_NORMAL);
+    fs_add(fx.server, "vm", FS_NORMAL);
+    assert_int_equal(cycle(&fx, &seen), 2);
+    assert_int_equal(seen.ok, 2);
+
+    fs_remove(fx.server, "vm"); /* QEMU exits, its socket goes */
+    rc = cycle(&fx, &seen);
+    assert_int_equal(rc, 1);
+    assert_int_equal(state_of(&seen, "good"), BAL_STATE_OK);
+    assert_int_equal(cycle(&fx, &seen), 1);
+    assert_int_equal(seen.samples, 1); /* dropped, not failed */
+
+    fs_add(fx.server, "vm", FS_NORMAL); /* the new QEMU */
+    assert_int_equal(cycle(&fx, &seen), 2);
+    assert_int_equal(state_of(&seen, "vm"), BAL_STATE_OK);
+    assert_int_equal(seen.ok, 2);
+    teardown(&fx);
+}
+
+/* Issue 11, item 12, over QMP sockets: a QEMU that greets, then never answers, with a read budget
+ * shorter than the timeout. Each read returns within its budget with the healthy domains read; the
+ * stalled one is LATE while its command is out (one connection, one command), FAILED when the timeout
+ * gives up, and read again once it answers. Without a budget the same peer costs each read a whole
+ * timeout (test_stall_after_greeting). */
+static void test_stall_late_within_read_budget(void **state)
+{
+    fixture_t fx;
+    seen_t seen;
+    fs_counts_t counts;
+    unsigned long accepted;
+    int64_t start;
+    (void)state;
+
+    setup_full(&fx, 1500, 1, 300);
+    fs_add(fx.server, "good1", FS_NORMAL);
+    fs_add(fx.server, "good2", FS_NORMAL);
+    fs_add(fx.server, "bad", FS_STALL_AFTER_GREETING);
+    start = real_ms();
+    for (int i = 0; i < 2; i++) {
+        /* the bound given is in timeouts: 300 ms of the 1500 ms is a fifth of one */
+        assert_int_equal(cycle_within(&fx, &seen, 1), 2);
+        assert_true(real_ms() - start < (i + 1) * (300 + slack_ms()));
+        assert_int_equal(state_of(&seen, "good1"), BAL_STATE_OK);
+        assert_int_equal(state_of(&seen, "good2"), BAL_STATE_OK);
+        assert_int_equal(state_of(&seen, "bad"), BAL_STATE_LATE);
+    }
+    fs_counts(fx.server, &counts);
+    accepted = counts.accepted;
+    assert_int_equal(accepted, 3); /* one connection each, the stalled one's still waiting */
+
+    while (real_ms() - start < 1600) /* its timeout passes */
+        usleep(10000);
+    assert_int_equal(cycle_within(&fx, &seen, 1), 2);
+    assert_int_equal(state_of(&seen, "bad"), BAL_STATE_FAILED);
+
+    fs_set_mode(fx.server, "bad", FS_NORMAL);
+    for (int i = 0; i < 3 && seen.ok != 3; i++)
+        cycle_within(&fx, &seen, 1);
+    assert_int_equal(seen.ok, 3);
+    teardown(&fx);
+}
+
 /* The worst case for the cycle's bound: every domain's QEMU greets just before the timeout, then stalls
  * on the command, so each step costs a timeout to connect and another to wait; with more such domains
  * than the pool runs at once, a second wave starts just before the cycle's deadline (2 timeouts). The
@@ -369,6 +452,8 @@ int main(void)
         cmocka_unit_test(test_one_byte_at_a_time),
         cmocka_unit_test(test_close_mid_reply),
         cmocka_unit_test(test_killed_mid_cycle),
+        cmocka_unit_test(test_restart_behind_socket_read_again_at_once),
+        cmocka_unit_test(test_stall_late_within_read_budget),
         cmocka_unit_test(test_slow_greeting_then_stall),
         cmocka_unit_test(test_socket_domains_churn),
     };

@@ -9,7 +9,13 @@ PLUGIN_TEST_SRC = \
 	tests/test_plugin_agent.c tests/test_plugin_agent.h \
 	tests/test_plugin_fixture.c tests/test_plugin_fixture.h
 
-check_PROGRAMS += tests/test_plugin_config tests/test_plugin_read
+check_PROGRAMS += tests/test_plugin_config tests/test_plugin_read tests/test_plugin_fdlimit
+tests_test_plugin_fdlimit_SOURCES = tests/test_plugin_fdlimit.c $(PLUGIN_TEST_SRC)
+tests_test_plugin_fdlimit_CPPFLAGS = $(PLUGIN_TEST_CPP)
+tests_test_plugin_fdlimit_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
+tests_test_plugin_fdlimit_LDFLAGS = $(AM_LDFLAGS) $(PLUGIN_TEST_WRAP)
+tests_test_plugin_fdlimit_LDADD = $(PLUGIN_TEST_LIBS)
+TESTS += tests/test_plugin_fdlimit
 tests_test_plugin_config_SOURCES = tests/test_plugin_config.c $(PLUGIN_TEST_SRC)
 tests_test_plugin_config_CPPFLAGS = $(PLUGIN_TEST_CPP)
 tests_test_plugin_config_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
@@ -24,3 +30,6 @@ TESTS += tests/test_plugin_config tests/test_plugin_read
 
 TESTS += tests/test_plugin_exports.sh tests/collectd_sim.sh tests/test_plugin_demo.sh
 EXTRA_DIST += tests/test_plugin_exports.sh tests/collectd_sim.sh tests/test_plugin_demo.sh
+# issue 11: hostile and unlucky peers (tests/collectd_lib.sh: what these collectd tests share)
+TESTS += tests/collectd_peers.sh tests/collectd_fdlimit.sh
+EXTRA_DIST += tests/collectd_lib.sh tests/collectd_peers.sh tests/collectd_fdlimit.sh

@@ -45,6 +45,8 @@ typedef struct fake_dom {
     bool anon;         /* the balloon is /machine/peripheral-anon/device[1] */
     bool listed;       /* running, as list_domains sees it */
     int fail_execute;  /* a negative errno every execute returns */
+    bool stall;        /* every execute blocks until cleared (fake_release) */
+    unsigned started;  /* commands sent to this domain */
     unsigned executed; /* commands that reached this domain */
 } fake_dom_t;
 
@@ -59,6 +61,8 @@ typedef struct fake {
     int64_t advance_ms;  /* manual time each execute takes */
     unsigned lists, executes, gets_interval, gets_stats, sets, qom_lists;
     unsigned in_flight, max_in_flight;
+    pthread_cond_t released;                       /* a stall was cleared */
+    unsigned stalled, max_stalled;                 /* executes blocked by a stall, now and at most */
     bool in_batch;                                 /* between the transport's batch begin and end */
     unsigned batches, outside_batch, lists_in_batch; /* begun; commands / lists outside / inside one */
 } fake_t;
@@ -75,6 +79,7 @@ static fake_t *fake_new(void)
     tt_fake_init(&f->tt, fake_list, fake_execute);
     f->tt.ops.batch = fake_batch;
     pthread_mutex_init(&f->lock, NULL);
+    pthread_cond_init(&f->released, NULL);
     tt_manual_clock_init(&f->mc, WALL_BASE);
     return f;
 }
@@ -243,6 +248,18 @@ static int fake_execute(bal_transport_t *t, const bal_domain_info_t *dom, const 
     f->in_flight++;
     if (f->in_flight > f->max_in_flight)
         f->max_in_flight = f->in_flight;
+    d = fake_find(f, dom->name);
+    if (d != NULL) {
+        d->started++;
+        if (d->stall) {
+            /* a QEMU that does not answer: the command is out until the test lets it go */
+            if (++f->stalled > f->max_stalled)
+                f->max_stalled = f->stalled;
+            while (d->stall)
+                pthread_cond_wait(&f->released, &f->lock);
+            f->stalled--;
+        }
+    }
     pthread_mutex_unlock(&f->lock);
 
     if (f->sleep_ms > 0)
@@ -268,11 +285,32 @@ out:
     return rc;
 }
 
+/* Lets every stalled command go on. */
+static void fake_release(fake_t *f)
+{
+    pthread_mutex_lock(&f->lock);
+    for (size_t i = 0; i < f->n_doms; i++)
+        f->doms[i].stall = false;
+    pthread_cond_broadcast(&f->released);
+    pthread_mutex_unlock(&f->lock);
+}
+
+static unsigned fake_executed(fake_t *f, const char *name)
+{
+    unsigned n;
+
+    pthread_mutex_lock(&f->lock);
+    n = fake_find(f, name)->executed;
+    pthread_mutex_unlock(&f->lock);
+    return n;
+}
+
 /* Once the agent is gone: the transport's free left the devices, for the tests to look at. */
 static void fake_destroy(fake_t *f)
 {
     for (size_t i = 0; i < f->n_doms; i++)
         vb_device_free(f->doms[i].dev);
+    pthread_cond_destroy(&f->released);
     pthread_mutex_destroy(&f->lock);
     free(f);
 }
@@ -286,6 +324,7 @@ typedef struct seen {
     size_t n;
     char names[MAX_SEEN][64];
     bal_domain_state_t states[MAX_SEEN];
+    char errors[MAX_SEEN][256];
     bool fresh[MAX_SEEN], has_stats[MAX_SEEN];
     int64_t last_update[MAX_SEEN], interval[MAX_SEEN];
     uint64_t total[MAX_SEEN];
@@ -311,10 +350,11 @@ static void on_sample(void *opaque, const bal_sample_t *s)
     seen->total[i] = s->stats.stat[BAL_STAT_TOTAL_MEMORY].set ? s->stats.stat[BAL_STAT_TOTAL_MEMORY].value : 0;
     snprintf(seen->paths[i], sizeof(seen->paths[i]), "%s", s->balloon_path ? s->balloon_path : "");
     assert_non_null(s->uuid);
-    if (s->state == BAL_STATE_FAILED)
+    if (s->state == BAL_STATE_FAILED || s->state == BAL_STATE_LATE)
         assert_non_null(s->error);
     else
         assert_null(s->error);
+    snprintf(seen->errors[i], sizeof(seen->errors[i]), "%s", s->error != NULL ? s->error : "");
 }
 
 static void on_event(void *opaque, const bal_event_t *ev)
@@ -362,6 +402,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fixture_t *fx = *state;
+    fake_release(fx->fake); /* the agent waits for the commands still out */
     bal_agent_free(fx->agent);
     fake_destroy(fx->fake);
     free(fx);
@@ -415,7 +456,7 @@ static void test_one_cycle_reads_every_domain_in_name_order(void **state)
     assert_int_equal(vb_device_polling_interval(fake_find(f, "web")->dev), 2);
     assert_int_equal(vb_device_polling_interval(fake_find(f, "db \"main\" \\1")->dev), 2);
     assert_int_equal(fx->seen.events[BAL_EVENT_NO_BALLOON], 1);
-    assert_int_equal(fx->seen.n_logs, 1);
+    assert_int_equal(fx->seen.n_logs, 2); /* the domains found, then the event */
     assert_non_null(strstr(fx->seen.last_log, "'bare'"));
     assert_int_equal(f->lists, 1);
 
@@ -430,7 +471,7 @@ static void test_one_cycle_reads_every_domain_in_name_order(void **state)
     assert_true(fx->seen.fresh[2]);
     assert_int_equal(fx->seen.last_update[2], WALL_BASE + 2);
     assert_int_equal(fx->seen.events[BAL_EVENT_NO_BALLOON], 1);
-    assert_int_equal(fx->seen.n_logs, 1);
+    assert_int_equal(fx->seen.n_logs, 2);
 
     /* Read again before the guest was asked again: the same sample, not fresh. */
     assert_int_equal(cycle(fx), 3);
@@ -776,6 +817,43 @@ static void test_list_refreshed_on_changes_and_on_schedule(void **state)
     assert_int_equal(f->lists, 3);
 }
 
+/* Every listing that finds domains started, stopped or restarted says so in one line, with a few
+ * names: a QEMU restarted behind its socket is visible in the log (issue 11, item 4). */
+static void test_list_changes_logged(void **state)
+{
+    fixture_t *fx = *state;
+    fake_t *f = fx->fake;
+    char name[16];
+
+    fake_add(f, "a", VB_GUEST_LINUX, 2);
+    fake_add(f, "b", VB_GUEST_LINUX, 2);
+    start(fx);
+    assert_int_equal(cycle(fx), 2);
+    assert_int_equal(fx->seen.n_logs, 1);
+    assert_string_equal(fx->seen.last_log, "The domain list changed: 2 new ('a', 'b'), 0 gone, 0 restarted.");
+
+    fake_find(f, "a")->instance = 100; /* a new QEMU under the same name */
+    fake_find(f, "b")->listed = false;
+    fake_add(f, "c", VB_GUEST_LINUX, 2);
+    f->tt.changes = true;
+    assert_int_equal(cycle(fx), 2);
+    assert_int_equal(fx->seen.n_logs, 2);
+    assert_string_equal(fx->seen.last_log,
+                        "The domain list changed: 1 new ('c'), 1 gone ('b'), 1 restarted ('a').");
+    f->tt.changes = true; /* listed again, nothing changed: nothing said */
+    assert_int_equal(cycle(fx), 2);
+    assert_int_equal(fx->seen.n_logs, 2);
+
+    for (int i = 0; i < 5; i++) {
+        snprintf(name, sizeof(name), "n%d", i);
+        fake_add(f, name, VB_GUEST_LINUX, 2);
+    }
+    f->tt.changes = true;
+    assert_int_equal(cycle(fx), 7);
+    assert_string_equal(fx->seen.last_log,
+                        "The domain list changed: 5 new ('n0', 'n1', 'n2' and 2 more), 0 gone, 0 restarted.");
+}
+
 static void test_cycle_time_bound_over_hung_domains(void **state)
 {
     fixture_t *fx = *state;
@@ -800,6 +878,164 @@ static void test_cycle_time_bound_over_hung_domains(void **state)
     assert_int_equal(fx->seen.states[0], BAL_STATE_OK);
     assert_int_equal(fx->seen.states[1], BAL_STATE_FAILED);
     assert_int_equal(fx->seen.states[9], BAL_STATE_FAILED);
+}
+
+static int64_t real_now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Scheduling noise on a loaded machine; valgrind is another matter. */
+static int64_t slack_ms(void)
+{
+    const char *vg = getenv("BALLOON_VALGRIND");
+    return vg != NULL && vg[0] == '1' ? 10000 : 1500;
+}
+
+/* One cycle, timed on the real clock. */
+static int timed_cycle(fixture_t *fx, int64_t *took_ms, bal_error_t *err)
+{
+    int64_t t0 = real_now_ms();
+    int rc;
+
+    fx->seen.n = 0;
+    rc = bal_agent_read(fx->agent, on_sample, &fx->seen, err);
+    *took_ms = real_now_ms() - t0;
+    return rc;
+}
+
+static bal_domain_state_t seen_state(const fixture_t *fx, const char *name)
+{
+    for (size_t i = 0; i < fx->seen.n; i++)
+        if (strcmp(fx->seen.names[i], name) == 0)
+            return fx->seen.states[i];
+    fail_msg("domain '%s' was not reported", name);
+    return BAL_STATE_FAILED;
+}
+
+static const char *seen_error(const fixture_t *fx, const char *name)
+{
+    for (size_t i = 0; i < fx->seen.n; i++)
+        if (strcmp(fx->seen.names[i], name) == 0)
+            return fx->seen.errors[i];
+    return "";
+}
+
+/* Waits (real time, bounded) until the fake has answered name's commands n times. */
+static void wait_executed(fake_t *f, const char *name, unsigned n)
+{
+    for (int i = 0; i < 5000 && fake_executed(f, name) < n; i++)
+        real_sleep_ms(1);
+    assert_true(fake_executed(f, name) >= n);
+}
+
+/* Issue 11, item 12: one QEMU that does not answer costs its own domain a late answer, never the read
+ * its budget: the read returns within it with every domain that answered, the stalled one is LATE and
+ * gets no second command while the first is out, and once that one ends, a later read hands out its
+ * answer and the domain is read as before. */
+static void test_stalled_domain_is_late_not_waited_for(void **state)
+{
+    fixture_t *fx = *state;
+    fake_t *f = fx->fake;
+    bal_error_t err = {0};
+    int64_t took;
+
+    fake_add(f, "a", VB_GUEST_LINUX, 2);
+    fake_add(f, "b", VB_GUEST_LINUX, 2)->stall = true;
+    fake_add(f, "c", VB_GUEST_LINUX, 2);
+    fx->config.read_budget_ms = 300;
+    fx->config.timeout_ms = 60000; /* the fake holds the command: the budget alone decides */
+    start(fx);
+
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(timed_cycle(fx, &took, &err), 2);
+        print_message("  read %d with b stalled: %lld ms\n", i, (long long)took);
+        /* the first read waits its budget for b; the next ones send b nothing and wait for nothing */
+        if (i == 0)
+            assert_true(took >= 290);
+        assert_true(took < 300 + slack_ms());
+        assert_int_equal(fx->seen.n, 3);
+        assert_int_equal(seen_state(fx, "a"), BAL_STATE_OK);
+        assert_int_equal(seen_state(fx, "c"), BAL_STATE_OK);
+        assert_int_equal(seen_state(fx, "b"), BAL_STATE_LATE);
+        assert_non_null(strstr(seen_error(fx, "b"), "'b' did not answer within the read's 300 ms"));
+        assert_int_equal(fake_find(f, "b")->started, 1); /* one command out, never more */
+    }
+
+    fake_release(f); /* QEMU answers: the job goes on in the background, to its end */
+    wait_executed(f, "b", 2);       /* the probe (the interval is 2 already), then the stats */
+    real_sleep_ms(20);
+    assert_int_equal(timed_cycle(fx, &took, &err), 3);
+    assert_int_equal(seen_state(fx, "b"), BAL_STATE_OK); /* the late answer, handed out */
+    assert_true(fx->seen.has_stats[1]);
+    assert_int_equal(fake_find(f, "b")->started, 2);
+    fake_advance(f, 2);
+    assert_int_equal(timed_cycle(fx, &took, &err), 3);
+    assert_int_equal(seen_state(fx, "b"), BAL_STATE_OK);
+    assert_true(fx->seen.fresh[1]);
+    assert_int_equal(fake_find(f, "b")->started, 3); /* a new read of its own */
+}
+
+/* The read callback's contract: non-zero only when nothing at all could be read. A read whose every
+ * domain is late has read nothing. */
+static void test_only_late_domains_read_nothing(void **state)
+{
+    fixture_t *fx = *state;
+    fake_t *f = fx->fake;
+    bal_error_t err = {0};
+    int64_t took;
+
+    fake_add(f, "only", VB_GUEST_LINUX, 2)->stall = true;
+    fx->config.read_budget_ms = 100;
+    fx->config.timeout_ms = 60000;
+    start(fx);
+    assert_int_equal(timed_cycle(fx, &took, &err), -ETIMEDOUT);
+    assert_int_equal(fx->seen.n, 1);
+    assert_int_equal(fx->seen.states[0], BAL_STATE_LATE);
+    assert_non_null(strstr(err.message, "None of the 1 selected domains could be read."));
+    assert_non_null(strstr(err.message, "still out"));
+}
+
+/* More stalled peers than commands in flight at once: each gets one command, never more; a peer that
+ * stalls for the first time holds up the domains queued after it for one read, and from then on the
+ * stalled ones are asked last, within what the late commands leave, so the others are read every
+ * read. */
+static void test_stalled_peers_do_not_starve_the_others(void **state)
+{
+    fixture_t *fx = *state;
+    fake_t *f = fx->fake;
+    const char *stalled[] = {"s1", "s2", "s3", "s4"}, *healthy[] = {"z1", "z2", "z3"};
+    bal_error_t err = {0};
+    int64_t took;
+
+    for (size_t i = 0; i < 4; i++)
+        fake_add(f, stalled[i], VB_GUEST_LINUX, 2)->stall = true;
+    for (size_t i = 0; i < 3; i++)
+        fake_add(f, healthy[i], VB_GUEST_LINUX, 2);
+    fx->config.concurrency = 2;
+    fx->config.read_budget_ms = 150;
+    fx->config.timeout_ms = 60000;
+    start(fx);
+    for (int r = 0; r < 8; r++) {
+        int rc = timed_cycle(fx, &took, &err);
+
+        assert_true(took < 150 + slack_ms());
+        assert_int_equal(fx->seen.n, 7);
+        for (size_t i = 0; i < 4; i++)
+            assert_int_equal(seen_state(fx, stalled[i]), BAL_STATE_LATE);
+        /* reads 0 and 1: the pool's two workers find s1, s2, then s3, s4 stalled, in name order */
+        if (r >= 2) {
+            assert_int_equal(rc, 3);
+            for (size_t i = 0; i < 3; i++)
+                assert_int_equal(seen_state(fx, healthy[i]), BAL_STATE_OK);
+        }
+    }
+    for (size_t i = 0; i < 4; i++)
+        assert_int_equal(fake_find(f, stalled[i])->started, 1);
+    assert_int_equal(f->max_stalled, 4);
 }
 
 static void test_pool_overlaps_round_trips(void **state)
@@ -851,8 +1087,12 @@ int main(void)
         T(test_domain_gone_mid_cycle_is_dropped_not_failed),
         T(test_failures_and_all_failed),
         T(test_list_refreshed_on_changes_and_on_schedule),
+        T(test_list_changes_logged),
         T(test_cycle_time_bound_over_hung_domains),
         T(test_pool_overlaps_round_trips),
+        T(test_stalled_domain_is_late_not_waited_for),
+        T(test_only_late_domains_read_nothing),
+        T(test_stalled_peers_do_not_starve_the_others),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

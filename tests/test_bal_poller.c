@@ -277,6 +277,18 @@ static void test_search_under_peripheral_anon(void **state)
     expect_done(p);
 }
 
+/* The list of /machine/peripheral shows the balloon as mb: its interval is read, then its stats. */
+static void find_mb_by_list(bal_poller_t *p)
+{
+    expect(p, BAL_POLLER_LIST, BAL_POLLER_PERIPHERAL, 0);
+    answer_list(p, "/machine/peripheral/mb");
+    expect(p, BAL_POLLER_GET_INTERVAL, "/machine/peripheral/mb", 0);
+    answer_int(p, 10);
+    expect(p, BAL_POLLER_GET_STATS, "/machine/peripheral/mb", 0);
+    answer_stats(p, T0);
+    expect_done(p);
+}
+
 static void test_search_under_peripheral_with_other_id(void **state)
 {
     fixture_t *f = *state;
@@ -287,13 +299,31 @@ static void test_search_under_peripheral_with_other_id(void **state)
     /* Something called balloon0 that is no balloon. */
     answer_qmp_error(p, "GenericError",
                      "Property 'virtio-net-pci.guest-stats-polling-interval' not found");
+    find_mb_by_list(p);
+}
+
+/* A qom-list that fails with anything but DeviceNotFound is no answer about the balloon: the cycle
+ * fails and the list is asked again, instead of the domain being skipped as balloon-less until it
+ * restarts (fault_churn's random failures found this: a GenericError on the probe, then on the list). */
+static void test_list_error_is_a_failure_not_no_balloon(void **state)
+{
+    fixture_t *f = *state;
+    bal_poller_t *p = make(f);
+
+    bal_poller_begin_cycle(p, 1);
+    expect(p, BAL_POLLER_GET_INTERVAL, BAL_POLLER_DEFAULT_PATH, 0);
+    answer_qmp_error(p, "GenericError", "Property 'virtio-net-pci.guest-stats-polling-interval' not found");
     expect(p, BAL_POLLER_LIST, BAL_POLLER_PERIPHERAL, 0);
-    answer_list(p, "/machine/peripheral/mb");
-    expect(p, BAL_POLLER_GET_INTERVAL, "/machine/peripheral/mb", 0);
-    answer_int(p, 10);
-    expect(p, BAL_POLLER_GET_STATS, "/machine/peripheral/mb", 0);
-    answer_stats(p, T0);
+    answer_qmp_error(p, "GenericError", "Something went wrong");
     expect_done(p);
+    expect_no_events(p);
+    assert_int_equal(result(p).state, BAL_STATE_FAILED);
+    assert_non_null(strstr(result(p).error, "Something went wrong"));
+
+    /* The next cycle lists again and finds it. */
+    bal_poller_begin_cycle(p, 1);
+    find_mb_by_list(p);
+    assert_int_equal(result(p).state, BAL_STATE_OK);
 }
 
 static void test_no_balloon_once_then_quiet_until_new_instance(void **state)
@@ -779,6 +809,7 @@ int main(void)
         T(test_interval_already_right_is_not_set),
         T(test_search_under_peripheral_anon),
         T(test_search_under_peripheral_with_other_id),
+        T(test_list_error_is_a_failure_not_no_balloon),
         T(test_no_balloon_once_then_quiet_until_new_instance),
         T(test_configured_path_is_probed_not_searched),
         T(test_restart_is_a_new_instance),

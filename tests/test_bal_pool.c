@@ -1,4 +1,5 @@
-/* The bounded worker pool: every job runs once, never more than N at a time, and they do overlap. */
+/* The bounded worker pool: every job runs once, never more than N at a time, and they do overlap; it
+ * grows, up to its maximum, only when every worker is busy. */
 #include "config.h"
 
 #include <errno.h>
@@ -60,7 +61,7 @@ static void test_zero_threads_refused(void **state)
     bal_pool_t *pool = NULL;
     bal_error_t err = {0};
     (void)state;
-    assert_int_equal(bal_pool_new(0, &pool, &err), -EINVAL);
+    assert_int_equal(bal_pool_new(0, 4, &pool, &err), -EINVAL);
     assert_null(pool);
     assert_int_equal(err.code, -EINVAL);
     bal_pool_free(NULL);
@@ -72,7 +73,7 @@ static void test_every_job_runs_once_and_wait_waits(void **state)
     task_t tasks[200];
     bal_pool_t *pool = NULL;
     (void)state;
-    assert_int_equal(bal_pool_new(4, &pool, NULL), 0);
+    assert_int_equal(bal_pool_new(4, 4, &pool, NULL), 0);
     assert_int_equal(bal_pool_threads(pool), 4);
     for (int round = 0; round < 3; round++) {
         for (size_t i = 0; i < 200; i++) {
@@ -98,7 +99,7 @@ static void test_bounded_and_overlapping(void **state)
     struct timespec t0, t1;
     int64_t elapsed_ms;
     (void)state;
-    assert_int_equal(bal_pool_new(5, &pool, NULL), 0);
+    assert_int_equal(bal_pool_new(5, 0, &pool, NULL), 0);
     clock_gettime(CLOCK_MONOTONIC, &t0);
     for (size_t i = 0; i < 20; i++) {
         tasks[i] = (task_t){.counter = &c, .sleep_ms = 100};
@@ -124,7 +125,7 @@ static void test_free_runs_queued_jobs(void **state)
     task_t tasks[10];
     bal_pool_t *pool = NULL;
     (void)state;
-    assert_int_equal(bal_pool_new(1, &pool, NULL), 0);
+    assert_int_equal(bal_pool_new(1, 1, &pool, NULL), 0);
     for (size_t i = 0; i < 10; i++) {
         tasks[i] = (task_t){.counter = &c, .sleep_ms = 1};
         bal_pool_submit(pool, run_task, &tasks[i]);
@@ -139,8 +140,44 @@ static void test_wait_on_idle_pool_returns(void **state)
 {
     bal_pool_t *pool = NULL;
     (void)state;
-    assert_int_equal(bal_pool_new(2, &pool, NULL), 0);
+    assert_int_equal(bal_pool_new(2, 2, &pool, NULL), 0);
     bal_pool_wait(pool);
+    bal_pool_free(pool);
+}
+
+/* A worker held by a long job (a stalled peer's) does not hold up a job submitted after it: the pool
+ * starts another worker, up to its maximum, and no more. */
+static void test_grows_when_busy_up_to_max(void **state)
+{
+    counter_t c = {.lock = PTHREAD_MUTEX_INITIALIZER};
+    task_t slow[3], quick;
+    bal_pool_t *pool = NULL;
+    unsigned done = 0;
+    (void)state;
+
+    assert_int_equal(bal_pool_new(1, 2, &pool, NULL), 0);
+    assert_int_equal(bal_pool_threads(pool), 1);
+    for (int i = 0; i < 3; i++)
+        slow[i] = (task_t){.counter = &c, .sleep_ms = 500};
+    quick = (task_t){.counter = &c};
+    bal_pool_submit(pool, run_task, &slow[0]);
+    bal_pool_submit(pool, run_task, &quick);
+    for (int i = 0; i < 400 && done == 0; i++) { /* well within slow[0]'s 500 ms */
+        sleep_ms(1);
+        pthread_mutex_lock(&c.lock);
+        done = c.done;
+        pthread_mutex_unlock(&c.lock);
+    }
+    assert_int_equal(done, 1);
+    assert_int_equal(quick.runs, 1);
+    assert_int_equal(slow[0].runs, 0);
+    assert_int_equal(bal_pool_threads(pool), 2);
+    bal_pool_submit(pool, run_task, &slow[1]);
+    bal_pool_submit(pool, run_task, &slow[2]);
+    assert_int_equal(bal_pool_threads(pool), 2); /* at the maximum: they wait for a worker */
+    bal_pool_wait(pool);
+    assert_int_equal(c.done, 4);
+    assert_true(c.max_running <= 2);
     bal_pool_free(pool);
 }
 
@@ -152,6 +189,7 @@ int main(void)
         cmocka_unit_test(test_bounded_and_overlapping),
         cmocka_unit_test(test_free_runs_queued_jobs),
         cmocka_unit_test(test_wait_on_idle_pool_returns),
+        cmocka_unit_test(test_grows_when_busy_up_to_max),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

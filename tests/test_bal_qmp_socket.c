@@ -50,6 +50,8 @@ typedef enum srv_mode {
     SRV_DOUBLE_GREETING,      /* answers a command with a second greeting */
     SRV_FLOOD,                /* events without pause, replies in between */
     SRV_LATE_FIRST,           /* answers the first command after 1.5 * SHORT_MS, the others at once */
+    SRV_FLOOD_NO_REPLY,       /* negotiates, then floods events after a command and never answers it */
+    SRV_REPLY_ID,             /* negotiates, then answers each command with an "id" it never got */
 } srv_mode_t;
 
 typedef struct server {
@@ -145,7 +147,8 @@ static void send_huge(int fd, const char *head, const char *tail)
     send_str(fd, tail, strlen(tail), false);
 }
 
-/* SRV_FLOOD: sends events as fast as the client takes them, and still answers each command line. */
+/* SRV_FLOOD: sends events as fast as the client takes them, and still answers each command line
+ * (SRV_FLOOD_NO_REPLY: answers none). */
 static void flood(server_t *s, int fd)
 {
     static const char event[] = "{\"event\": \"FLOOD\", \"data\": {\"n\": 1}}\r\n";
@@ -174,7 +177,8 @@ static void flood(server_t *s, int fd)
                 size_t len = (size_t)(nl - buf) + 1;
                 int k = atomic_fetch_add(&s->replies, 1) + 1;
                 snprintf(reply, sizeof(reply), "{\"return\": {\"actual\": %d}}\r\n", k);
-                send_str(fd, reply, strlen(reply), false);
+                if (s->mode != SRV_FLOOD_NO_REPLY)
+                    send_str(fd, reply, strlen(reply), false);
                 memmove(buf, buf + len, have - len);
                 have -= len;
             }
@@ -271,6 +275,13 @@ static void serve(server_t *s, int fd)
             send_s(s, fd, reply);
             flood(s, fd);
             return;
+        case SRV_FLOOD_NO_REPLY:
+            flood(s, fd);
+            return;
+        case SRV_REPLY_ID:
+            snprintf(reply, sizeof(reply), "{\"return\": {\"actual\": %d}, \"id\": 7}\r\n", n);
+            send_s(s, fd, reply);
+            break;
         case SRV_LATE_FIRST:
             if (n == 1) {
                 /* the slow peer under test; it notices a client that gives up, as QEMU would */
@@ -592,6 +603,38 @@ static void test_execute_huge_reply_refused(void **state)
     assert_null(reply);
 }
 
+/* A peer that floods events and never answers: the command gives up after a bounded read (QMP's
+ * largest message of events), long before the timeout, at a CPU cost measured here. Without the bound
+ * it read events for the whole timeout, about 88% of a core. */
+static void test_execute_event_flood_bounded(void **state)
+{
+    bal_error_t err = {0};
+    char *reply = NULL;
+    struct timespec c0, c1;
+    int64_t elapsed, cpu_us;
+
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c0);
+    assert_int_equal(run_one(state, SRV_FLOOD_NO_REPLY, 5000, &reply, &err, &elapsed), -EMSGSIZE);
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c1);
+    cpu_us = (c1.tv_sec - c0.tv_sec) * 1000000 + (c1.tv_nsec - c0.tv_nsec) / 1000;
+    print_message("  a flooding peer: given up after %lld ms, %lld us of this thread's CPU\n", (long long)elapsed,
+                  (long long)cpu_us);
+    assert_null(reply);
+    assert_non_null(strstr(err.message, "bytes of events before its answer"));
+    assert_true(elapsed < 2500); /* half the timeout, whatever the load */
+}
+
+/* The agent sends no "id": a reply with one answers something else and is refused. */
+static void test_execute_reply_with_unsent_id_refused(void **state)
+{
+    bal_error_t err = {0};
+    char *reply = NULL;
+
+    assert_int_equal(run_one(state, SRV_REPLY_ID, 2000, &reply, &err, NULL), -EPROTO);
+    assert_null(reply);
+    assert_non_null(strstr(err.message, "with an id"));
+}
+
 static void test_execute_pretty(void **state)
 {
     uint64_t actual = 0;
@@ -743,6 +786,86 @@ static void log_cb(void *opaque, bal_log_level_t level, const char *message)
     pthread_mutex_unlock(&lb->lock);
 }
 
+/* '..qmp' and '...qmp' would be the domains '.' and '..', which collectd cannot store (csv refuses
+ * them at every value): not listed, and said once, not at every listing. Neither can a pair be named
+ * so. */
+static void test_transport_refuses_dot_names(void **state)
+{
+    fixture_t *f = *state;
+    logbook_t lb = {.lock = PTHREAD_MUTEX_INITIALIZER};
+    bal_logger_t logger = {.log = log_cb, .opaque = &lb};
+    server_t *dot = server_start(sock_path(state, "..qmp"), SRV_NORMAL);
+    server_t *dotdot = server_start(sock_path(state, "...qmp"), SRV_NORMAL);
+    server_t *ok = server_start(sock_path(state, "....qmp"), SRV_NORMAL); /* '...' is a name like any */
+    bal_socket_spec_t pair[] = {{.name = "..", .path = dot->path}};
+    bal_domain_list_t list = {0};
+    bal_error_t err = {0};
+    bal_transport_t *t = bal_qmp_socket_transport_new_dir(f->dir, 2000, &logger, &err);
+    char *reply = NULL;
+
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(bal_transport_list_domains(t, &list, &err), 0);
+        assert_int_equal(list.count, 1);
+        assert_string_equal(list.items[0].name, "...");
+        bal_domain_list_free(&list);
+    }
+    assert_int_equal(lb.count, 2); /* one line for each name, once */
+    assert_non_null(strstr(lb.last, "would be the domain '"));
+    {
+        bal_domain_info_t d = {.name = (char *)"."};
+        assert_int_equal(execute(t, &d, &reply, &err), -ENOENT);
+        d.name = (char *)"..";
+        assert_int_equal(execute(t, &d, &reply, &err), -ENOENT);
+    }
+    bal_transport_free(t);
+    assert_null(bal_qmp_socket_transport_new_pairs(pair, 1, 0, NULL, &err));
+    assert_int_equal(err.code, -EINVAL);
+    assert_non_null(strstr(err.message, "'..'"));
+    server_stop(dot);
+    server_stop(dotdot);
+    server_stop(ok);
+}
+
+/* A QMPSocketDir that does not exist, or stops existing, reads as no domain, and is said once (then
+ * once when it is back), not at every listing. */
+static void test_transport_missing_dir_said_once(void **state)
+{
+    fixture_t *f = *state;
+    logbook_t lb = {.lock = PTHREAD_MUTEX_INITIALIZER};
+    bal_logger_t logger = {.log = log_cb, .opaque = &lb};
+    bal_domain_list_t list = {0};
+    bal_error_t err = {0};
+    bal_transport_t *t;
+    char dir[128];
+
+    snprintf(dir, sizeof(dir), "%s/later", f->dir);
+    t = bal_qmp_socket_transport_new_dir(dir, 2000, &logger, &err);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(bal_transport_list_domains(t, &list, &err), 0);
+        assert_int_equal(list.count, 0);
+    }
+    assert_int_equal(lb.count, 1);
+    assert_non_null(strstr(lb.last, "does not exist"));
+    assert_non_null(strstr(lb.last, "/later'"));
+    assert_false(bal_transport_take_changes(t));
+
+    assert_int_equal(mkdir(dir, 0700), 0);
+    assert_true(bal_transport_take_changes(t)); /* it appeared */
+    assert_int_equal(bal_transport_list_domains(t, &list, &err), 0);
+    assert_int_equal(lb.count, 2);
+    assert_non_null(strstr(lb.last, "exists now"));
+    assert_int_equal(bal_transport_list_domains(t, &list, &err), 0);
+    assert_int_equal(lb.count, 2);
+
+    assert_int_equal(rmdir(dir), 0); /* vanished */
+    assert_true(bal_transport_take_changes(t));
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(bal_transport_list_domains(t, &list, &err), 0);
+    assert_int_equal(lb.count, 3);
+    assert_non_null(strstr(lb.last, "does not exist"));
+    bal_transport_free(t);
+}
+
 /* One connection per domain, reused; dropped on error; reopened when QEMU restarts. */
 static void test_transport_connection_lifecycle(void **state)
 {
@@ -798,6 +921,74 @@ static void test_transport_connection_lifecycle(void **state)
     bal_transport_free(t);
 }
 
+/* Issue 11, item 1: within a descriptor budget, the transport keeps at most max_conns connections open
+ * (the first ones made); the other domains are connected for each command and closed after it, every
+ * command still answered, and that is said once. A domain that goes gives its place to another. */
+static void notice_cb(void *opaque, bal_log_level_t level, const char *message)
+{
+    if (level <= BAL_LOG_NOTICE)
+        log_cb(opaque, level, message);
+}
+
+static void test_transport_keeps_connections_within_budget(void **state)
+{
+    fixture_t *f = *state;
+    logbook_t lb = {.lock = PTHREAD_MUTEX_INITIALIZER};
+    bal_logger_t logger = {.log = notice_cb, .opaque = &lb};
+    server_t *s[5];
+    bal_domain_list_t list = {0};
+    bal_error_t err = {0};
+    bal_transport_t *t;
+    char name[16];
+    int open_now;
+
+    for (int i = 0; i < 5; i++) {
+        snprintf(name, sizeof(name), "vm%d.qmp", i);
+        s[i] = server_start(sock_path(state, name), SRV_NORMAL);
+    }
+    t = bal_qmp_socket_transport_new_dir(f->dir, 2000, &logger, &err);
+    bal_qmp_socket_transport_set_max_connections(t, 2);
+    assert_int_equal(bal_transport_list_domains(t, &list, &err), 0);
+    assert_int_equal(list.count, 5);
+    for (int round = 0; round < 3; round++) {
+        for (size_t i = 0; i < list.count; i++) {
+            char *reply = NULL;
+            int64_t t0 = mono_ms();
+
+            assert_int_equal(execute(t, &list.items[i], &reply, &err), 0);
+            free(reply);
+            /* a connection given up is closed: its server sees that at once */
+            while (i >= 2 && atomic_load(&s[i]->in_conn) > 0 && mono_ms() - t0 < 2000)
+                usleep(1000);
+        }
+        open_now = 0;
+        for (int i = 0; i < 5; i++)
+            open_now += atomic_load(&s[i]->in_conn);
+        assert_int_equal(open_now, 2);
+    }
+    assert_int_equal(atomic_load(&s[0]->accepts), 1); /* kept: one connection for every command */
+    assert_int_equal(atomic_load(&s[1]->accepts), 1);
+    assert_int_equal(atomic_load(&s[4]->accepts), 3); /* beyond the budget: one per command */
+    assert_int_equal(lb.count, 1);
+    assert_non_null(strstr(lb.last, "more QMP sockets than the 2 connections kept open"));
+
+    server_stop(s[0]); /* vm0 goes: its place is vm2's, the next to connect */
+    bal_domain_list_free(&list);
+    assert_int_equal(bal_transport_list_domains(t, &list, &err), 0);
+    assert_int_equal(list.count, 4);
+    for (size_t i = 0; i < list.count; i++) {
+        char *reply = NULL;
+        assert_int_equal(execute(t, &list.items[i], &reply, &err), 0);
+        free(reply);
+    }
+    assert_int_equal(atomic_load(&s[2]->in_conn), 1);
+    bal_domain_list_free(&list);
+    bal_transport_free(t);
+    for (int i = 1; i < 5; i++)
+        server_stop(s[i]);
+    assert_int_equal(lb.count, 1); /* said once */
+}
+
 /* A peer that closes between cycles is reconnected before the command, not after a failure. */
 static void test_transport_reconnects_after_close(void **state)
 {
@@ -822,8 +1013,21 @@ static void test_transport_reconnects_after_close(void **state)
     server_stop(s);
 }
 
-/* A QEMU restarted between listings (its socket replaced) is told by take_changes once, so that the
- * agent lists again and sees the new instance; a reconnect to the same socket is no change. */
+/* Dates the directory 10 s back, as if nothing had changed in it for a while: a listing right after a
+ * change is followed by one more (the kernel's coarse clock could hide a second change in the same
+ * tick), and the tests that check "no change" need the quiet state. */
+static void age_dir(const char *dir)
+{
+    struct timespec t[2];
+
+    clock_gettime(CLOCK_REALTIME, &t[0]);
+    t[0].tv_sec -= 10;
+    t[1] = t[0];
+    assert_int_equal(utimensat(AT_FDCWD, dir, t, 0), 0);
+}
+
+/* A QEMU restarted between listings (its socket replaced) is told by take_changes, so that the agent
+ * lists again and sees the new instance; a reconnect to the same socket is no change. */
 static void test_transport_sees_restart(void **state)
 {
     fixture_t *f = *state;
@@ -834,6 +1038,8 @@ static void test_transport_sees_restart(void **state)
     char *reply = NULL;
     int64_t t0;
 
+    age_dir(f->dir);
+    assert_false(bal_transport_take_changes(t)); /* nothing listed yet: the agent lists anyway */
     assert_int_equal(bal_transport_list_domains(t, &list, NULL), 0);
     assert_int_equal(list.count, 1);
     assert_false(bal_transport_take_changes(t));
@@ -852,14 +1058,75 @@ static void test_transport_sees_restart(void **state)
     assert_int_equal(execute(t, &list.items[0], &reply, NULL), 0);
     free(reply);
     assert_true(bal_transport_take_changes(t));
-    assert_false(bal_transport_take_changes(t)); /* once */
+    age_dir(f->dir);
     assert_int_equal(bal_transport_list_domains(t, &again, NULL), 0);
+    assert_false(bal_transport_take_changes(t)); /* listed: nothing more to tell */
     assert_int_equal(again.count, 1);
     assert_true(again.items[0].instance != list.items[0].instance);
     bal_domain_list_free(&again);
     bal_domain_list_free(&list);
     bal_transport_free(t);
     server_stop(s);
+}
+
+/* Issue 11, item 4: a QEMU restarted behind its socket, the socket gone for a while. The read that
+ * fails drops the domain (the list no longer has it); its new socket makes take_changes true at once,
+ * so the agent lists again at its next read instead of at the next scheduled refresh. */
+static void test_transport_sees_socket_come_back(void **state)
+{
+    fixture_t *f = *state;
+    const char *path = sock_path(state, "vm.qmp");
+    server_t *s = server_start(path, SRV_NORMAL);
+    bal_domain_list_t list = {0};
+    bal_transport_t *t = bal_qmp_socket_transport_new_dir(f->dir, 2000, NULL, NULL);
+    char *reply = NULL;
+
+    age_dir(f->dir);
+    assert_int_equal(bal_transport_list_domains(t, &list, NULL), 0);
+    assert_int_equal(list.count, 1);
+    server_stop(s); /* QEMU exits and removes its socket */
+    assert_int_equal(execute(t, &list.items[0], &reply, NULL), -ENOENT);
+    assert_true(bal_transport_take_changes(t));
+    bal_domain_list_free(&list);
+    age_dir(f->dir);
+    assert_int_equal(bal_transport_list_domains(t, &list, NULL), 0);
+    assert_int_equal(list.count, 0);
+    for (int i = 0; i < 3; i++)
+        assert_false(bal_transport_take_changes(t)); /* gone, and quiet: no listing needed */
+
+    s = server_start(path, SRV_NORMAL); /* the new QEMU */
+    assert_true(bal_transport_take_changes(t));
+    bal_domain_list_free(&list);
+    assert_int_equal(bal_transport_list_domains(t, &list, NULL), 0);
+    assert_int_equal(list.count, 1);
+    assert_int_equal(execute(t, &list.items[0], &reply, NULL), 0);
+    free(reply);
+    bal_domain_list_free(&list);
+    bal_transport_free(t);
+    server_stop(s);
+}
+
+/* The pairs form: take_changes stats each configured socket. */
+static void test_transport_pairs_see_socket_come_back(void **state)
+{
+    const char *path = sock_path(state, "x.sock");
+    bal_socket_spec_t pairs[] = {{.name = "vm", .path = path}};
+    bal_transport_t *t = bal_qmp_socket_transport_new_pairs(pairs, 1, 2000, NULL, NULL);
+    bal_domain_list_t list = {0};
+    server_t *s;
+
+    assert_int_equal(bal_transport_list_domains(t, &list, NULL), 0);
+    assert_int_equal(list.count, 0);
+    assert_false(bal_transport_take_changes(t));
+    s = server_start(path, SRV_NORMAL);
+    assert_true(bal_transport_take_changes(t));
+    assert_int_equal(bal_transport_list_domains(t, &list, NULL), 0);
+    assert_int_equal(list.count, 1);
+    assert_false(bal_transport_take_changes(t));
+    server_stop(s);
+    assert_true(bal_transport_take_changes(t));
+    bal_domain_list_free(&list);
+    bal_transport_free(t);
 }
 
 /* A timed-out command drops the connection: the late reply can never pass for the next one. */
@@ -1068,14 +1335,21 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_execute_one_byte_at_a_time, setup, teardown),
         cmocka_unit_test_setup_teardown(test_execute_events_before_reply, setup, teardown),
         cmocka_unit_test_setup_teardown(test_execute_huge_reply_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_execute_event_flood_bounded, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_execute_reply_with_unsent_id_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_execute_pretty, setup, teardown),
         cmocka_unit_test_setup_teardown(test_execute_garbage, setup, teardown),
         cmocka_unit_test_setup_teardown(test_conn_stale_after_close, setup, teardown),
         cmocka_unit_test_setup_teardown(test_transport_dir_listing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_transport_dir_missing_or_trailing_slash, setup, teardown),
         cmocka_unit_test_setup_teardown(test_transport_connection_lifecycle, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_transport_keeps_connections_within_budget, setup, teardown),
         cmocka_unit_test_setup_teardown(test_transport_reconnects_after_close, setup, teardown),
         cmocka_unit_test_setup_teardown(test_transport_sees_restart, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_transport_sees_socket_come_back, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_transport_pairs_see_socket_come_back, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_transport_refuses_dot_names, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_transport_missing_dir_said_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_transport_drops_after_timeout, setup, teardown),
         cmocka_unit_test_setup_teardown(test_transport_late_reply_not_misread, setup, teardown),
         cmocka_unit_test_setup_teardown(test_transport_event_flood, setup, teardown),

@@ -192,6 +192,8 @@ static void fa_record_config(const bal_agent_config_t *c)
     r->concurrency = c->concurrency;
     r->refresh_interval_s = c->refresh_interval_s;
     r->timeout_ms = c->timeout_ms;
+    r->read_budget_ms = c->read_budget_ms;
+    r->max_descriptors = c->max_descriptors;
     r->restore_interval = c->restore_interval;
     r->has_logger = c->logger.log != NULL;
     r->has_on_event = c->on_event != NULL;
@@ -255,7 +257,7 @@ int __wrap_bal_agent_read(bal_agent_t *agent, bal_sample_cb cb, void *opaque, ba
         s.uuid = fa.samples[i].uuid;
         s.error = fa.samples[i].has_error ? fa.samples[i].error : NULL;
         cb(opaque, &s);
-        read += s.state != BAL_STATE_FAILED;
+        read += s.state != BAL_STATE_FAILED && s.state != BAL_STATE_LATE;
     }
     return read;
 }

@@ -30,7 +30,8 @@ typedef struct fa_config {
     int64_t polling_interval_s;
     bool observe_only;
     unsigned stale_after, verify_every, concurrency, refresh_interval_s;
-    int timeout_ms;
+    int timeout_ms, read_budget_ms;
+    size_t max_descriptors;
     bool restore_interval;
     bool has_logger, has_on_event, has_clock;
 } fa_config_t;

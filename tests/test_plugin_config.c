@@ -45,6 +45,8 @@ static void test_defaults_without_a_block(void **state)
     assert_int_equal(c->stale_after, 0);
     assert_int_equal(c->concurrency, 0);
     assert_int_equal(c->refresh_interval_s, 0);
+    assert_int_equal(c->timeout_ms, 0);      /* the agent's default, 5 s */
+    assert_int_equal(c->read_budget_ms, 5000); /* half of collectd's 10 s */
     assert_true(c->has_logger);
     assert_true(c->has_on_event);
     assert_int_equal(fc_count_logs(LOG_ERR, "", NULL), 0);
@@ -68,6 +70,8 @@ static void test_polling_interval_follows_collectd_interval(void **state)
     assert_int_equal(fc_init(), 0);
     assert_int_equal(fa_config()->polling_interval_s, 3);
     assert_true(fc_read_interval(0) == DOUBLE_TO_CDTIME_T(2.5));
+    /* a read waits half of its interval for answers, so that it ends within it */
+    assert_int_equal(fa_config()->read_budget_ms, 1250);
 }
 
 static void test_default_polling_interval_rounding(void **state)
@@ -97,6 +101,7 @@ static void test_every_option_reaches_the_agent(void **state)
     fc_opt_n(b, "StaleAfter", 4);
     fc_opt_b(b, "RestoreInterval", false);
     fc_opt_n(b, "Concurrency", 9);
+    fc_opt_n(b, "Timeout", 1.5);
     assert_int_equal(fc_config(b), 0);
     assert_int_equal(fc_init(), 0);
     assert_int_equal(c->transport, BAL_TRANSPORT_LIBVIRT);
@@ -113,6 +118,7 @@ static void test_every_option_reaches_the_agent(void **state)
     assert_int_equal(c->stale_after, 4);
     assert_false(c->restore_interval);
     assert_int_equal(c->concurrency, 9);
+    assert_int_equal(c->timeout_ms, 1500);
     /* PollingInterval is QEMU's; collectd still reads at its own interval. */
     assert_true(fc_read_interval(0) == TIME_T_TO_CDTIME_T(10));
     assert_int_equal(fc_count_logs(LOG_ERR, "", NULL), 0);
@@ -194,6 +200,9 @@ static const bad_line_t bad_lines[] = {
     {"PollingInterval", NONE, NULL, NULL, 0, "'PollingInterval'", "whole number"},
     {"StaleAfter", N, NULL, NULL, -1, "'StaleAfter -1'", "whole number from 1 to"},
     {"Concurrency", N, NULL, NULL, 0, "'Concurrency 0'", "whole number from 1 to 1024"},
+    {"Timeout", N, NULL, NULL, 0, "'Timeout 0'", "number of seconds from 0.001 to 3600"},
+    {"Timeout", N, NULL, NULL, 3601, "'Timeout 3601'", "number of seconds from 0.001 to 3600"},
+    {"Timeout", S, "5", NULL, 0, "'Timeout \"5\"'", "number of seconds"},
     {"RefreshInterval", S, "x", NULL, 0, "'RefreshInterval \"x\"'", "whole number"},
     {"IgnoreSelected", S, "maybe", NULL, 0, "'IgnoreSelected \"maybe\"'", "one boolean"},
     {"IgnoreSelected", N, NULL, NULL, 1, "'IgnoreSelected 1'", "one boolean"},

@@ -411,12 +411,14 @@ static void test_every_domain_has_its_state_and_interval(void **state)
         {"c-stale", BAL_STATE_STALE, 0, 2},
         {"d-noballoon", BAL_STATE_NO_BALLOON, -1, 3},
         {"e-failed", BAL_STATE_FAILED, 7, 4},
+        {"f-late", BAL_STATE_LATE, 7, 5},
     };
     (void)state;
     start(NULL);
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        bal_sample_t s = cases[i].state == BAL_STATE_FAILED ? failed(cases[i].name, "Gone.")
-                                                            : fa_sample(cases[i].name, "", 0, 0, 0, false);
+        bal_sample_t s = cases[i].state == BAL_STATE_FAILED || cases[i].state == BAL_STATE_LATE
+                             ? failed(cases[i].name, "Gone.")
+                             : fa_sample(cases[i].name, "", 0, 0, 0, false);
 
         s.state = cases[i].state;
         s.polling_interval_s = cases[i].interval;
@@ -437,7 +439,27 @@ static void test_every_domain_has_its_state_and_interval(void **state)
         else
             assert_true(iv->vl.values[0].gauge == (double)cases[i].interval);
     }
-    assert_true(isnan(bp_metrics_state_code((bal_domain_state_t)5)));
+    assert_true(isnan(bp_metrics_state_code((bal_domain_state_t)6)));
+}
+
+/* A late domain (its command still out after the read's budget) is there, with state 5, and said as a
+ * warning, rate-limited as a failure is; a late domain beside one that answered is no failed read. */
+static void test_late_domain_is_warned_not_failed(void **state)
+{
+    bal_sample_t late = failed("slow", "Domain 'slow' did not answer within the read's 500 ms.");
+    bal_sample_t good = fa_sample("fine", "", 6, 1, NOW - 1, true);
+    (void)state;
+    late.state = BAL_STATE_LATE;
+    start(NULL);
+    fa_add_sample(&late);
+    fa_add_sample(&good);
+    assert_int_equal(fc_read(0), 0);
+    check_value("slow", "gauge", "state", DS_TYPE_GAUGE, 5, NOW_CD, TIME_T_TO_CDTIME_T(10));
+    assert_int_equal(fc_count_logs(LOG_WARNING, "balloon plugin: Domain 'slow' is late: Domain 'slow' did not "
+                                                "answer within the read's 500 ms.", NULL), 1);
+    assert_int_equal(fc_read(0), 0);
+    assert_int_equal(fc_count_logs(LOG_WARNING, "'slow'", NULL), 1);
+    assert_int_equal(fc_count_logs(LOG_ERR, "", NULL), 0);
 }
 
 static void test_domain_failures_are_rate_limited(void **state)
@@ -581,6 +603,7 @@ int main(void)
         cmocka_unit_test(test_identifiers_follow_the_formats),
         cmocka_unit_test(test_long_names_are_truncated),
         cmocka_unit_test(test_every_event_becomes_a_notification),
+        cmocka_unit_test(test_late_domain_is_warned_not_failed),
         cmocka_unit_test(test_domain_failures_are_rate_limited),
         cmocka_unit_test(test_complaints_are_per_domain_and_forgotten_with_the_domain),
         cmocka_unit_test(test_read_fails_only_when_nothing_could_be_read),

@@ -12,4 +12,6 @@ void tt_tally_sample(void *opaque, const bal_sample_t *s)
         t->ok++;
     else if (s->state == BAL_STATE_FAILED)
         t->failed++;
+    else if (s->state == BAL_STATE_LATE)
+        t->late++;
 }

@@ -6,7 +6,7 @@
 #include "agent/bal_agent.h"
 
 typedef struct tt_tally {
-    unsigned long samples, ok, failed; /* ok: BAL_STATE_OK; failed: BAL_STATE_FAILED */
+    unsigned long samples, ok, failed, late; /* ok: BAL_STATE_OK; failed: BAL_STATE_FAILED; late: ...LATE */
 } tt_tally_t;
 
 /* A bal_agent_read sample callback: opaque is a tt_tally_t, zeroed by the caller before the cycle. */

@@ -460,9 +460,10 @@ notifications() {
     sed -n "$2,$3p" "$log" | grep -F 'Notification:' | grep -F 'plugin = balloon,' | grep -F "plugin_instance = $1,"
 }
 
-# Our plugin's log lines (not notifications) that name domain NAME, in log lines FROM..TO.
+# Our plugin's log lines (not notifications) that name domain NAME, in log lines FROM..TO; not the
+# lines that say what the domain list gained or lost, which name domains by the handful.
 plugin_lines() {
-    sed -n "$2,$3p" "$log" | grep -F 'balloon plugin:' | grep -F "$1"
+    sed -n "$2,$3p" "$log" | grep -F 'balloon plugin:' | grep -v -F 'The domain list changed:' | grep -F "$1"
 }
 
 stats_files() {
