@@ -41,7 +41,7 @@ STATS_AGE = ("collectd_balloon_duration_seconds", "stats_age")
 POLLING_INTERVAL = ("collectd_balloon_duration_seconds", "polling_interval")
 STATE = ("collectd_balloon_gauge", "state")
 # balloonctl's state names -> the plugin's gauge-state codes (README, "Metrics").
-STATE_CODES = {"ok": 0, "never answered": 1, "stale": 2, "no balloon": 3}
+STATE_CODES = {"ok": 0, "never answered": 1, "stale": 2, "no balloon": 3, "failed": 4, "late": 5}
 
 failures = []
 
