@@ -182,7 +182,7 @@ r = {
     "values_received_per_s": round(acc["arrived"] / span, 1),
     "values_lost": acc["lost"], "cycles_lost": acc["cycles_lost"], "vms_missing": acc["vms_missing"],
     "central_cpu_core_pct": round(100 * central_cpu / span, 2),
-    "central_cpu_us_per_value": round(1e6 * central_cpu / max(1, acc["arrived"]), 2),
+    "central_cpu_us_per_value": round(1e6 * central_cpu / acc["arrived"], 2) if acc["arrived"] else None,
     "prometheus_cpu_core_pct": round(100 * (int(p2) - int(p1)) / hz / span, 2),
     "hypervisors_cpu_core_pct": round(100 * (int(s2) - int(s1)) / hz / span, 2),
     "delay_median_s": pct(50), "delay_p99_s": pct(99), "delay_max_s": pct(100),
@@ -201,9 +201,9 @@ lines = [
     "machine load average (1, 5, 15 min) at the start / the end: " + load,
     "%14s %12s %9s %14s %14s %11s %11s %12s" % ("values/s", "received", "lost", "central core", "central/value",
                                                  "delay p50", "delay p99", "prometheus"),
-    "%14.1f %12d %9d %13.2f%% %11.2f us %11s %11s %11.2f%%" % (
-        r["values_received_per_s"], r["values_received"], lost, r["central_cpu_core_pct"],
-        r["central_cpu_us_per_value"], secs(r["delay_median_s"]), secs(r["delay_p99_s"]), r["prometheus_cpu_core_pct"]),
+    "%14.1f %12d %9d %13.2f%% %14s %11s %11s %11.2f%%" % (
+        r["values_received_per_s"], r["values_received"], acc["lost"], r["central_cpu_core_pct"],
+        "n/a" if r["central_cpu_us_per_value"] is None else "%.2f us" % r["central_cpu_us_per_value"], secs(r["delay_median_s"]), secs(r["delay_p99_s"]), r["prometheus_cpu_core_pct"]),
     "hypervisors started %g s apart; %s; central collectd: %d errors logged, %d UDP datagrams dropped by its receive buffer, peak RSS %.0f MiB"
     % (r["hypervisors_started_apart_s"],
        ("all %d VMs current in Prometheus (a state less than 2 intervals old) %.1f s after the last one"
