@@ -18,3 +18,5 @@ dashboards_grafanadir = $(dashboardsdir)/grafana
 dist_dashboards_grafana_DATA = \
 	dashboards/grafana/collectd-balloon.json
 EXTRA_DIST += dashboards/collectd-balloon-vm.png
+
+include dashboards/fleet/local.mk

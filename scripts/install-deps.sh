@@ -10,6 +10,7 @@ collectd-core collectd-dev
 libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86
 busybox-static cpio socat procps xz-utils binutils
 debootstrap
+iproute2
 jq
 python3 mawk
 gnuplot-nox

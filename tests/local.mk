@@ -10,6 +10,7 @@ include tests/agent.mk
 include tests/plugin.mk
 include tests/e2e.mk
 include tests/deb/local.mk
+include tests/fleet.mk
 include tests/bench.mk
 include tests/fuzz/local.mk
 include tests/fault.mk

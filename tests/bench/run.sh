@@ -10,6 +10,8 @@
 #     virDomainQemuMonitorCommand qom-get guest-stats, the same pool size), in a rotating order, so
 #     drift in the machine's load hits all three alike.
 #   sim workload: balloon-sim with N = 100 1000 10000 guests, read by our plugin through QMPSocketDir.
+#   fleet workload: 10 hypervisors x 1000 simulated guests through collectd's network plugin into
+#     one central collectd and Prometheus (tests/fleet/bench.sh; BENCH_FLEET=0 leaves it out).
 #
 # Writes tests/bench/results.json (medians over all measured cycles) and tests/bench/cycle-time.png,
 # prints a table with each target MET / MISSED. BENCH_QUICK=1: libvirt N up to 20, sim N up to 1000,
@@ -329,6 +331,13 @@ if [ -n "$sim_ns" ]; then
     done
 fi
 
+# ---- the fleet workload ----
+
+if [ "${BENCH_FLEET:-1}" = 1 ]; then
+    mkdir -p "$work/fleet"
+    sh "$src/tests/fleet/bench.sh" "$work/fleet" >/dev/null || die "the fleet benchmark failed."
+fi
+
 # ---- results.json, the table, the plot ----
 
 num() { [ "$1" = null ] && echo null || echo "$1"; }
@@ -358,7 +367,9 @@ json=$work/results.json
             "$(awk -v k="$kib" 'BEGIN { printf "%.1f\n", k / 1024 }')"
         sep=,
     done
-    printf '\n  ]\n}\n'
+    printf '\n  ]'
+    [ -s "$work/fleet/fleet.json" ] && printf ',\n  "fleet": %s' "$(cat "$work/fleet/fleet.json")"
+    printf '\n}\n'
 } >"$json"
 cp "$json" "$out/results.json"
 
@@ -430,6 +441,7 @@ END {
     printf "\nWhy a target is missed and what would close it: README.md, section Benchmarks.\n"
 }
 EOF
+[ -s "$work/fleet/table.txt" ] && tee -a "$out/table.txt" <"$work/fleet/table.txt"
 
 # The plot: cycle time against N, log-log.
 if command -v gnuplot >/dev/null 2>&1; then
