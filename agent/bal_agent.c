@@ -8,16 +8,16 @@
 #include "agent/bal_agent.h"
 #include "agent/bal_filter.h"
 #include "agent/bal_libvirt.h"
+#include "agent/bal_limits.h"
 #include "agent/bal_poller.h"
 #include "agent/bal_pool.h"
 #include "agent/bal_qmp.h"
 #include "agent/bal_qmp_socket.h"
+#include "agent/bal_summary.h"
 
 #define DEFAULT_CONCURRENCY 5 /* libvirtd's max_client_requests */
-#define MAX_CONCURRENCY 256
 #define DEFAULT_REFRESH_S 60
 #define DEFAULT_TIMEOUT_MS 5000
-#define MAX_INTERVAL_S INT64_C(4294967295) /* QEMU: "timer value is too big" above */
 
 typedef struct domain {
     bal_domain_info_t info; /* name owned */
@@ -433,9 +433,14 @@ int bal_agent_read(bal_agent_t *agent, bal_sample_cb cb, void *opaque, bal_error
 }
 
 /* On shutdown: every domain whose interval we changed gets its original back, concurrently, within
- * about 3 timeouts. Failures are logged: there is nobody left to return them to. */
+ * about 3 timeouts. Failures are logged, there is nobody left to return them to: one line each for a
+ * few, one line for many (a stall of every guest must not write thousands). */
 static void restore_intervals(bal_agent_t *agent)
 {
+    bal_summary_t failed;
+    char names[512];
+
+    bal_summary_clear(&failed);
     for (size_t i = 0; i < agent->n_domains; i++)
         bal_poller_begin_restore(agent->domains[i]->poller);
     run_batch(agent);
@@ -446,7 +451,16 @@ static void restore_intervals(bal_agent_t *agent)
         deliver_events(agent, dom);
         bal_poller_result(dom->poller, &sample);
         if (sample.error != NULL)
-            bal_log(&agent->logger, BAL_LOG_WARNING, "%s", sample.error);
+            bal_summary_add(&failed, dom->info.name, sample.error);
+    }
+    if (failed.count <= BAL_SUMMARY_KEPT) {
+        for (size_t i = 0; i < failed.count; i++)
+            bal_log(&agent->logger, BAL_LOG_WARNING, "%s", failed.kept[i].detail);
+    } else {
+        bal_log(&agent->logger, BAL_LOG_WARNING,
+                "The polling interval could not be put back for %zu domains, among them %s. The first "
+                "error: %s",
+                failed.count, bal_summary_names(&failed, names, sizeof(names)), failed.kept[0].detail);
     }
 }
 
@@ -473,15 +487,27 @@ static int check_config(const bal_agent_config_t *config, bal_error_t *err)
 
     if (config == NULL)
         return bal_error_set(err, -EINVAL, "No agent configuration was given.");
-    if (config->polling_interval_s < 0 || config->polling_interval_s > MAX_INTERVAL_S)
+    /* The ranges are bal_limits.h's; 0 stands for the default where there is one. */
+    if (config->polling_interval_s < 0 || config->polling_interval_s > BAL_LIMIT_POLLING_INTERVAL_MAX)
         return bal_error_set(err, -EINVAL,
                              "The polling interval %lld s is out of range: it must be between 0 and "
-                             "4294967295 seconds.",
-                             (long long)config->polling_interval_s);
-    if (config->concurrency > MAX_CONCURRENCY)
+                             "%lld seconds.",
+                             (long long)config->polling_interval_s,
+                             (long long)BAL_LIMIT_POLLING_INTERVAL_MAX);
+    if (config->concurrency > BAL_LIMIT_CONCURRENCY_MAX)
         return bal_error_set(err, -EINVAL,
-                             "The concurrency %u is out of range: it must be between 1 and %d.",
-                             config->concurrency, MAX_CONCURRENCY);
+                             "The concurrency %u is out of range: it must be between %d and %d.",
+                             config->concurrency, BAL_LIMIT_CONCURRENCY_MIN, BAL_LIMIT_CONCURRENCY_MAX);
+    if (config->refresh_interval_s > BAL_LIMIT_REFRESH_INTERVAL_MAX)
+        return bal_error_set(err, -EINVAL,
+                             "The refresh interval %u s is out of range: it must be between %d and %d "
+                             "seconds.",
+                             config->refresh_interval_s, BAL_LIMIT_REFRESH_INTERVAL_MIN,
+                             BAL_LIMIT_REFRESH_INTERVAL_MAX);
+    if (config->stale_after > BAL_LIMIT_STALE_AFTER_MAX)
+        return bal_error_set(err, -EINVAL,
+                             "The stale-after count %u is out of range: it must be between %d and %d.",
+                             config->stale_after, BAL_LIMIT_STALE_AFTER_MIN, BAL_LIMIT_STALE_AFTER_MAX);
     if (config->timeout_ms < 0)
         return bal_error_set(err, -EINVAL, "The timeout %d ms is negative.", config->timeout_ms);
     if (config->qom_path != NULL) {
