@@ -17,6 +17,7 @@
 #include "agent/bal_agent.h"
 #include "plugin/bp_config.h"
 #include "plugin/bp_metrics.h"
+#include "plugin/bp_sources.h"
 
 /* A domain seen by an instance: what must survive from one cycle to the next. */
 typedef struct bp_domain {
@@ -292,6 +293,21 @@ static int bp_read_cb(user_data_t *ud)
     return 0;
 }
 
+/* Two blocks must not read one domain (bp_sources.h). */
+static int bp_instances_check_sources(void)
+{
+    const bp_config_t **configs = calloc(bp_n_instances, sizeof(*configs));
+    int ret;
+
+    if (configs == NULL)
+        return -ENOMEM;
+    for (size_t i = 0; i < bp_n_instances; i++)
+        configs[i] = bp_instances[i]->config;
+    ret = bp_sources_check(configs, bp_n_instances);
+    free(configs);
+    return ret;
+}
+
 static int bp_init_cb(void)
 {
     cdtime_t interval = plugin_get_interval();
@@ -311,6 +327,11 @@ static int bp_init_cb(void)
             ERROR("balloon plugin: Out of memory while starting.");
             goto out;
         }
+    }
+
+    if (bp_instances_check_sources() != 0) {
+        ERROR("balloon plugin: Not starting, because blocks would read the same domains (logged above).");
+        goto out;
     }
 
     for (size_t i = 0; i < bp_n_instances; i++) {

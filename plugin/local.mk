@@ -8,7 +8,8 @@ plugin_libballoonplugin_la_CPPFLAGS = $(AM_CPPFLAGS) $(COLLECTD_CPPFLAGS)
 plugin_libballoonplugin_la_SOURCES = \
 	plugin/balloon.c \
 	plugin/bp_config.c plugin/bp_config.h \
-	plugin/bp_metrics.c plugin/bp_metrics.h
+	plugin/bp_metrics.c plugin/bp_metrics.h \
+	plugin/bp_sources.c plugin/bp_sources.h
 
 plugindir = $(COLLECTD_PLUGINDIR)
 plugin_LTLIBRARIES = plugin/balloon.la

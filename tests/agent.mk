@@ -38,6 +38,12 @@ tests_test_bal_text_SOURCES = tests/test_bal_text.c
 tests_test_bal_text_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
 tests_test_bal_text_LDADD = agent/libagent.la $(CMOCKA_LIBS)
 TESTS += tests/test_bal_text
+# The limits of what an operator gives, and the documentation's ranges against them
+check_PROGRAMS += tests/test_limits
+tests_test_limits_SOURCES = tests/test_limits.c
+tests_test_limits_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
+tests_test_limits_LDADD = agent/libagent.la $(CMOCKA_LIBS)
+TESTS += tests/test_limits
 # libvirt transport: libvirt's connection and domain API mocked at link time, the device model behind it
 check_PROGRAMS += tests/test_bal_libvirt
 tests_test_bal_libvirt_SOURCES = tests/test_bal_libvirt.c
