@@ -7,17 +7,10 @@
 set -eu
 
 : "${abs_top_builddir:?}" "${abs_top_srcdir:?}"
-so="$abs_top_builddir/plugin/.libs/balloon.so"
+. "$abs_top_srcdir/tests/collectd_lib.sh"
 sim=${BALLOON_SIM:-$abs_top_builddir/virtio/balloon-sim}
-collectd=$(command -v collectd 2>/dev/null || echo /usr/sbin/collectd)
-typesdb=/usr/share/collectd/types.db
-
-skip() { echo "SKIP: $*" >&2; exit 77; }
-[ -f "$so" ] || skip "balloon.so was not built."
-[ -x "$sim" ] || skip "balloon-sim was not built."
-[ -x "$collectd" ] || skip "collectd is not installed (collectd-core)."
-[ -f /usr/lib/collectd/csv.so ] || skip "collectd's csv plugin is not installed."
-command -v python3 >/dev/null 2>&1 || skip "python3 is not installed."
+cd_skip_unless_runnable
+[ -x "$sim" ] || cd_skip "balloon-sim was not built."
 
 T=$(mktemp -d /tmp/plugin-collectd-sim.XXXXXX)
 sim_pid=""
@@ -44,28 +37,9 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 1' INT TERM
 
-fail() { echo "FAIL: $*" >&2; exit 1; }
-
-# Polls a shell condition every 0.2 s until it holds or the deadline (seconds) passes. There is no
-# clock to inject into a real daemon: waiting for its observable effect is the best there is.
-wait_for() {
-    deadline=$(( $(date +%s) + $1 ))
-    shift
-    while ! eval "$1"; do
-        [ "$(date +%s)" -lt "$deadline" ] || return 1
-        sleep 0.2
-    done
-}
-
 QNAME="it's \"my\" vm"
-mkdir -p "$T/qmp" "$T/csv" "$T/plugins"
-
-# collectd loads only regular files from one PluginDir: hard links to Debian's plugins (copies when
-# /tmp is another filesystem), and a copy of ours.
-for p in logfile csv; do
-    ln "/usr/lib/collectd/$p.so" "$T/plugins/" 2>/dev/null || cp "/usr/lib/collectd/$p.so" "$T/plugins/"
-done
-cp "$so" "$T/plugins/balloon.so"
+mkdir -p "$T/qmp" "$T/csv"
+cd_plugin_dir "$T/plugins"
 
 "$sim" --socket-dir "$T/qmp" --domain linux1:linux --domain legacy1:legacy --domain mute:none \
     --domain stuck1:stuck --domain "$QNAME:linux" >"$T/sim.out" 2>&1 &
@@ -110,15 +84,7 @@ LoadPlugin csv
 </Plugin>
 EOF
 
-# A plugin built with AddressSanitizer needs the runtime loaded first into a daemon built without.
-if nm -D "$so" 2>/dev/null | grep -q ' U __asan_init'; then
-    LD_PRELOAD=$(${CC:-cc} -print-file-name=libasan.so)
-    export LD_PRELOAD
-    # collectd 5.12 frees what it allocated by exit, so LeakSanitizer judges our plugin in the
-    # real daemon too: a leak makes collectd exit non-zero, with the report in collectd.err.
-    ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=1
-    export ASAN_OPTIONS
-fi
+cd_asan_preload
 "$collectd" -f -C "$T/collectd.conf" >"$T/collectd.err" 2>&1 &
 collectd_pid=$!
 unset LD_PRELOAD

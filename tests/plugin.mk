@@ -24,3 +24,6 @@ TESTS += tests/test_plugin_config tests/test_plugin_read
 
 TESTS += tests/test_plugin_exports.sh tests/collectd_sim.sh tests/test_plugin_demo.sh
 EXTRA_DIST += tests/test_plugin_exports.sh tests/collectd_sim.sh tests/test_plugin_demo.sh
+# The real daemon against a QMP peer that misbehaves (values, names, text; issue 11)
+TESTS += tests/collectd_hostile.sh
+EXTRA_DIST += tests/collectd_hostile.sh tests/hostile_qmp.py tests/collectd_lib.sh

@@ -1,11 +1,13 @@
 /* The fake collectd core (see test_plugin_core.h). Behaves like collectd 5.12 where the plugin can
  * tell: plugin_dispatch_values refuses a type that is not in types.db or has the wrong number of
- * values, c_complain doubles its interval from plugin_get_interval, cf_util_get_boolean takes
+ * values, and, as collectd's cache (uc_update) does, a value not newer than the last one of its
+ * identifier; c_complain doubles its interval from plugin_get_interval, cf_util_get_boolean takes
  * "true"/"yes"/"on" strings with a warning that they are deprecated. */
 #include "tests/test_plugin_core.h"
 
 #include <errno.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +23,13 @@
 /* The daemon's globals that plugins read. */
 char *hostname_g;
 cdtime_t interval_g;
+
+/* collectd's value cache: the last time of each identifier. */
+typedef struct fc_cached {
+    uint64_t hash;
+    char name[5 * DATA_MAX_NAME_LEN];
+    cdtime_t last;
+} fc_cached_t;
 
 typedef struct fc_read {
     char name[DATA_MAX_NAME_LEN];
@@ -45,6 +54,9 @@ static struct {
 
     oconfig_item_t **blocks;
     size_t n_blocks;
+
+    fc_cached_t *cache;
+    size_t n_cache;
 
     cdtime_t now;
     cdtime_t interval;
@@ -110,6 +122,9 @@ void fc_reset(void)
     free(fc.blocks);
     fc.blocks = NULL;
     fc.n_blocks = 0;
+    free(fc.cache);
+    fc.cache = NULL;
+    fc.n_cache = 0;
     fc.config_cb = NULL;
     fc.init_cb = NULL;
     fc.shutdown_cb = NULL;
@@ -460,6 +475,35 @@ int plugin_unregister_read(const char *name)
     return -ENOENT;
 }
 
+/* What uc_update checks: false, with collectd's message, when the identifier's last value is not
+ * older than this one. collectd fills a time of 0 with the current time. */
+static bool fc_cache_update(const value_list_t *vl)
+{
+    cdtime_t time = vl->time != 0 ? vl->time : fc.now;
+    fc_cached_t key = {.hash = 1469598103934665603u};
+    size_t i;
+
+    snprintf(key.name, sizeof(key.name), "%s/%s-%s/%s-%s", vl->host[0] != '\0' ? vl->host : hostname_g,
+             vl->plugin, vl->plugin_instance, vl->type, vl->type_instance);
+    for (const char *c = key.name; *c != '\0'; c++)
+        key.hash = (key.hash ^ (unsigned char)*c) * 1099511628211u;
+    for (i = 0; i < fc.n_cache; i++) {
+        if (fc.cache[i].hash == key.hash && strcmp(fc.cache[i].name, key.name) == 0)
+            break;
+    }
+    if (i < fc.n_cache && fc.cache[i].last >= time) {
+        plugin_log(LOG_NOTICE, "uc_update: Value too old: name = %s; value time = %.3f; last cache "
+                   "update = %.3f;", key.name, CDTIME_T_TO_DOUBLE(time), CDTIME_T_TO_DOUBLE(fc.cache[i].last));
+        return false;
+    }
+    if (i == fc.n_cache) {
+        fc.cache = fc_grow(fc.cache, fc.n_cache, sizeof(*fc.cache));
+        fc.cache[fc.n_cache++] = key;
+    }
+    fc.cache[i].last = time;
+    return true;
+}
+
 int plugin_dispatch_values(value_list_t const *vl)
 {
     int ds_types[FC_MAX_VALUES];
@@ -476,6 +520,8 @@ int plugin_dispatch_values(value_list_t const *vl)
                    "%zu given", vl->type, n, vl->values_len);
         return -1;
     }
+    if (!fc_cache_update(vl))
+        return -1;
     fc.values = fc_grow(fc.values, fc.n_values, sizeof(*fc.values));
     /* The array may have moved: each record's vl.values points into the record itself. */
     for (size_t i = 0; i < fc.n_values; i++)
