@@ -9,17 +9,16 @@
 #include "agent/bal_filter.h"
 #include "agent/bal_jobs.h"
 #include "agent/bal_libvirt.h"
-#include "agent/bal_names.h"
+#include "agent/bal_limits.h"
 #include "agent/bal_poller.h"
 #include "agent/bal_pool.h"
 #include "agent/bal_qmp.h"
 #include "agent/bal_qmp_socket.h"
+#include "agent/bal_summary.h"
 
 #define DEFAULT_CONCURRENCY 5 /* libvirtd's max_client_requests */
-#define MAX_CONCURRENCY 256
 #define DEFAULT_REFRESH_S 60
 #define DEFAULT_TIMEOUT_MS 5000
-#define MAX_INTERVAL_S INT64_C(4294967295) /* QEMU: "timer value is too big" above */
 
 typedef struct domain {
     bal_domain_info_t info; /* name owned; not written while its job runs (see pending) */
@@ -264,16 +263,28 @@ static int compare_items(const void *a, const void *b)
 
 /* Says what a listing changed, in one line: a QEMU that stopped, started or restarted (a new instance
  * of a known name) is visible in the log, at every listing that finds one. */
-static void log_changes(const bal_agent_t *agent, const bal_names_t *added, const bal_names_t *gone,
-                        const bal_names_t *restarted)
+/* " ('a' and 'b')", " (among them 'a', 'b' and 'c')" for more than are kept, or "" for none. */
+static void change_names(const bal_summary_t *s, char *buf, size_t len)
 {
-    char a[160], g[160], r[160];
+    char names[400];
+
+    buf[0] = '\0';
+    if (s->count == 0)
+        return;
+    bal_summary_names(s, names, sizeof(names));
+    snprintf(buf, len, s->count > BAL_SUMMARY_KEPT ? " (among them %s)" : " (%s)", names);
+}
+
+static void log_changes(const bal_agent_t *agent, const bal_summary_t *added, const bal_summary_t *gone,
+                        const bal_summary_t *restarted)
+{
+    char a[420], g[420], r[420];
 
     if (added->count + gone->count + restarted->count == 0)
         return;
-    bal_names_format(added, a, sizeof(a));
-    bal_names_format(gone, g, sizeof(g));
-    bal_names_format(restarted, r, sizeof(r));
+    change_names(added, a, sizeof(a));
+    change_names(gone, g, sizeof(g));
+    change_names(restarted, r, sizeof(r));
     bal_log(&agent->logger, BAL_LOG_INFO, "The domain list changed: %zu new%s, %zu gone%s, %zu restarted%s.",
             added->count, a, gone->count, g, restarted->count, r);
 }
@@ -293,9 +304,12 @@ static int refresh_domains(bal_agent_t *agent, bal_error_t *err)
     size_t n = 0, o = 0;
     const char *prev = NULL;
     bool sorted = true;
-    bal_names_t added = {0}, gone = {0}, restarted = {0};
+    bal_summary_t added, gone, restarted; /* for the log: counted, a few names kept, cleaned */
     int rc;
 
+    bal_summary_clear(&added);
+    bal_summary_clear(&gone);
+    bal_summary_clear(&restarted);
     rc = bal_transport_list_domains(agent->transport, &list, err);
     if (rc < 0)
         return rc;
@@ -348,11 +362,11 @@ static int refresh_domains(bal_agent_t *agent, bal_error_t *err)
         domain_t *dom = next[j];
 
         if (old[j] < 0) {
-            bal_names_add(&added, item->name);
+            bal_summary_add(&added, item->name, NULL);
         } else {
             agent->domains[old[j]] = NULL;
             if ((dom->has_pending ? dom->pending_instance : dom->info.instance) != item->instance)
-                bal_names_add(&restarted, item->name);
+                bal_summary_add(&restarted, item->name, NULL);
             if (job_state(agent, dom) == BAL_JOB_RUNNING) {
                 /* its job reads info: taken when the job has ended (queue_domain) */
                 dom->has_pending = true;
@@ -368,7 +382,7 @@ static int refresh_domains(bal_agent_t *agent, bal_error_t *err)
     }
     for (size_t j = 0; j < agent->n_domains; j++)
         if (agent->domains[j] != NULL)
-            bal_names_add(&gone, agent->domains[j]->info.name);
+            bal_summary_add(&gone, agent->domains[j]->info.name, NULL);
     log_changes(agent, &added, &gone, &restarted);
     for (size_t j = 0; j < agent->n_domains; j++)
         domain_discard(agent, agent->domains[j]);
@@ -566,9 +580,14 @@ int bal_agent_read(bal_agent_t *agent, bal_sample_cb cb, void *opaque, bal_error
 
 /* On shutdown: the jobs still in flight end first (at their timeout at the latest); then every domain
  * whose interval we changed gets its original back, concurrently, within about 3 timeouts. Failures
- * are logged: there is nobody left to return them to. */
+ * are logged, there is nobody left to return them to: one line each for a few, one line for many (a
+ * stall of every guest must not write thousands). */
 static void restore_intervals(bal_agent_t *agent)
 {
+    bal_summary_t failed;
+    char names[512];
+
+    bal_summary_clear(&failed);
     bal_jobs_drain(agent->jobs);
     for (size_t i = 0; i < agent->n_domains; i++) {
         domain_t *dom = agent->domains[i];
@@ -589,8 +608,17 @@ static void restore_intervals(bal_agent_t *agent)
         deliver_events(agent, dom);
         bal_poller_result(dom->poller, &sample);
         if (sample.error != NULL)
-            bal_log(&agent->logger, BAL_LOG_WARNING, "%s", sample.error);
+            bal_summary_add(&failed, dom->info.name, sample.error);
         bal_job_take(agent->jobs, dom->job);
+    }
+    if (failed.count <= BAL_SUMMARY_KEPT) {
+        for (size_t i = 0; i < failed.count; i++)
+            bal_log(&agent->logger, BAL_LOG_WARNING, "%s", failed.kept[i].detail);
+    } else {
+        bal_log(&agent->logger, BAL_LOG_WARNING,
+                "The polling interval could not be put back for %zu domains, among them %s. The first "
+                "error: %s",
+                failed.count, bal_summary_names(&failed, names, sizeof(names)), failed.kept[0].detail);
     }
 }
 
@@ -640,15 +668,27 @@ static int check_config(const bal_agent_config_t *config, bal_error_t *err)
 
     if (config == NULL)
         return bal_error_set(err, -EINVAL, "No agent configuration was given.");
-    if (config->polling_interval_s < 0 || config->polling_interval_s > MAX_INTERVAL_S)
+    /* The ranges are bal_limits.h's; 0 stands for the default where there is one. */
+    if (config->polling_interval_s < 0 || config->polling_interval_s > BAL_LIMIT_POLLING_INTERVAL_MAX)
         return bal_error_set(err, -EINVAL,
                              "The polling interval %lld s is out of range: it must be between 0 and "
-                             "4294967295 seconds.",
-                             (long long)config->polling_interval_s);
-    if (config->concurrency > MAX_CONCURRENCY)
+                             "%lld seconds.",
+                             (long long)config->polling_interval_s,
+                             (long long)BAL_LIMIT_POLLING_INTERVAL_MAX);
+    if (config->concurrency > BAL_LIMIT_CONCURRENCY_MAX)
         return bal_error_set(err, -EINVAL,
-                             "The concurrency %u is out of range: it must be between 1 and %d.",
-                             config->concurrency, MAX_CONCURRENCY);
+                             "The concurrency %u is out of range: it must be between %d and %d.",
+                             config->concurrency, BAL_LIMIT_CONCURRENCY_MIN, BAL_LIMIT_CONCURRENCY_MAX);
+    if (config->refresh_interval_s > BAL_LIMIT_REFRESH_INTERVAL_MAX)
+        return bal_error_set(err, -EINVAL,
+                             "The refresh interval %u s is out of range: it must be between %d and %d "
+                             "seconds.",
+                             config->refresh_interval_s, BAL_LIMIT_REFRESH_INTERVAL_MIN,
+                             BAL_LIMIT_REFRESH_INTERVAL_MAX);
+    if (config->stale_after > BAL_LIMIT_STALE_AFTER_MAX)
+        return bal_error_set(err, -EINVAL,
+                             "The stale-after count %u is out of range: it must be between %d and %d.",
+                             config->stale_after, BAL_LIMIT_STALE_AFTER_MIN, BAL_LIMIT_STALE_AFTER_MAX);
     if (config->timeout_ms < 0)
         return bal_error_set(err, -EINVAL, "The timeout %d ms is negative.", config->timeout_ms);
     if (config->read_budget_ms < 0)

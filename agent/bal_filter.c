@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "agent/bal_filter.h"
+#include "agent/bal_regex.h"
 
 typedef struct selector {
     char *name;   /* exact name, or NULL for a regex */
@@ -26,43 +27,6 @@ static bool is_regex_selector(const char *selector, size_t len)
     return len >= 2 && selector[0] == '/' && selector[len - 1] == '/';
 }
 
-/* glibc's regcomp takes time and memory exponential in stacked repetitions ("a+++++++++..." costs
- * seconds and gigabytes at twenty), so a repetition operator right after another, outside a bracket
- * expression and not escaped, is refused: it never means more than the single operator would. */
-static bool has_stacked_repetition(const char *pattern, size_t len)
-{
-    bool after_repetition = false;
-    bool in_bracket = false;
-
-    for (size_t i = 0; i < len; i++) {
-        char c = pattern[i];
-        bool repetition = false;
-
-        if (in_bracket) {
-            if (c == ']')
-                in_bracket = false;
-        } else if (c == '\\') {
-            i++; /* the escaped character is a literal */
-        } else if (c == '[') {
-            in_bracket = true;
-            if (i + 1 < len && pattern[i + 1] == '^')
-                i++;
-            if (i + 1 < len && pattern[i + 1] == ']')
-                i++; /* a ']' first in a bracket expression is a literal */
-        } else if (c == '*' || c == '+' || c == '?') {
-            repetition = true;
-        } else if (c == '{') {
-            while (i < len && pattern[i] != '}')
-                i++;
-            repetition = true;
-        }
-        if (repetition && after_repetition)
-            return true;
-        after_repetition = repetition;
-    }
-    return false;
-}
-
 /* Compiles the text between the slashes into *re. Returns 0 or -EINVAL / -ENOMEM with err filled. */
 static int compile_selector(const char *selector, size_t len, regex_t *re, bal_error_t *err)
 {
@@ -72,10 +36,10 @@ static int compile_selector(const char *selector, size_t len, regex_t *re, bal_e
     if (len == 2)
         return bal_error_set(err, -EINVAL,
                              "The domain selector '%s' is an empty regular expression.", selector);
-    if (has_stacked_repetition(selector + 1, len - 2))
-        return bal_error_set(err, -EINVAL,
-                             "The domain selector '%s' stacks repetition operators (such as '++' or "
-                             "'*{2}'); write a single one.", selector);
+    /* Before regcomp, whose time and memory the pattern could otherwise make unbounded. */
+    rc = bal_regex_check(selector + 1, len - 2, selector, err);
+    if (rc < 0)
+        return rc;
     pattern = strndup(selector + 1, len - 2);
     if (pattern == NULL)
         return bal_error_set(err, -ENOMEM, "Out of memory compiling the domain selector '%s'.",

@@ -12,8 +12,9 @@
 
 typedef struct bal_filter bal_filter_t;
 
-/* Checks one selector: not empty, and a "/regex/" must compile and not be empty ("//"). Returns 0, or
- * -EINVAL with a sentence in err quoting the selector. */
+/* Checks one selector: not empty, and a "/regex/" must not be empty ("//"), must keep the bounds of
+ * bal_regex_check (checked before it is compiled) and must compile. Returns 0, or -EINVAL with a
+ * sentence in err quoting the selector. */
 int bal_filter_check_selector(const char *selector, bal_error_t *err);
 
 /* Compiles n selectors (copied). Returns 0 and a new filter in *out, or -EINVAL (a bad selector, err

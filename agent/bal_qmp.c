@@ -228,14 +228,17 @@ out:
 }
 
 /* QEMU 2.x printed an unset stat as -1, later versions as (uint64_t)-1; anything else that is not an
- * unsigned integer is mistyped and read as unset as well. */
+ * unsigned integer is mistyped and read as unset as well. So is a value above INT64_MAX, which no
+ * guest can report: memory in bytes is below 2^57 (x86's 5-level paging), and a counter of events
+ * since boot would need thousands of years at a billion a second to get there. That is also the
+ * largest counter collectd's derive_t holds, so the plugin and balloonctl show the same. */
 static bal_stat_value_t stat_value(yajl_val v)
 {
     bal_stat_value_t sv = {.set = false, .value = 0};
     uint64_t mag;
     bool neg;
 
-    if (bal_json_integer(v, &neg, &mag) < 0 || neg || mag == UINT64_MAX)
+    if (bal_json_integer(v, &neg, &mag) < 0 || neg || mag > (uint64_t)INT64_MAX)
         return sv;
     sv.set = true;
     sv.value = mag;

@@ -39,9 +39,9 @@ int bal_qmp_build_qom_list(const char *path, char **out, bal_error_t *err);
 int bal_qmp_parse_empty(const char *reply, size_t len, bal_error_t *err);
 /* {"return": N} (qom-get of the interval). */
 int bal_qmp_parse_int(const char *reply, size_t len, int64_t *out, bal_error_t *err);
-/* {"return": {"stats": {...}, "last-update": N}}: -1 and 18446744073709551615 are unset, values above
- * INT64_MAX accepted, unknown keys ignored, a missing or mistyped stat is unset. *out is fully
- * overwritten on success. */
+/* {"return": {"stats": {...}, "last-update": N}}: -1 and 18446744073709551615 are unset, and so is
+ * any value above INT64_MAX (no guest can report one: 18446744073709551614 is not 18.4 EB of memory);
+ * unknown keys ignored, a missing or mistyped stat is unset. *out is fully overwritten on success. */
 int bal_qmp_parse_guest_stats(const char *reply, size_t len, bal_stats_t *out, bal_error_t *err);
 /* {"return": {"actual": N}} (query-balloon), in bytes. */
 int bal_qmp_parse_balloon_actual(const char *reply, size_t len, uint64_t *out, bal_error_t *err);

@@ -38,6 +38,14 @@ int bal_stat_from_qmp_name(const char *name)
     return -1;
 }
 
+bool bal_stats_time_usable(int64_t last_update, int64_t now_s)
+{
+    if (last_update <= 0 || last_update > BAL_STATS_TIME_MAX_S)
+        return false;
+    /* Subtracted from last_update, which is small, not added to now_s, which may be anything. */
+    return now_s >= last_update - BAL_STATS_AHEAD_MAX_S;
+}
+
 void bal_stats_clear(bal_stats_t *stats)
 {
     memset(stats, 0, sizeof(*stats));

@@ -20,11 +20,15 @@
 #include <yajl/yajl_gen.h>
 
 #include "agent/bal_agent.h"
+#include "agent/bal_limits.h"
 #include "agent/bal_qmp.h"
+#include "agent/bal_text.h"
 
 #define EXIT_FAILED 1
 #define EXIT_USAGE 2
 #define MAX_SELECTORS 64
+#define MAX_COUNT 1000000      /* watch --count */
+#define MAX_REFRESH_S 86400    /* watch --interval */
 #define MIB (1024.0 * 1024.0)
 
 typedef enum command { CMD_LIST, CMD_STATS, CMD_SET_INTERVAL, CMD_WATCH } command_t;
@@ -36,6 +40,7 @@ typedef struct options {
     const char *selectors[MAX_SELECTORS];
     size_t n_selectors;
     command_t command;
+    const char *command_name; /* NULL until the command is read */
     bool json;
     bool verbose;
     int64_t seconds;     /* set-interval */
@@ -77,25 +82,29 @@ static void usage_line(FILE *out)
           out);
 }
 
+/* Names and messages come from the outside (a socket's file name, QEMU's error text): each stays on one
+ * line of the terminal, with no control characters and valid UTF-8 (bal_text.h). */
+static void put_clean(FILE *out, const char *s)
+{
+    char *clean = bal_text_dup_clean(s, 0);
+
+    fputs(clean != NULL ? clean : "(out of memory)", out);
+    free(clean);
+}
+
 static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static int usage_error(const char *fmt, ...)
 {
+    char message[1024];
     va_list ap;
 
-    fputs("balloonctl: ", stderr);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    vsnprintf(message, sizeof(message), fmt, ap);
     va_end(ap);
+    fputs("balloonctl: ", stderr);
+    put_clean(stderr, message);
     fputs(" Try 'balloonctl --help'.\n", stderr);
     return EXIT_USAGE;
-}
-
-/* Names and messages come from the outside (a socket's file name, QEMU's error text): keep each on one
- * line of the terminal. */
-static void put_clean(FILE *out, const char *s)
-{
-    for (; *s != '\0'; s++)
-        fputc((unsigned char)*s < 0x20 || *s == 0x7f ? '?' : *s, out);
 }
 
 static void log_to_stderr(void *opaque, bal_log_level_t level, const char *message)
@@ -109,17 +118,49 @@ static void log_to_stderr(void *opaque, bal_log_level_t level, const char *messa
     fputc('\n', stderr);
 }
 
+/* Every number balloonctl reads follows bal_limits_parse_number's rule: digits only. */
 static bool parse_long(const char *s, long min, long max, long *out)
 {
-    char *end;
-    long v;
+    uint64_t v;
 
-    errno = 0;
-    v = strtol(s, &end, 10);
-    if (errno != 0 || end == s || *end != '\0' || v < min || v > max)
+    if (!bal_limits_parse_number(s, (uint64_t)min, (uint64_t)max, &v))
         return false;
-    *out = v;
+    *out = (long)v;
     return true;
+}
+
+/* A word that is not an option: the command, then set-interval's number, which is taken as it is even
+ * when it starts with '-' ("-1" is a number out of range, not an unknown option). *next is the index
+ * of the word after arg. */
+static int take_word(options_t *o, const char *arg, int argc, char **argv, int *next)
+{
+    const char *seconds;
+    uint64_t secs;
+
+    if (o->command_name != NULL)
+        return usage_error("The argument '%s' after the command '%s' is not expected.", arg,
+                           o->command_name);
+    if (strcmp(arg, "list") == 0) {
+        o->command = CMD_LIST;
+    } else if (strcmp(arg, "stats") == 0) {
+        o->command = CMD_STATS;
+    } else if (strcmp(arg, "watch") == 0) {
+        o->command = CMD_WATCH;
+    } else if (strcmp(arg, "set-interval") == 0) {
+        o->command = CMD_SET_INTERVAL;
+        if (*next >= argc)
+            return usage_error("The command set-interval needs a number of seconds.");
+        seconds = argv[(*next)++];
+        if (!bal_limits_parse_number(seconds, 0, (uint64_t)BAL_LIMIT_POLLING_INTERVAL_MAX, &secs))
+            return usage_error("The interval '%s' is not a whole number of seconds from 0 to %lld, in "
+                               "digits only.",
+                               seconds, (long long)BAL_LIMIT_POLLING_INTERVAL_MAX);
+        o->seconds = (int64_t)secs;
+    } else {
+        return usage_error("The command '%s' is not known.", arg);
+    }
+    o->command_name = arg;
+    return 0;
 }
 
 static int parse_args(int argc, char **argv, options_t *o)
@@ -140,17 +181,22 @@ static int parse_args(int argc, char **argv, options_t *o)
         {NULL, 0, NULL, 0},
     };
     bool have_count = false, have_interval = false;
-    const char *cmd;
     long v;
-    int c;
+    int c, rc;
 
     o->refresh_s = 2;
     opterr = 0; /* our own messages */
-    /* Options may come before or after the command (stats --json), as GNU getopt permutes them. */
-    while ((c = getopt_long(argc, argv, ":", longopts, NULL)) != -1) {
+    /* Options may come before or after the command (stats --json). The words are taken in order
+     * ("-" first in the option string), so that set-interval's number is read right after it. */
+    while ((c = getopt_long(argc, argv, "-:", longopts, NULL)) != -1) {
         bal_error_t err = {0};
 
         switch (c) {
+        case 1:
+            rc = take_word(o, optarg, argc, argv, &optind);
+            if (rc != 0)
+                return rc;
+            break;
         case OPT_CONNECT:
             o->uri = optarg;
             break;
@@ -174,23 +220,25 @@ static int parse_args(int argc, char **argv, options_t *o)
             o->json = true;
             break;
         case OPT_COUNT:
-            if (!parse_long(optarg, 1, 1000000, &v))
-                return usage_error("The --count '%s' is not a whole number from 1 to 1000000.", optarg);
+            if (!parse_long(optarg, 1, MAX_COUNT, &v))
+                return usage_error("The --count '%s' is not a whole number from 1 to %d, in digits only.",
+                                   optarg, MAX_COUNT);
             o->count = v;
             have_count = true;
             break;
         case OPT_INTERVAL:
-            if (!parse_long(optarg, 1, 86400, &v))
-                return usage_error("The --interval '%s' is not a whole number of seconds from 1 to 86400.",
-                                   optarg);
+            if (!parse_long(optarg, 1, MAX_REFRESH_S, &v))
+                return usage_error("The --interval '%s' is not a whole number of seconds from 1 to %d, in "
+                                   "digits only.",
+                                   optarg, MAX_REFRESH_S);
             o->refresh_s = v;
             have_interval = true;
             break;
         case OPT_TIMEOUT:
-            if (!parse_long(optarg, 1, 600000, &v))
-                return usage_error("The --timeout '%s' is not a whole number of milliseconds from 1 to "
-                                   "600000.",
-                                   optarg);
+            if (!parse_long(optarg, BAL_LIMIT_TIMEOUT_MS_MIN, BAL_LIMIT_TIMEOUT_MS_MAX, &v))
+                return usage_error("The --timeout '%s' is not a whole number of milliseconds from %d to %d, "
+                                   "in digits only.",
+                                   optarg, BAL_LIMIT_TIMEOUT_MS_MIN, BAL_LIMIT_TIMEOUT_MS_MAX);
             o->timeout_ms = (int)v;
             break;
         case OPT_VERBOSE:
@@ -205,34 +253,17 @@ static int parse_args(int argc, char **argv, options_t *o)
             return usage_error("The option '%s' is not known.", argv[optind - 1]);
         }
     }
-    if (optind >= argc)
-        return usage_error("No command was given.");
-    cmd = argv[optind++];
-    if (strcmp(cmd, "list") == 0) {
-        o->command = CMD_LIST;
-    } else if (strcmp(cmd, "stats") == 0) {
-        o->command = CMD_STATS;
-    } else if (strcmp(cmd, "watch") == 0) {
-        o->command = CMD_WATCH;
-    } else if (strcmp(cmd, "set-interval") == 0) {
-        char *end;
-        long long secs;
+    /* Words after "--" are words, whatever they look like. */
+    while (optind < argc) {
+        int next = optind + 1;
 
-        o->command = CMD_SET_INTERVAL;
-        if (optind >= argc)
-            return usage_error("The command set-interval needs a number of seconds.");
-        errno = 0;
-        secs = strtoll(argv[optind], &end, 10);
-        if (errno != 0 || end == argv[optind] || *end != '\0' || secs < 0 || secs > 4294967295LL)
-            return usage_error("The interval '%s' is not a whole number of seconds from 0 to 4294967295.",
-                               argv[optind]);
-        o->seconds = secs;
-        optind++;
-    } else {
-        return usage_error("The command '%s' is not known.", cmd);
+        rc = take_word(o, argv[optind], argc, argv, &next);
+        if (rc != 0)
+            return rc;
+        optind = next;
     }
-    if (optind < argc)
-        return usage_error("The argument '%s' after the command '%s' is not expected.", argv[optind], cmd);
+    if (o->command_name == NULL)
+        return usage_error("No command was given.");
     if (o->uri != NULL && o->qmp_dir != NULL)
         return usage_error("Give --connect or --qmp-dir, not both.");
     if (o->json && o->command != CMD_STATS)
@@ -364,10 +395,7 @@ typedef struct table {
 
 static void cell_clean(char *dst, const char *src)
 {
-    size_t i = 0;
-    for (; *src != '\0' && i + 1 < CELL; src++)
-        dst[i++] = (unsigned char)*src < 0x20 || *src == 0x7f ? '?' : *src;
-    dst[i] = '\0';
+    bal_text_clean(dst, CELL, src, 0);
 }
 
 static void table_print(const table_t *t)
@@ -431,6 +459,10 @@ static void fmt_age(char *dst, const row_t *r, int64_t now)
         snprintf(dst, CELL, "-");
     else if (r->stats.last_update == 0)
         snprintf(dst, CELL, "never");
+    else if (!bal_stats_time_usable(r->stats.last_update, now))
+        snprintf(dst, CELL, "ahead"); /* of this host's clock, beyond any skew: no age to show */
+    else if (r->stats.last_update > now)
+        snprintf(dst, CELL, "0 s ago"); /* another host's clock, a little ahead */
     else
         snprintf(dst, CELL, "%" PRId64 " s ago", now - r->stats.last_update);
 }
@@ -517,6 +549,17 @@ static bool gen_string(yajl_gen g, const char *s)
     return yajl_gen_string(g, (const unsigned char *)s, strlen(s)) == yajl_gen_status_ok;
 }
 
+/* Text from outside (a domain's name, its uuid): invalid UTF-8 becomes U+FFFD, control characters are
+ * kept for yajl to escape, so the JSON is valid and a valid name comes out exactly. */
+static bool gen_text(yajl_gen g, const char *s)
+{
+    char *clean = bal_text_dup_clean(s, BAL_TEXT_KEEP_CONTROLS);
+    bool ok = clean != NULL && gen_string(g, clean);
+
+    free(clean);
+    return ok;
+}
+
 static bool gen_u64(yajl_gen g, uint64_t v)
 {
     char buf[24];
@@ -538,6 +581,8 @@ static int print_json(const rows_t *rows)
     yajl_gen_config(g, yajl_gen_beautify, 1);
     /* A guest's name may hold any character; escape "/" too so "</script>" stays harmless. */
     yajl_gen_config(g, yajl_gen_escape_solidus, 1);
+    /* And yajl checks it too: a string that is not valid UTF-8 fails the output, never corrupts it. */
+    yajl_gen_config(g, yajl_gen_validate_utf8, 1);
     ok = yajl_gen_array_open(g) == yajl_gen_status_ok;
     for (size_t i = 0; ok && i < rows->count; i++) {
         const row_t *r = &rows->items[i];
@@ -546,8 +591,8 @@ static int print_json(const rows_t *rows)
 
         if (r->state == BAL_STATE_FAILED)
             continue;
-        ok = yajl_gen_map_open(g) == yajl_gen_status_ok && gen_string(g, "domain") && gen_string(g, r->name) &&
-             gen_string(g, "uuid") && gen_string(g, r->uuid) && gen_string(g, "last_update");
+        ok = yajl_gen_map_open(g) == yajl_gen_status_ok && gen_string(g, "domain") && gen_text(g, r->name) &&
+             gen_string(g, "uuid") && gen_text(g, r->uuid) && gen_string(g, "last_update");
         if (ok && balloon)
             ok = yajl_gen_integer(g, (long long)r->stats.last_update) == yajl_gen_status_ok;
         else if (ok)

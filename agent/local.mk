@@ -7,6 +7,9 @@ agent_libagent_la_SOURCES = \
 	agent/bal_log.c agent/bal_log.h \
 	agent/bal_clock.c agent/bal_clock.h \
 	agent/bal_stats.c agent/bal_stats.h \
+	agent/bal_text.c agent/bal_text.h \
+	agent/bal_limits.c agent/bal_limits.h \
+	agent/bal_summary.c agent/bal_summary.h \
 	agent/bal_transport.h \
 	agent/bal_agent.h
 # QMP messages and the QMP socket transport
@@ -19,9 +22,9 @@ agent_libagent_la_SOURCES += agent/bal_qmp.c agent/bal_qmp.h \
 agent_libagent_la_SOURCES += agent/bal_libvirt.c agent/bal_libvirt.h
 # domains, polling state machine, pool, agent core
 agent_libagent_la_SOURCES += agent/bal_filter.c agent/bal_filter.h \
+	agent/bal_regex.c agent/bal_regex.h \
 	agent/bal_pool.c agent/bal_pool.h \
 	agent/bal_jobs.c agent/bal_jobs.h \
-	agent/bal_names.c agent/bal_names.h \
 	agent/bal_poller.c agent/bal_poller.h \
 	agent/bal_agent.c
 # balloonctl, the operator's command-line look at the same agent

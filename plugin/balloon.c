@@ -15,15 +15,21 @@
 #include "core/utils/common/common.h"
 
 #include "agent/bal_agent.h"
+#include "agent/bal_text.h"
 #include "plugin/bp_config.h"
 #include "plugin/bp_fdlimit.h"
 #include "plugin/bp_metrics.h"
+#include "plugin/bp_report.h"
+#include "plugin/bp_series.h"
+#include "plugin/bp_sources.h"
 
 /* A domain seen by an instance: what must survive from one cycle to the next. */
 typedef struct bp_domain {
     char *name;
-    c_complain_t complaint; /* read failures, rate-limited by collectd */
-    bool seen;              /* in the current cycle */
+    bp_trouble_t trouble; /* read failures, said ever more rarely (bp_report.h) */
+    bp_series_t *series;  /* its claim on its identifier in collectd; NULL: not dispatched */
+    bool taken;           /* its identifier is another domain's, and that was said */
+    bool seen;            /* in the current cycle */
 } bp_domain_t;
 
 typedef struct bp_instance {
@@ -39,9 +45,11 @@ typedef struct bp_instance {
     size_t cursor;         /* where the current cycle's next domain is looked for first */
     bp_domain_t **added;   /* first seen in the current cycle */
     size_t n_added, cap_added;
+    bool added_unsorted;   /* added is not in name order (the agent calls back in name order) */
 
     c_complain_t open_complaint; /* the transport could not be opened */
     c_complain_t read_complaint; /* no domain at all could be read */
+    bp_report_t report;          /* what the domains of the current cycle have to say */
 } bp_instance_t;
 
 static bp_instance_t **bp_instances;
@@ -51,8 +59,11 @@ static bool bp_config_failed;
 static void bp_log(void *opaque, bal_log_level_t level, const char *message)
 {
     int lvl = LOG_ERR;
+    char clean[1024];
 
     (void)opaque;
+    /* The agent's messages quote the peer (QEMU's error desc, a socket's name). */
+    bal_text_clean(clean, sizeof(clean), message, 0);
     switch (level) {
     case BAL_LOG_ERR:
         lvl = LOG_ERR;
@@ -70,23 +81,14 @@ static void bp_log(void *opaque, bal_log_level_t level, const char *message)
         lvl = LOG_DEBUG;
         break;
     }
-    plugin_log(lvl, "balloon plugin: %s", message);
-}
-
-static void bp_on_event(void *opaque, const bal_event_t *event)
-{
-    bp_instance_t *inst = opaque;
-    bp_identity_t id;
-
-    bp_metrics_identity(inst->config, event->domain != NULL ? event->domain : "", event->uuid,
-                        hostname_g, &id);
-    bp_metrics_notify(event, &id, cdtime());
+    plugin_log(lvl, "balloon plugin: %s", clean);
 }
 
 static void bp_domain_free(bp_domain_t *dom)
 {
     if (dom == NULL)
         return;
+    bp_series_release(dom->series);
     free(dom->name);
     free(dom);
 }
@@ -105,6 +107,9 @@ static bp_domain_t *bp_domain_get(bp_instance_t *inst, const char *name)
     bp_domain_t **added, *dom;
     int c = 1;
 
+    /* A domain's events come just before its sample: the second call asks for the one just found. */
+    if (inst->cursor > 0 && strcmp(inst->domains[inst->cursor - 1]->name, name) == 0)
+        return inst->domains[inst->cursor - 1];
     /* The agent calls back in name order, so the cursor finds a known domain at once, or right after
      * the ones that are gone; bsearch stays as the fallback that does not rely on the order. */
     while (inst->cursor < inst->n_domains && (c = strcmp(inst->domains[inst->cursor]->name, name)) < 0)
@@ -117,7 +122,16 @@ static bp_domain_t *bp_domain_get(bp_instance_t *inst, const char *name)
         (*found)->seen = true;
         return *found;
     }
-    /* The agent calls back once per domain per cycle, so a name is never added twice in one. */
+    /* Its events may have added it already in this cycle. */
+    if (inst->added_unsorted) {
+        for (size_t i = 0; i < inst->n_added && found == NULL; i++)
+            if (strcmp(inst->added[i]->name, name) == 0)
+                found = &inst->added[i];
+    } else if (inst->n_added > 0) {
+        found = bsearch(&pkey, inst->added, inst->n_added, sizeof(*inst->added), bp_domain_cmp);
+    }
+    if (found != NULL)
+        return *found;
     if (inst->n_added == inst->cap_added) {
         size_t cap = inst->cap_added != 0 ? inst->cap_added * 2 : 16;
         added = realloc(inst->added, cap * sizeof(*added));
@@ -131,8 +145,9 @@ static bp_domain_t *bp_domain_get(bp_instance_t *inst, const char *name)
         free(dom);
         return NULL;
     }
-    C_COMPLAIN_INIT(&dom->complaint);
     dom->seen = true;
+    if (inst->n_added > 0 && strcmp(inst->added[inst->n_added - 1]->name, name) > 0)
+        inst->added_unsorted = true;
     inst->added[inst->n_added++] = dom;
     return dom;
 }
@@ -161,6 +176,7 @@ static void bp_domains_sweep(bp_instance_t *inst)
         for (size_t i = 0; i < inst->n_added; i++)
             bp_domain_free(inst->added[i]);
         inst->n_added = 0;
+        inst->added_unsorted = false;
         return;
     }
     inst->domains = all;
@@ -172,27 +188,72 @@ static void bp_domains_sweep(bp_instance_t *inst)
     free(inst->added);
     inst->added = NULL;
     inst->n_added = inst->cap_added = 0;
+    inst->added_unsorted = false;
     qsort(inst->domains, inst->n_domains, sizeof(*inst->domains), bp_domain_cmp);
+}
+
+/* The domain's identifier in collectd, claimed for it (bp_series.h); NULL when it is another
+ * domain's, which is said once, or when out of memory. */
+static const bp_identity_t *bp_domain_claim(bp_instance_t *inst, bp_domain_t *dom, const char *uuid)
+{
+    bp_series_holder_t holder;
+    bp_identity_t id;
+    int rc;
+
+    bp_metrics_identity(inst->config, dom->name, uuid, hostname_g, &id);
+    rc = bp_series_claim(&dom->series, inst->read_name, dom->name, &id, &holder);
+    if (rc == 0) {
+        if (dom->taken)
+            bp_report_add(&inst->report, BP_REPORT_FREED, dom->name, NULL);
+        dom->taken = false;
+        return bp_series_identity(dom->series);
+    }
+    if (rc == -EEXIST && !dom->taken) {
+        bp_report_taken(&inst->report, dom->name, &id, &holder);
+        dom->taken = true;
+    }
+    return NULL;
+}
+
+static void bp_on_event(void *opaque, const bal_event_t *event)
+{
+    bp_instance_t *inst = opaque;
+    bp_domain_t *dom = bp_domain_get(inst, event->domain != NULL ? event->domain : "");
+    const bp_identity_t *id = dom != NULL ? bp_domain_claim(inst, dom, event->uuid) : NULL;
+
+    /* Not for a domain whose identifier is another's: it would be that one's notification. */
+    if (id != NULL)
+        bp_metrics_notify(event, id, cdtime());
 }
 
 static void bp_on_sample(void *opaque, const bal_sample_t *sample)
 {
     bp_instance_t *inst = opaque;
     bp_domain_t *dom = bp_domain_get(inst, sample->name);
-    bp_identity_t id;
+    const bp_identity_t *id;
+    bp_series_plan_t plan;
+    cdtime_t now = cdtime();
 
-    if (dom != NULL && sample->state == BAL_STATE_FAILED)
-        c_complain(LOG_ERR, &dom->complaint, "balloon plugin: Reading domain '%s' failed: %s",
-                   sample->name, sample->error != NULL ? sample->error : "unknown error.");
-    else if (dom != NULL && sample->state == BAL_STATE_LATE)
-        c_complain(LOG_WARNING, &dom->complaint, "balloon plugin: Domain '%s' is late: %s", sample->name,
-                   sample->error != NULL ? sample->error : "no answer in time.");
-    else if (dom != NULL)
-        c_release(LOG_NOTICE, &dom->complaint, "balloon plugin: Domain '%s' can be read again.",
-                  sample->name);
+    if (dom == NULL)
+        return; /* out of memory: nothing to keep its series apart with */
+    /* Late (its command still out when the read's time was up) is not read either, but a warning:
+     * the domain may answer by the next read. It is rate-limited with the failures. */
+    if (sample->state == BAL_STATE_FAILED && bp_trouble_failed(&dom->trouble, now, plugin_get_interval()))
+        bp_report_add(&inst->report, BP_REPORT_READ_FAILED, sample->name,
+                      sample->error != NULL ? sample->error : "unknown error.");
+    else if (sample->state == BAL_STATE_LATE && bp_trouble_failed(&dom->trouble, now, plugin_get_interval()))
+        bp_report_add(&inst->report, BP_REPORT_READ_LATE, sample->name,
+                      sample->error != NULL ? sample->error : "no answer in time.");
+    else if (sample->state != BAL_STATE_FAILED && sample->state != BAL_STATE_LATE
+             && bp_trouble_read(&dom->trouble, now))
+        bp_report_add(&inst->report, BP_REPORT_READ_AGAIN, sample->name, NULL);
+    id = bp_domain_claim(inst, dom, sample->uuid);
+    if (id == NULL)
+        return;
     /* A domain that could not be read is still there: its state says so. */
-    bp_metrics_identity(inst->config, sample->name, sample->uuid, hostname_g, &id);
-    bp_metrics_dispatch_sample(sample, &id, cdtime(), inst->interval_s);
+    bp_report_series(&inst->report, dom->name, sample->stats.last_update, dom->series,
+                     bp_series_plan(dom->series, sample, now, &plan));
+    bp_metrics_dispatch_sample(sample, id, &plan, inst->interval_s);
 }
 
 static void bp_instance_free(bp_instance_t *inst)
@@ -234,6 +295,7 @@ static int bp_instance_add(bp_config_t *config)
     inst->config = config;
     C_COMPLAIN_INIT(&inst->open_complaint);
     C_COMPLAIN_INIT(&inst->read_complaint);
+    bp_report_init(&inst->report);
     if (bp_n_instances == 0)
         snprintf(inst->read_name, sizeof(inst->read_name), "balloon");
     else
@@ -277,8 +339,11 @@ static int bp_read_cb(user_data_t *ud)
 
     if (inst->agent == NULL) {
         if (bp_instance_open(inst, &err) != 0) {
+            char clean[sizeof(err.message)];
+
+            bal_text_clean(clean, sizeof(clean), err.message, 0);
             c_complain(LOG_ERR, &inst->open_complaint,
-                       "balloon plugin: Could not open the transport, will try again: %s", err.message);
+                       "balloon plugin: Could not open the transport, will try again: %s", clean);
             return -1;
         }
         c_release(LOG_NOTICE, &inst->open_complaint, "balloon plugin: The transport is open now.");
@@ -287,13 +352,32 @@ static int bp_read_cb(user_data_t *ud)
     bal_error_clear(&err);
     n = bal_agent_read(inst->agent, bp_on_sample, inst, &err);
     bp_domains_sweep(inst);
+    bp_report_flush(&inst->report);
     if (n < 0) {
-        c_complain(LOG_ERR, &inst->read_complaint, "balloon plugin: No domain could be read: %s",
-                   err.message);
+        char clean[sizeof(err.message)];
+
+        /* It quotes a domain's error, which quotes the peer. */
+        bal_text_clean(clean, sizeof(clean), err.message, 0);
+        c_complain(LOG_ERR, &inst->read_complaint, "balloon plugin: No domain could be read: %s", clean);
         return -1;
     }
     c_release(LOG_NOTICE, &inst->read_complaint, "balloon plugin: Domains can be read again.");
     return 0;
+}
+
+/* Two blocks must not read one domain (bp_sources.h). */
+static int bp_instances_check_sources(void)
+{
+    const bp_config_t **configs = calloc(bp_n_instances, sizeof(*configs));
+    int ret;
+
+    if (configs == NULL)
+        return -ENOMEM;
+    for (size_t i = 0; i < bp_n_instances; i++)
+        configs[i] = bp_instances[i]->config;
+    ret = bp_sources_check(configs, bp_n_instances);
+    free(configs);
+    return ret;
 }
 
 static int bp_init_cb(void)
@@ -317,6 +401,11 @@ static int bp_init_cb(void)
             ERROR("balloon plugin: Out of memory while starting.");
             goto out;
         }
+    }
+
+    if (bp_instances_check_sources() != 0) {
+        ERROR("balloon plugin: Not starting, because blocks would read the same domains (logged above).");
+        goto out;
     }
 
     /* A connection per domain: the blocks on QMP sockets share the open-files limit's room. */
@@ -376,6 +465,7 @@ out:
 static int bp_shutdown_cb(void)
 {
     bp_instances_free();
+    bp_series_forget_all();
     bp_config_failed = false;
     return 0;
 }

@@ -1,6 +1,8 @@
 /* Parsing of the <Plugin balloon> block. collectd's oconfig gives no line numbers, so every error
  * quotes the offending line as it was written (strings in double quotes, numbers and booleans bare),
- * which shows the wrong type as well as the wrong value. */
+ * which shows the wrong type as well as the wrong value. Every check the agent would make at
+ * bal_agent_new is made here first, with the agent's own limits (bal_limits.h) and checks, so that a
+ * mistake is named with its line at config time, not found at init. */
 #include "plugin/bp_config.h"
 
 #include <errno.h>
@@ -12,6 +14,10 @@
 
 #include "core/daemon/plugin.h"
 #include "core/utils/common/common.h"
+
+#include "agent/bal_limits.h"
+#include "agent/bal_qmp.h"
+#include "agent/bal_text.h"
 
 #define BP_LINE_MAX 256
 
@@ -62,6 +68,22 @@ static void bp_render_line(const oconfig_item_t *ci, char *buf, size_t len)
     }
     if (used >= len && len > 4)
         memcpy(buf + len - 4, "...", 4);
+    /* A tab or an escape sequence in a string would reach the log as it is. */
+    if (!bal_text_is_clean(buf, 0)) {
+        char clean[BP_LINE_MAX];
+
+        bal_text_clean(clean, sizeof(clean), buf, 0);
+        snprintf(buf, len, "%s", clean);
+    }
+}
+
+/* An agent's message quotes what it checked, which may hold control characters. */
+static void bp_clean_error(bal_error_t *err)
+{
+    char clean[sizeof(err->message)];
+
+    bal_text_clean(clean, sizeof(clean), err->message, 0);
+    memcpy(err->message, clean, sizeof(clean));
 }
 
 static bool bp_is_string(const oconfig_item_t *ci, int count)
@@ -191,6 +213,25 @@ static int bp_opt_qmp_socket(bp_parse_t *p, const oconfig_item_t *ci, const char
     }
     if (bp_set_transport(p, ci, line, BAL_TRANSPORT_QMP_SOCKETS) != 0)
         return -EINVAL;
+    /* The agent refuses a name given twice (which domain would it be?) at init; a path given twice
+     * would be one QEMU read as two domains, over two connections of which QMP serves one. */
+    for (size_t i = 0; i < c->n_sockets; i++) {
+        char other[BP_LINE_MAX];
+
+        bal_text_clean(other, sizeof(other), c->socket_names[i], 0);
+        if (strcmp(c->socket_names[i], ci->values[0].value.string) == 0) {
+            ERROR("balloon plugin: The option '%s' in the line '%s' names the domain '%s' again: each "
+                  "QMPSocket needs a name of its own.", ci->key, line, other);
+            p->errors++;
+            return -EINVAL;
+        }
+        if (strcmp(c->socket_paths[i], ci->values[1].value.string) == 0) {
+            ERROR("balloon plugin: The option '%s' in the line '%s' gives the socket of the domain '%s' "
+                  "again: each QEMU is read through one QMPSocket.", ci->key, line, other);
+            p->errors++;
+            return -EINVAL;
+        }
+    }
 
     name = strdup(ci->values[0].value.string);
     path = strdup(ci->values[1].value.string);
@@ -224,6 +265,7 @@ static int bp_opt_domain(bp_parse_t *p, const oconfig_item_t *ci, const char *li
         return -EINVAL;
     bal_error_clear(&err);
     if (bal_agent_check_selector(selector, &err) != 0) {
+        bp_clean_error(&err);
         ERROR("balloon plugin: The option '%s' in the line '%s' is not a valid selector: %s", ci->key,
               line, err.message);
         free(selector);
@@ -254,13 +296,17 @@ static int bp_opt_restore_interval(bp_parse_t *p, const oconfig_item_t *ci, cons
 
 static int bp_opt_qom_path(bp_parse_t *p, const oconfig_item_t *ci, const char *line)
 {
+    bal_error_t err;
     char *path = NULL;
 
     if (bp_get_string(p, ci, line, &path) != 0)
         return -EINVAL;
-    if (path[0] != '/') {
-        ERROR("balloon plugin: The option '%s' in the line '%s' needs an absolute QOM path, starting "
-              "with '/'.", ci->key, line);
+    /* The agent's check: the path goes into every command it sends. */
+    bal_error_clear(&err);
+    if (bal_qmp_check_path(path, &err) != 0) {
+        bp_clean_error(&err);
+        ERROR("balloon plugin: The option '%s' in the line '%s' is not a QOM path the plugin can send: %s",
+              ci->key, line, err.message);
         free(path);
         p->errors++;
         return -EINVAL;
@@ -274,8 +320,9 @@ static int bp_opt_polling_interval(bp_parse_t *p, const oconfig_item_t *ci, cons
 {
     double v;
 
-    /* QEMU refuses 0 (that would stop polling) and anything above UINT32_MAX. */
-    if (bp_get_number(p, ci, line, 1, 4294967295.0, &v) != 0)
+    /* QEMU refuses anything above UINT32_MAX; 0 would stop polling. */
+    if (bp_get_number(p, ci, line, BAL_LIMIT_POLLING_INTERVAL_MIN, (double)BAL_LIMIT_POLLING_INTERVAL_MAX,
+                      &v) != 0)
         return -EINVAL;
     p->config->polling_interval_s = (int64_t)v;
     return 0;
@@ -285,7 +332,7 @@ static int bp_opt_refresh_interval(bp_parse_t *p, const oconfig_item_t *ci, cons
 {
     double v;
 
-    if (bp_get_number(p, ci, line, 1, 86400, &v) != 0)
+    if (bp_get_number(p, ci, line, BAL_LIMIT_REFRESH_INTERVAL_MIN, BAL_LIMIT_REFRESH_INTERVAL_MAX, &v) != 0)
         return -EINVAL;
     p->config->refresh_interval_s = (unsigned)v;
     return 0;
@@ -295,7 +342,7 @@ static int bp_opt_stale_after(bp_parse_t *p, const oconfig_item_t *ci, const cha
 {
     double v;
 
-    if (bp_get_number(p, ci, line, 1, 1000000, &v) != 0)
+    if (bp_get_number(p, ci, line, BAL_LIMIT_STALE_AFTER_MIN, BAL_LIMIT_STALE_AFTER_MAX, &v) != 0)
         return -EINVAL;
     p->config->stale_after = (unsigned)v;
     return 0;
@@ -305,7 +352,7 @@ static int bp_opt_concurrency(bp_parse_t *p, const oconfig_item_t *ci, const cha
 {
     double v;
 
-    if (bp_get_number(p, ci, line, 1, 1024, &v) != 0)
+    if (bp_get_number(p, ci, line, BAL_LIMIT_CONCURRENCY_MIN, BAL_LIMIT_CONCURRENCY_MAX, &v) != 0)
         return -EINVAL;
     p->config->concurrency = (unsigned)v;
     return 0;
@@ -317,9 +364,10 @@ static int bp_opt_timeout(bp_parse_t *p, const oconfig_item_t *ci, const char *l
 
     /* Seconds, as collectd's own Timeout options; whole milliseconds, as the agent counts them. */
     if (ci->values_num != 1 || ci->children_num != 0 || ci->values[0].type != OCONFIG_TYPE_NUMBER
-        || !isfinite(v = ci->values[0].value.number) || v < 0.001 || v > 3600) {
-        ERROR("balloon plugin: The option '%s' in the line '%s' needs one number of seconds from 0.001 to "
-              "3600.", ci->key, line);
+        || !isfinite(v = ci->values[0].value.number) || v * 1000 < BAL_LIMIT_TIMEOUT_MS_MIN
+        || v * 1000 > BAL_LIMIT_TIMEOUT_MS_MAX) {
+        ERROR("balloon plugin: The option '%s' in the line '%s' needs one number of seconds from %g to "
+              "%g.", ci->key, line, BAL_LIMIT_TIMEOUT_MS_MIN / 1000.0, BAL_LIMIT_TIMEOUT_MS_MAX / 1000.0);
         p->errors++;
         return -EINVAL;
     }

@@ -16,6 +16,9 @@
 #include "core/daemon/plugin.h"
 #include "core/utils/common/common.h"
 
+#include "agent/bal_text.h"
+#include "plugin/bp_series.h"
+
 static const bp_stat_metric_t bp_stat_metrics[BAL_STAT_COUNT] = {
     [BAL_STAT_SWAP_IN] = {"swap_io", "in", DS_TYPE_DERIVE},
     [BAL_STAT_SWAP_OUT] = {"swap_io", "out", DS_TYPE_DERIVE},
@@ -100,9 +103,13 @@ static void bp_format_name(const bp_name_format_t *format, const char *name, con
 void bp_metrics_identity(const bp_config_t *config, const char *name, const char *uuid,
                          const char *hostname, bp_identity_t *out)
 {
-    bp_format_name(&config->hostname_format, name, uuid, hostname, out->host, sizeof(out->host));
-    bp_format_name(&config->plugin_instance_format, name, uuid, hostname, out->plugin_instance,
-                   sizeof(out->plugin_instance));
+    /* Longer than any identifier, so that the cut is the cleaning's, at a character boundary. */
+    char raw[4 * DATA_MAX_NAME_LEN];
+
+    bp_format_name(&config->hostname_format, name, uuid, hostname, raw, sizeof(raw));
+    bal_text_clean(out->host, sizeof(out->host), raw, 0);
+    bp_format_name(&config->plugin_instance_format, name, uuid, hostname, raw, sizeof(raw));
+    bal_text_clean(out->plugin_instance, sizeof(out->plugin_instance), raw, 0);
 }
 
 static int bp_dispatch(const bp_identity_t *id, const char *type, const char *type_instance,
@@ -132,7 +139,7 @@ static bool bp_to_derive(const bal_stat_value_t *v, value_t *out)
 }
 
 static int bp_dispatch_stats(const bal_stats_t *st, const bp_identity_t *id, cdtime_t updated,
-                             cdtime_t interval)
+                             bool with_last_update, cdtime_t interval)
 {
     value_t v[2];
     int n = 0;
@@ -149,15 +156,18 @@ static int bp_dispatch_stats(const bal_stats_t *st, const bp_identity_t *id, cdt
                 n += bp_dispatch(id, m->type, m->type_instance, v, 2, updated, interval);
             continue;
         }
+        /* The agent sets no value above INT64_MAX; a gauge is held to the same. */
+        if (!bp_to_derive(sv, &v[0]))
+            continue;
         if (m->ds_type == DS_TYPE_GAUGE)
             v[0].gauge = (gauge_t)sv->value;
-        else if (!bp_to_derive(sv, &v[0]))
-            continue;
         n += bp_dispatch(id, m->type, m->type_instance, v, 1, updated, interval);
     }
 
-    v[0].gauge = (gauge_t)st->last_update;
-    n += bp_dispatch(id, "timestamp", "last_update", v, 1, updated, interval);
+    if (with_last_update) {
+        v[0].gauge = (gauge_t)st->last_update;
+        n += bp_dispatch(id, "timestamp", "last_update", v, 1, updated, interval);
+    }
     return n;
 }
 
@@ -168,37 +178,33 @@ gauge_t bp_metrics_state_code(bal_domain_state_t state)
     return bp_state_codes[state];
 }
 
-int bp_metrics_dispatch_sample(const bal_sample_t *sample, const bp_identity_t *id, cdtime_t now,
-                               int64_t interval_s)
+int bp_metrics_dispatch_sample(const bal_sample_t *sample, const bp_identity_t *id,
+                               const bp_series_plan_t *plan, int64_t interval_s)
 {
-    const bal_stats_t *st = &sample->stats;
     cdtime_t interval = TIME_T_TO_CDTIME_T(interval_s);
     value_t v[1];
     int n = 0;
 
-    if (sample->has_stats && st->last_update > 0) {
-        double age;
+    /* The stats carry QEMU's receive time: sent once per new last-update, never re-sent as new. */
+    if (plan->stats)
+        n += bp_dispatch_stats(&sample->stats, id, plan->stats_time, plan->last_update, interval);
 
-        /* The stats carry QEMU's receive time: sent once per new last-update, never re-sent as
-         * new. */
-        if (sample->fresh)
-            n += bp_dispatch_stats(st, id, TIME_T_TO_CDTIME_T(st->last_update), interval);
-
-        /* Every cycle, so that a freshness panel or a threshold sees the age grow while QEMU's
-         * stats stand still. A last-update ahead of our clock (another host's clock, over a remote
-         * URI) counts as age 0, which is what types.db's minimum allows. */
-        age = CDTIME_T_TO_DOUBLE(now) - (double)st->last_update;
-        v[0].gauge = age > 0 ? age : 0;
-        n += bp_dispatch(id, "duration", "stats_age", v, 1, now, interval);
+    /* Every cycle, so that a freshness panel or a threshold sees the age grow while QEMU's stats
+     * stand still. */
+    if (plan->age) {
+        v[0].gauge = plan->age_s;
+        n += bp_dispatch(id, "duration", "stats_age", v, 1, plan->read_time, interval);
     }
 
     /* Every domain, every cycle, whatever its state, at the read's time: a guest that never
      * answered, or one that cannot be read, still exists for a dashboard or an alert. The state
      * comes last, so that a reader of the stream knows the domain's sample is complete. */
-    v[0].gauge = sample->polling_interval_s >= 0 ? (gauge_t)sample->polling_interval_s : NAN;
-    n += bp_dispatch(id, "duration", "polling_interval", v, 1, now, interval);
-    v[0].gauge = bp_metrics_state_code(sample->state);
-    n += bp_dispatch(id, "gauge", "state", v, 1, now, interval);
+    if (plan->read_values) {
+        v[0].gauge = sample->polling_interval_s >= 0 ? (gauge_t)sample->polling_interval_s : NAN;
+        n += bp_dispatch(id, "duration", "polling_interval", v, 1, plan->read_time, interval);
+        v[0].gauge = bp_metrics_state_code(sample->state);
+        n += bp_dispatch(id, "gauge", "state", v, 1, plan->read_time, interval);
+    }
     return n;
 }
 
@@ -222,7 +228,8 @@ int bp_metrics_notify(const bal_event_t *event, const bp_identity_t *id, cdtime_
     if ((int)event->kind >= 0
         && (size_t)event->kind < sizeof(bp_event_metrics) / sizeof(bp_event_metrics[0]))
         m = &bp_event_metrics[event->kind];
-    sstrncpy(n.message, event->message != NULL ? event->message : "", sizeof(n.message));
+    /* Messages quote the peer (a socket's name, QEMU's error): one line, no escape sequences. */
+    bal_text_clean(n.message, sizeof(n.message), event->message, 0);
     sstrncpy(n.host, id->host, sizeof(n.host));
     sstrncpy(n.plugin, "balloon", sizeof(n.plugin));
     sstrncpy(n.plugin_instance, id->plugin_instance, sizeof(n.plugin_instance));

@@ -31,8 +31,10 @@ typedef struct bp_identity {
 } bp_identity_t;
 
 /* Builds a domain's host and plugin_instance from the two formats. name and uuid are the domain's;
- * an empty or NULL uuid falls back to the name; hostname is collectd's. Truncates silently at
- * DATA_MAX_NAME_LEN - 1, as collectd does. */
+ * an empty or NULL uuid falls back to the name; hostname is collectd's. Each is cleaned as text from
+ * outside (bal_text.h: a control character becomes '?', invalid UTF-8 U+FFFD) and cut, as collectd
+ * would cut it, at DATA_MAX_NAME_LEN - 1 bytes, but at a character boundary: so two names can make
+ * one identifier, which bp_series.h keeps apart. */
 void bp_metrics_identity(const bp_config_t *config, const char *name, const char *uuid,
                          const char *hostname, bp_identity_t *out);
 
@@ -41,21 +43,24 @@ void bp_metrics_identity(const bp_config_t *config, const char *name, const char
  * value outside the enum. */
 gauge_t bp_metrics_state_code(bal_domain_state_t state);
 
-/* Dispatches one sample's value lists with plugin_dispatch_values, in this order:
- * - when sample->has_stats and sample->fresh: every set stat and timestamp-last_update, at time
- *   last_update;
- * - when sample->has_stats: duration-stats_age (now - last_update, at time now);
- * - for every sample, whatever its state (FAILED too): duration-polling_interval (the interval QEMU
- *   has as far as the agent knows, NaN when unknown) and, last, gauge-state
- *   (bp_metrics_state_code), both at time now.
+/* What to dispatch of a sample and the times it carries, as bp_series_plan decides. */
+struct bp_series_plan;
+
+/* Dispatches one sample's value lists with plugin_dispatch_values, as plan says, in this order:
+ * - plan->stats: every set stat, and timestamp-last_update when plan->last_update, at
+ *   plan->stats_time;
+ * - plan->age: duration-stats_age (plan->age_s), at plan->read_time;
+ * - plan->read_values, for every sample whatever its state (FAILED too): duration-polling_interval
+ *   (the interval QEMU has as far as the agent knows, NaN when unknown) and, last, gauge-state
+ *   (bp_metrics_state_code), both at plan->read_time.
  * Every value list carries interval_s (the polling interval) as its interval. A stat that is not
- * set, or a counter above INT64_MAX, is left out. Returns the number of value lists dispatched. */
-int bp_metrics_dispatch_sample(const bal_sample_t *sample, const bp_identity_t *id, cdtime_t now,
-                               int64_t interval_s);
+ * set, or above INT64_MAX, is left out. Returns the number of value lists dispatched. */
+int bp_metrics_dispatch_sample(const bal_sample_t *sample, const bp_identity_t *id,
+                               const struct bp_series_plan *plan, int64_t interval_s);
 
 /* Dispatches the agent's event as a notification (severity mapped, host, plugin "balloon",
- * plugin_instance, and a type/type instance naming the series it concerns). Returns
- * plugin_dispatch_notification's status. */
+ * plugin_instance, a type/type instance naming the series it concerns, and the message cleaned as
+ * text from outside). Returns plugin_dispatch_notification's status. */
 int bp_metrics_notify(const bal_event_t *event, const bp_identity_t *id, cdtime_t now);
 
 #endif

@@ -9,7 +9,10 @@ plugin_libballoonplugin_la_SOURCES = \
 	plugin/balloon.c \
 	plugin/bp_config.c plugin/bp_config.h \
 	plugin/bp_fdlimit.c plugin/bp_fdlimit.h \
-	plugin/bp_metrics.c plugin/bp_metrics.h
+	plugin/bp_metrics.c plugin/bp_metrics.h \
+	plugin/bp_report.c plugin/bp_report.h \
+	plugin/bp_series.c plugin/bp_series.h \
+	plugin/bp_sources.c plugin/bp_sources.h
 
 plugindir = $(COLLECTD_PLUGINDIR)
 plugin_LTLIBRARIES = plugin/balloon.la

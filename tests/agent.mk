@@ -23,6 +23,7 @@ TESTS += tests/test_qmp_socket_sim
 check_PROGRAMS += tests/test_bal_filter tests/test_bal_pool tests/test_bal_poller
 tests_test_bal_filter_SOURCES = tests/test_bal_filter.c
 tests_test_bal_filter_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
+tests_test_bal_filter_LDFLAGS = $(AM_LDFLAGS) -Wl,--wrap=regcomp
 tests_test_bal_filter_LDADD = agent/libagent.la $(CMOCKA_LIBS)
 tests_test_bal_pool_SOURCES = tests/test_bal_pool.c
 tests_test_bal_pool_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
@@ -31,6 +32,18 @@ tests_test_bal_poller_SOURCES = tests/test_bal_poller.c
 tests_test_bal_poller_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
 tests_test_bal_poller_LDADD = agent/libagent.la $(CMOCKA_LIBS)
 TESTS += tests/test_bal_filter tests/test_bal_pool tests/test_bal_poller
+# Text from outside, cleaned; many domains summarised
+check_PROGRAMS += tests/test_bal_text
+tests_test_bal_text_SOURCES = tests/test_bal_text.c
+tests_test_bal_text_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
+tests_test_bal_text_LDADD = agent/libagent.la $(CMOCKA_LIBS)
+TESTS += tests/test_bal_text
+# The limits of what an operator gives, and the documentation's ranges against them
+check_PROGRAMS += tests/test_limits
+tests_test_limits_SOURCES = tests/test_limits.c
+tests_test_limits_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
+tests_test_limits_LDADD = agent/libagent.la $(CMOCKA_LIBS) -lm
+TESTS += tests/test_limits
 # libvirt transport: libvirt's connection and domain API mocked at link time, the device model behind it
 check_PROGRAMS += tests/test_bal_libvirt
 tests_test_bal_libvirt_SOURCES = tests/test_bal_libvirt.c

@@ -1,6 +1,8 @@
 #!/bin/sh
 # balloonctl against balloon-sim (and a socket that never answers): every command, exit codes, JSON,
-# a domain name with quotes and backslashes, and a hostile --qom-path refused before anything is sent.
+# a domain name with quotes and backslashes, names with control characters and invalid UTF-8 (valid
+# JSON and a clean terminal all the same), numbers read by one rule, a hostile --qom-path refused
+# before anything is sent, and a costly --domain regex refused before it is compiled.
 set -u
 
 ctl="$abs_top_builddir/agent/balloonctl"
@@ -72,6 +74,31 @@ run --qmp-dir "$tmp/sim.out" stats
 expect_status 1 "a --qmp-dir that is a file"
 grep -q "is not a directory" "$tmp/err" || fail "a --qmp-dir that is a file: stderr: $(cat "$tmp/err")"
 
+# --- numbers: digits only, everywhere; a negative interval is a number out of range ---
+run set-interval -1
+grep -q "The interval '-1' is not a whole number of seconds from 0 to 4294967295" "$tmp/err" ||
+    fail "set-interval -1: $(cat "$tmp/err")"
+for bad in ' 5' '+5' '5 ' '0x5' '-0'; do
+    for cmd in "--count:watch" "--interval:watch" "--timeout:list"; do
+        run "${cmd%%:*}" "$bad" "${cmd#*:}"
+        expect_status 2 "${cmd%%:*} '$bad'"
+        grep -q "is not a whole number .*in digits only" "$tmp/err" || fail "${cmd%%:*} '$bad': $(cat "$tmp/err")"
+    done
+    run set-interval "$bad"
+    expect_status 2 "set-interval '$bad'"
+done
+run --qmp-dir "$tmp/nowhere" --count 01 --interval 01 --timeout 0300 watch
+[ "$status" != 2 ] || fail "leading zeros are refused: $(cat "$tmp/err")"
+
+# --- a regex that would cost glibc's regcomp seconds and gigabytes: refused before compiling ---
+start_s=$(date +%s)
+run --domain '/(a{0,32767})/' list
+expect_status 2 "--domain '/(a{0,32767})/'"
+grep -q "copies of its parts" "$tmp/err" || fail "costly regex: $(cat "$tmp/err")"
+run --domain '/((a{1,100}){1,100}){1,100}/' list
+expect_status 2 "--domain '/((a{1,100}){1,100}){1,100}/'"
+[ $(( $(date +%s) - start_s )) -le 3 ] || fail "refusing two costly regexes took $(( $(date +%s) - start_s )) s"
+
 # --- a hostile --qom-path is refused and nothing is sent ---
 trap_dir="$tmp/trap"
 mkdir "$trap_dir"
@@ -142,6 +169,41 @@ run --qmp-dir "$dir" --domain '/^(web|nodrv)$/' list
 run --qmp-dir "$dir" --domain web --domain nothere list
 expect_status 1 "a named domain that is not running"
 [ "$(wc -l <"$tmp/err")" = 1 ] && grep -q "'nothere'" "$tmp/err" || fail "nothere: $(cat "$tmp/err")"
+
+# --- names with control characters and invalid UTF-8: valid JSON, a clean terminal ---
+hostile="$tmp/hostile"
+mkdir "$hostile"
+"$sim" --socket-dir "$hostile" --domain "$(printf 'bad\377x')" --domain "$(printf 'esc\033[2Jx')" \
+    --domain "$(printf 'c1\302\233x')" --domain "$(printf 'nl\nx')" --domain "$(printf 'ok-\303\274')" \
+    >"$tmp/hsim.out" 2>"$tmp/hsim.err" &
+pids="$pids $!"
+eventually grep -qs ready "$tmp/hsim.out" || fail "balloon-sim with hostile names never got ready"
+run --qmp-dir "$hostile" stats --json
+expect_status 0 "stats --json with hostile names"
+python3 - "$tmp/out" <<'PY' || fail "stats --json with hostile names: $(cat "$tmp/out")"
+import json, sys
+raw = open(sys.argv[1], "rb").read()
+names = sorted(d["domain"] for d in json.loads(raw.decode("utf-8")))  # strict: valid UTF-8
+want = sorted(["bad\ufffdx", "esc\x1b[2Jx", "c1\x9bx", "nl\nx", "ok-\u00fc"])
+if names != want:
+    sys.exit("names %r, wanted %r" % (names, want))
+PY
+for cmd in list stats; do
+    run --qmp-dir "$hostile" $cmd
+    expect_status 0 "$cmd with hostile names"
+    python3 - "$tmp/out" "$tmp/err" <<'PY' || fail "$cmd with hostile names: $(od -c "$tmp/out" | head -20)"
+import sys
+for path in sys.argv[1:]:
+    text = open(path, "rb").read().decode("utf-8")  # strict: valid UTF-8
+    bad = [c for c in text if (ord(c) < 0x20 and c != "\n") or 0x7f <= ord(c) <= 0x9f]
+    if bad:
+        sys.exit("%s: control characters %r" % (path, bad))
+    if len(text.splitlines()) > (6 if path == sys.argv[1] else 0):
+        sys.exit("%s: %d lines" % (path, len(text.splitlines())))
+PY
+done
+grep -q "^bad$(printf '\357\277\275')x " "$tmp/out" || fail "the table does not show 'bad\\uFFFDx': $(cat "$tmp/out")"
+grep -q "^nl?x " "$tmp/out" || fail "the table does not show 'nl?x': $(cat "$tmp/out")"
 
 # --- a configured path where there is no balloon ---
 run --qmp-dir "$dir" --domain web --qom-path /machine/peripheral/nope list

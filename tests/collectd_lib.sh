@@ -1,10 +1,12 @@
 # Sourced by the tests that run the real collectd daemon (collectd -f -C) with the built balloon.so
-# against balloon-sim and hand-made QMP peers (tests/collectd_peers.sh, tests/collectd_fdlimit.sh).
-# It checks what they need (skipping, exit 77, when something is not there), makes the work directory
-# $T with a PluginDir of its own, starts and stops only the processes it started (by pid, on every
-# exit path), and on failure shows collectd's log and keeps $T.
+# against balloon-sim and hand-made QMP peers (tests/collectd_sim.sh, tests/collectd_peers.sh,
+# tests/collectd_fdlimit.sh, tests/collectd_hostile.sh). It checks what they need (skipping, exit 77,
+# when something is not there), makes the work directory $T with a PluginDir of its own, starts and
+# stops only the processes it started (by pid, on every exit path), and on failure shows collectd's
+# log, its stderr and the *.out files (control characters made visible) and keeps $T.
 #
-# The caller sets cl_name (the test's name, for the work directory) before sourcing.
+# The caller sets cl_name (the test's name, for the work directory) before sourcing, and may add to
+# cl_show the names of more files of $T to show on failure. CL_KEEP=1 keeps $T after a pass too.
 
 : "${abs_top_builddir:?}" "${abs_top_srcdir:?}" "${cl_name:?}"
 cl_so="$abs_top_builddir/plugin/.libs/balloon.so"
@@ -23,21 +25,25 @@ T=$(mktemp -d "/tmp/$cl_name.XXXXXX")
 cl_pids=""      # everything started, in order
 cl_collectd_pid=""
 cl_ok=0
+cl_show=""
 cl_cleanup() {
     for p in $cl_pids; do kill "$p" 2>/dev/null || true; done
     for p in $cl_pids; do wait "$p" 2>/dev/null || true; done
-    if [ "$cl_ok" = 1 ]; then
-        rm -rf "$T"
-    else
+    if [ "$cl_ok" != 1 ]; then
         echo "--- collectd.log (last 80 lines)" >&2
-        tail -n 80 "$T/collectd.log" >&2 2>/dev/null || true
+        tail -n 80 "$T/collectd.log" 2>/dev/null | cat -v >&2 || true
         echo "--- collectd's stderr" >&2
-        tail -n 40 "$T/collectd.err" >&2 2>/dev/null || true
-        for cl_f in "$T"/*.out; do
+        tail -n 40 "$T/collectd.err" 2>/dev/null | cat -v >&2 || true
+        for cl_f in "$T"/*.out $cl_show; do
+            case $cl_f in /*) ;; *) cl_f="$T/$cl_f" ;; esac
             [ -f "$cl_f" ] || continue
             echo "--- $cl_f" >&2
-            tail -n 20 "$cl_f" >&2
+            tail -n 40 "$cl_f" | cat -v >&2
         done
+    fi
+    if [ "$cl_ok" = 1 ] && [ "${CL_KEEP:-0}" != 1 ]; then
+        rm -rf "$T"
+    else
         echo "(kept $T)" >&2
     fi
 }
@@ -97,11 +103,21 @@ EOF
     [ $# -eq 0 ] || printf '<LoadPlugin balloon>\n  Interval %s\n</LoadPlugin>\n' "$1"
 }
 
+# Runs collectd with the given arguments, in the foreground: a plugin built with AddressSanitizer
+# needs the runtime loaded first into a daemon built without; LeakSanitizer then judges the plugin in
+# the daemon too (collectd frees what it allocated). Only collectd gets the preload.
+cl_collectd() {
+    if nm -D "$cl_so" 2>/dev/null | grep -q ' U __asan_init'; then
+        LD_PRELOAD=$(${CC:-cc} -print-file-name=libasan.so) \
+            ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=1 "$cl_collectd" "$@"
+    else
+        "$cl_collectd" "$@"
+    fi
+}
+
 # Starts collectd on $T/collectd.conf in the foreground, in the background, behind an optional
 # command (such as prlimit ... --): cl_start_collectd [CMD ARGS... --].
 cl_start_collectd() {
-    # A plugin built with AddressSanitizer needs the runtime loaded first into a daemon built without;
-    # LeakSanitizer then judges the plugin in the daemon too (collectd frees what it allocated).
     if nm -D "$cl_so" 2>/dev/null | grep -q ' U __asan_init'; then
         LD_PRELOAD=$(${CC:-cc} -print-file-name=libasan.so)
         export LD_PRELOAD

@@ -30,6 +30,8 @@ TESTS += tests/test_plugin_config tests/test_plugin_read
 
 TESTS += tests/test_plugin_exports.sh tests/collectd_sim.sh tests/test_plugin_demo.sh
 EXTRA_DIST += tests/test_plugin_exports.sh tests/collectd_sim.sh tests/test_plugin_demo.sh
-# issue 11: hostile and unlucky peers (tests/collectd_lib.sh: what these collectd tests share)
-TESTS += tests/collectd_peers.sh tests/collectd_fdlimit.sh
-EXTRA_DIST += tests/collectd_lib.sh tests/collectd_peers.sh tests/collectd_fdlimit.sh
+# issue 11: hostile and unlucky peers, values, names and text (tests/collectd_lib.sh: what these
+# collectd tests share; tests/hostile_qmp.py: a scripted QMP peer)
+TESTS += tests/collectd_peers.sh tests/collectd_fdlimit.sh tests/collectd_hostile.sh
+EXTRA_DIST += tests/collectd_lib.sh tests/collectd_peers.sh tests/collectd_fdlimit.sh \
+	tests/collectd_hostile.sh tests/hostile_qmp.py

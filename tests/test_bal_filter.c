@@ -1,4 +1,6 @@
-/* Domain selection: exact names, /regex/ (POSIX ERE), ignore_selected, and refused selectors. */
+/* Domain selection: exact names, /regex/ (POSIX ERE), ignore_selected, and refused selectors, among
+ * them regexes too costly for glibc's regcomp, refused before regcomp is called (it is wrapped here,
+ * -Wl,--wrap=regcomp, to count the calls). */
 #include "config.h"
 
 #include <errno.h>
@@ -11,8 +13,22 @@
 
 #include <cmocka.h>
 
+#include <regex.h>
+
 #include "agent/bal_agent.h"
 #include "agent/bal_filter.h"
+#include "agent/bal_limits.h"
+
+int __real_regcomp(regex_t *re, const char *pattern, int flags);
+int __wrap_regcomp(regex_t *re, const char *pattern, int flags);
+
+static unsigned regcomp_calls;
+
+int __wrap_regcomp(regex_t *re, const char *pattern, int flags)
+{
+    regcomp_calls++;
+    return __real_regcomp(re, pattern, flags);
+}
 
 static bal_filter_t *make(const char *const *selectors, size_t n, bool ignore)
 {
@@ -112,6 +128,94 @@ static void test_good_selectors_accepted(void **state)
         assert_int_equal(bal_filter_check_selector(good[i], NULL), 0);
 }
 
+/* Refused with a sentence that quotes the selector and says why, and regcomp never sees it. */
+static void expect_costly(const char *selector, const char *why)
+{
+    bal_error_t err = {0};
+    bal_filter_t *f = NULL;
+    const char *one[1] = {selector};
+
+    regcomp_calls = 0;
+    if (bal_filter_check_selector(selector, &err) != -EINVAL)
+        fail_msg("'%s' was accepted", selector);
+    assert_int_equal(bal_filter_new(one, 1, false, &f, &err), -EINVAL);
+    assert_null(f);
+    assert_int_equal(regcomp_calls, 0);
+    /* A long selector is cut in the message, not the reason. */
+    if (strstr(err.message, why) == NULL || (strlen(selector) <= 96 && strstr(err.message, selector) == NULL))
+        fail_msg("'%s': %s", selector, err.message);
+}
+
+static void expect_compiled(const char *selector)
+{
+    bal_error_t err = {0};
+
+    regcomp_calls = 0;
+    if (bal_filter_check_selector(selector, &err) != 0)
+        fail_msg("'%s': %s", selector, err.message);
+    assert_int_equal(regcomp_calls, 1);
+}
+
+static void test_costly_regexes_refused_before_compiling(void **state)
+{
+    char deep[2 * BAL_LIMIT_REGEX_DEPTH + 8], ok_deep[2 * BAL_LIMIT_REGEX_DEPTH + 8];
+    char literal[BAL_LIMIT_REGEX_WEIGHT + 8];
+    size_t n = 0;
+    (void)state;
+    /* The issue's: 27 s and 8 GiB, and a million copies. */
+    expect_costly("/(a{0,32767})/", "copies of its parts");
+    expect_costly("/((a{1,100}){1,100}){1,100}/", "copies of its parts");
+    expect_costly("/(a{0,255}){0,255}/", "copies of its parts");
+    /* The bound itself, and the ways of writing one. */
+    expect_compiled("/a{0,256}/");
+    expect_costly("/a{0,257}/", "copies of its parts");
+    expect_costly("/a{257}/", "copies of its parts");
+    expect_costly("/a{256,}/", "copies of its parts"); /* 256 copies and a star */
+    expect_costly("/a{,257}/", "copies of its parts");
+    expect_costly("/a{99999999999999999999}/", "copies of its parts");
+    /* Parts add up, branches too; nesting multiplies. */
+    expect_compiled("/^web-[0-9]{1,4}$/");
+    expect_compiled("/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/");
+    expect_compiled("/(a{1,10}){1,10}b{0,150}/");
+    expect_costly("/(a{1,10}){1,10}b{0,157}/", "copies of its parts");
+    expect_costly("/a{0,150}|b{0,150}/", "copies of its parts");
+    expect_costly("/([[:alpha:]]{0,40}x){0,40}/", "copies of its parts");
+    expect_compiled("/(a+){0,128}/");
+    expect_costly("/(a+){0,129}/", "copies of its parts"); /* a+ is aa* to glibc */
+    expect_costly("/(a{0,150}(b{0,150}/", "copies of its parts"); /* left open: regcomp parses it */
+    /* Text is weight too. */
+    literal[0] = '/';
+    memset(literal + 1, 'x', BAL_LIMIT_REGEX_WEIGHT + 1);
+    literal[BAL_LIMIT_REGEX_WEIGHT + 2] = '/';
+    literal[BAL_LIMIT_REGEX_WEIGHT + 3] = '\0';
+    expect_costly(literal, "copies of its parts");
+    /* Deep nesting: regcomp recurses per level (30000 levels overflow its stack). */
+    deep[n++] = '/';
+    for (int i = 0; i <= BAL_LIMIT_REGEX_DEPTH; i++)
+        deep[n++] = '(';
+    deep[n++] = 'a';
+    deep[n++] = '/';
+    deep[n] = '\0';
+    expect_costly(deep, "nests groups more than");
+    n = 0;
+    ok_deep[n++] = '/';
+    for (int i = 0; i < BAL_LIMIT_REGEX_DEPTH; i++)
+        ok_deep[n++] = '(';
+    ok_deep[n++] = 'a';
+    for (int i = 0; i < BAL_LIMIT_REGEX_DEPTH; i++)
+        ok_deep[n++] = ')';
+    ok_deep[n++] = '/';
+    ok_deep[n] = '\0';
+    expect_compiled(ok_deep);
+    /* Back-references: seconds to match one 200-byte name, which a peer chooses. */
+    expect_costly("/(a*)*\\1$/", "back-reference");
+    expect_costly("/(x)\\9/", "back-reference");
+    expect_compiled("/a\\.b\\\\1/"); /* an escaped backslash, then a literal 1 */
+    /* What only looks like a bound or a group is not counted as one. */
+    expect_compiled("/[{(]a{0,250}/");
+    expect_compiled("/\\(a\\){0,250}/");
+}
+
 static void test_bad_selector_among_good_ones_frees_everything(void **state)
 {
     /* Under ASan this also proves the compiled regexes before the bad one are freed. */
@@ -134,6 +238,7 @@ int main(void)
         cmocka_unit_test(test_ignore_selected_inverts),
         cmocka_unit_test(test_bad_selectors_refused_with_a_sentence),
         cmocka_unit_test(test_good_selectors_accepted),
+        cmocka_unit_test(test_costly_regexes_refused_before_compiling),
         cmocka_unit_test(test_bad_selector_among_good_ones_frees_everything),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

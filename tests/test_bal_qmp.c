@@ -209,20 +209,43 @@ static void test_stats_huge_numbers(void **state)
                                  "\"stat-major-faults\":18446744073709551615," /* unset */
                                  "\"stat-minor-faults\":18446744073709551616," /* beyond 64 bits */
                                  "\"stat-free-memory\":99999999999999999999999999999,"
-                                 "\"stat-total-memory\":0"
+                                 "\"stat-total-memory\":0,"
+                                 "\"stat-disk-caches\":9223372036854775807"     /* INT64_MAX */
                                  "},\"last-update\":9223372036854775807}}",
                                  &st, NULL),
                      0);
-    assert_int_equal(st.known, 6);
-    assert_true(st.stat[BAL_STAT_SWAP_IN].set);
-    assert_true(st.stat[BAL_STAT_SWAP_IN].value == UINT64_C(9223372036854775808));
-    assert_true(st.stat[BAL_STAT_SWAP_OUT].set);
-    assert_true(st.stat[BAL_STAT_SWAP_OUT].value == UINT64_MAX - 1);
+    assert_int_equal(st.known, 7);
+    /* Above INT64_MAX no guest can report: unset, not 18.4 EB (collectd-balloon(5)). */
+    assert_false(st.stat[BAL_STAT_SWAP_IN].set);
+    assert_false(st.stat[BAL_STAT_SWAP_OUT].set);
     assert_false(st.stat[BAL_STAT_MAJOR_FAULTS].set);
     assert_false(st.stat[BAL_STAT_MINOR_FAULTS].set);
     assert_false(st.stat[BAL_STAT_FREE_MEMORY].set);
     assert_true(st.stat[BAL_STAT_TOTAL_MEMORY].set);
+    assert_true(st.stat[BAL_STAT_DISK_CACHES].set);
+    assert_true(st.stat[BAL_STAT_DISK_CACHES].value == (uint64_t)INT64_MAX);
     assert_true(st.last_update == INT64_MAX);
+}
+
+/* The rule for a last-update that values can carry (collectd-balloon(5), TIMES). */
+static void test_last_update_usable_as_time(void **state)
+{
+    const int64_t now = 1700000000, max = (INT64_C(1) << 34) - 1;
+    (void)state;
+    assert_true(bal_stats_time_usable(1, now));
+    assert_true(bal_stats_time_usable(now, now));
+    assert_true(bal_stats_time_usable(now + BAL_STATS_AHEAD_MAX_S, now)); /* another host's clock */
+    assert_false(bal_stats_time_usable(now + BAL_STATS_AHEAD_MAX_S + 1, now));
+    assert_false(bal_stats_time_usable(now + 365 * 86400, now));
+    assert_false(bal_stats_time_usable(0, now));
+    assert_false(bal_stats_time_usable(-5, now));
+    /* What collectd's cdtime_t holds, whatever the clock says. */
+    assert_true(bal_stats_time_usable(max, max - 10));
+    assert_false(bal_stats_time_usable(max + 1, max - 10));
+    assert_false(bal_stats_time_usable(max + 1, INT64_MAX));
+    assert_true(bal_stats_time_usable(5, INT64_MAX));
+    assert_false(bal_stats_time_usable(5, INT64_MIN));
+    assert_false(bal_stats_time_usable(INT64_MAX, now));
 }
 
 /* A mistyped stat is unset but still counts as a key this QEMU printed. */
@@ -602,6 +625,7 @@ int main(void)
         cmocka_unit_test(test_stats_legacy_minus_one),
         cmocka_unit_test(test_stats_qemu92_all_keys),
         cmocka_unit_test(test_stats_huge_numbers),
+        cmocka_unit_test(test_last_update_usable_as_time),
         cmocka_unit_test(test_stats_mistyped_values_unset),
         cmocka_unit_test(test_stats_missing_and_extra_keys),
         cmocka_unit_test(test_stats_bad_shapes),

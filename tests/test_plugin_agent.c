@@ -8,7 +8,7 @@
 
 typedef struct fa_sample {
     bal_sample_t sample;
-    char name[128];
+    char name[256];
     char uuid[64];
     char error[256];
     bool has_error;
@@ -17,7 +17,7 @@ typedef struct fa_sample {
 typedef struct fa_event {
     bal_event_kind_t kind;
     bal_severity_t severity;
-    char domain[128];
+    char domain[256];
     char uuid[64];
     char message[256];
 } fa_event_t;
@@ -41,7 +41,7 @@ static struct {
     char new_message[256];
     int read_status;
     char read_message[256];
-    fa_sample_t samples[FA_MAX];
+    fa_sample_t samples[FA_MAX_SAMPLES];
     size_t n_samples;
     fa_event_t events[FA_MAX];
     size_t n_events;
@@ -78,7 +78,7 @@ void fa_add_sample(const bal_sample_t *sample)
 {
     fa_sample_t *s;
 
-    if (fa.n_samples == FA_MAX)
+    if (fa.n_samples == FA_MAX_SAMPLES)
         abort();
     s = &fa.samples[fa.n_samples++];
     s->sample = *sample;
@@ -259,6 +259,10 @@ int __wrap_bal_agent_read(bal_agent_t *agent, bal_sample_cb cb, void *opaque, ba
         cb(opaque, &s);
         read += s.state != BAL_STATE_FAILED && s.state != BAL_STATE_LATE;
     }
+    /* As the agent does: domains there, none read, is a failed read. */
+    if (read == 0 && fa.n_samples > 0)
+        return bal_error_set(err, -EIO, "None of the %zu selected domains could be read. %s", fa.n_samples,
+                             fa.samples[0].has_error ? fa.samples[0].error : "");
     return read;
 }
 

@@ -13,6 +13,7 @@
 #include "agent/bal_agent.h"
 
 #define FA_MAX 8
+#define FA_MAX_SAMPLES 2048 /* domains of one read; names up to 255 bytes */
 
 /* A copy of the last configuration given to bal_agent_new. */
 typedef struct fa_config {

@@ -7,7 +7,9 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -199,9 +201,13 @@ static const bad_line_t bad_lines[] = {
     {"PollingInterval", B, NULL, NULL, 1, "'PollingInterval true'", "whole number"},
     {"PollingInterval", NONE, NULL, NULL, 0, "'PollingInterval'", "whole number"},
     {"StaleAfter", N, NULL, NULL, -1, "'StaleAfter -1'", "whole number from 1 to"},
-    {"Concurrency", N, NULL, NULL, 0, "'Concurrency 0'", "whole number from 1 to 1024"},
-    {"Timeout", N, NULL, NULL, 0, "'Timeout 0'", "number of seconds from 0.001 to 3600"},
-    {"Timeout", N, NULL, NULL, 3601, "'Timeout 3601'", "number of seconds from 0.001 to 3600"},
+    {"Concurrency", N, NULL, NULL, 0, "'Concurrency 0'", "whole number from 1 to 256"},
+    /* The agent's limit (bal_limits.h), found at config time, not at init. */
+    {"Concurrency", N, NULL, NULL, 257, "'Concurrency 257'", "whole number from 1 to 256"},
+    {"StaleAfter", N, NULL, NULL, 1000001, "'StaleAfter 1000001'", "whole number from 1 to 1000000"},
+    {"RefreshInterval", N, NULL, NULL, 86401, "'RefreshInterval 86401'", "whole number from 1 to 86400"},
+    {"Timeout", N, NULL, NULL, 0, "'Timeout 0'", "number of seconds from 0.001 to 600"},
+    {"Timeout", N, NULL, NULL, 601, "'Timeout 601'", "number of seconds from 0.001 to 600"},
     {"Timeout", S, "5", NULL, 0, "'Timeout \"5\"'", "number of seconds"},
     {"RefreshInterval", S, "x", NULL, 0, "'RefreshInterval \"x\"'", "whole number"},
     {"IgnoreSelected", S, "maybe", NULL, 0, "'IgnoreSelected \"maybe\"'", "one boolean"},
@@ -215,8 +221,16 @@ static const bad_line_t bad_lines[] = {
     {"QMPSocket", S, "vm", NULL, 0, "'QMPSocket \"vm\"'", "two non-empty strings"},
     {"QMPSocket", SS, "vm", "", 0, "'QMPSocket \"vm\" \"\"'", "two non-empty strings"},
     {"QOMPath", S, "machine/peripheral/balloon0", NULL, 0, "'QOMPath \"machine/peripheral/balloon0\"'",
-     "absolute QOM path"},
-    {"QOMPath", S, "/a\"b\\c", NULL, 0, "'QOMPath \"/a\\\"b\\\\c\"'", NULL}, /* only the rendering */
+     "does not start with '/'"},
+    /* The agent's own check of the path, at config time (it used to be found at init only). */
+    {"QOMPath", S, "/a\"b\\c", NULL, 0, "'QOMPath \"/a\\\"b\\\\c\"'", "holds a quote or a backslash"},
+    {"QOMPath", S, "/machine/\tballoon0", NULL, 0, "'QOMPath \"/machine/?balloon0\"'",
+     "non-printable character at offset 9"},
+    /* Refused before glibc's regcomp would take seconds and gigabytes. */
+    {"Domain", S, "/(a{0,32767})/", NULL, 0, "'Domain \"/(a{0,32767})/\"'", "copies of its parts"},
+    {"Domain", S, "/((a{1,100}){1,100}){1,100}/", NULL, 0, "'Domain \"/((a{1,100}){1,100}){1,100}/\"'",
+     "copies of its parts"},
+    {"Domain", S, "/(a*)*\\1/", NULL, 0, "'Domain \"/(a*)*\\\\1/\"'", "back-reference"},
     {"HostnameFormat", S, "metadata", NULL, 0, "'HostnameFormat \"metadata\"'", "'name', 'uuid' and"},
     {"HostnameFormat", S, "none", NULL, 0, "'HostnameFormat \"none\"'", "'name', 'uuid' and"},
     {"HostnameFormat", NONE, NULL, NULL, 0, "'HostnameFormat'", "'name', 'uuid' and"},
@@ -281,19 +295,30 @@ static void test_bad_lines_are_named_and_stop_the_plugin(void **state)
         else
             fc_opt_n(b, "PollingInterval", 5);
         add_line(b, l);
-        if (strcmp(l->key, "QOMPath") == 0 && l->expect_why == NULL) {
-            /* A valid absolute path with quotes passes here (the agent refuses it); make the block
-             * fail on purpose with the same line given twice. */
-            add_line(b, l);
-            assert_int_equal(fc_config(b), -1);
-            expect_refused(l->key, l->expect_line, "more than once");
-        } else {
-            assert_int_equal(fc_config(b), -1);
-            expect_refused(l->key, l->expect_line, l->expect_why);
-        }
+        assert_int_equal(fc_config(b), -1);
+        expect_refused(l->key, l->expect_line, l->expect_why);
         fc_shutdown();
         assert_int_equal(fa_n_alive(), 0);
     }
+}
+
+/* Two QMPSocket lines with one name, or one path, are refused with their line at config time. */
+static void test_qmp_socket_names_and_paths_once(void **state)
+{
+    oconfig_item_t *b = fc_block(), *c;
+    (void)state;
+    fc_opt_ss(b, "QMPSocket", "vm", "/run/vm.qmp");
+    fc_opt_ss(b, "QMPSocket", "vm", "/run/other.qmp");
+    assert_int_equal(fc_config(b), -1);
+    expect_refused("QMPSocket", "'QMPSocket \"vm\" \"/run/other.qmp\"'", "names the domain 'vm' again");
+    fc_reset();
+    fa_reset();
+    module_register();
+    c = fc_block();
+    fc_opt_ss(c, "QMPSocket", "vm", "/run/vm.qmp");
+    fc_opt_ss(c, "QMPSocket", "vm2", "/run/vm.qmp");
+    assert_int_equal(fc_config(c), -1);
+    expect_refused("QMPSocket", "'QMPSocket \"vm2\" \"/run/vm.qmp\"'", "gives the socket of the domain 'vm'");
 }
 
 static void test_bad_regex_is_refused_by_the_agents_check(void **state)
@@ -384,6 +409,131 @@ static void test_two_blocks_two_instances(void **state)
     assert_int_equal(fa_n_alive(), 0);
 }
 
+/* Blocks given as (key, value) lines; NULL key ends a block, two NULLs end the list. */
+static int init_blocks(const char *const *lines)
+{
+    while (lines[0] != NULL) {
+        oconfig_item_t *b = fc_block();
+
+        for (; lines[0] != NULL; lines += 2)
+            fc_opt_s(b, lines[0], lines[1]);
+        lines++;
+        assert_int_equal(fc_config(b), 0);
+    }
+    return fc_init();
+}
+
+static void expect_blocks(const char *const *lines, bool start, const char *why)
+{
+    fc_reset();
+    fa_reset();
+    module_register();
+    if (start) {
+        if (init_blocks(lines) != 0) {
+            fc_dump_logs();
+            fail_msg("refused blocks that read disjoint domains");
+        }
+    } else {
+        assert_int_not_equal(init_blocks(lines), 0);
+        if (fc_count_logs(LOG_ERR, "balloon plugin: The <Plugin balloon> blocks number 1 and 2 both read ", why,
+                          NULL) != 1) {
+            fc_dump_logs();
+            fail_msg("no single error says '%s'", why);
+        }
+        assert_int_equal(fc_count_logs(LOG_ERR, "Not starting, because blocks would read the same domains",
+                                       NULL), 1);
+        assert_int_equal(fa_n_new(), 0);
+    }
+    fc_shutdown();
+}
+
+/* Two blocks that could read one domain would set its interval against each other: refused at init
+ * unless their selections are disjoint for certain. */
+static void test_blocks_reading_the_same_domains_are_refused(void **state)
+{
+    char dir[] = "/tmp/test-plugin-config.XXXXXX", link[64], sock[96], linked_sock[96];
+    (void)state;
+    assert_non_null(mkdtemp(dir));
+    snprintf(link, sizeof(link), "%s.link", dir);
+    assert_int_equal(symlink(dir, link), 0);
+    snprintf(sock, sizeof(sock), "%s/web.qmp", dir);
+    snprintf(linked_sock, sizeof(linked_sock), "%s/web.qmp", link);
+    {
+        const char *const same_dir[] = {"QMPSocketDir", dir, NULL, "QMPSocketDir", link, NULL, NULL};
+        const char *const same_dir_slash[] = {"QMPSocketDir", "/run/nowhere/", NULL, "QMPSocketDir",
+                                              "/run/nowhere", NULL, NULL};
+        const char *const regexes[] = {"QMPSocketDir", dir, "Domain", "/^web/", NULL,
+                                       "QMPSocketDir", dir, "Domain", "/^db/", NULL, NULL};
+        const char *const names[] = {"QMPSocketDir", dir, "Domain", "web", "Domain", "db", NULL,
+                                     "QMPSocketDir", dir, "Domain", "/^mail/", NULL, NULL};
+        const char *const names_taken[] = {"QMPSocketDir", dir, "Domain", "web", NULL,
+                                           "QMPSocketDir", dir, "Domain", "/^w/", NULL, NULL};
+        const char *const opposite[] = {"QMPSocketDir", dir, "Domain", "/^web/", NULL,
+                                        "QMPSocketDir", dir, "Domain", "/^web/", "IgnoreSelected", "true",
+                                        NULL, NULL};
+        const char *const libvirt[] = {"Connection", "qemu:///system", NULL, "Domain", "web", NULL, NULL};
+        const char *const libvirt_apart[] = {"Connection", "qemu:///system", "Domain", "db", NULL,
+                                             "Domain", "web", NULL, NULL};
+        const char *const libvirt_two_hosts[] = {"Connection", "qemu+ssh://a/system", NULL,
+                                                 "Connection", "qemu+ssh://b/system", NULL, NULL};
+
+        expect_blocks(same_dir, false, "the QMP socket directory");
+        expect_blocks(same_dir_slash, false, "the QMP socket directory '/run/nowhere'");
+        expect_blocks(regexes, false, "their Domain selections may take the same domain");
+        expect_blocks(names, true, NULL);
+        expect_blocks(names_taken, false, "the QMP socket directory");
+        expect_blocks(opposite, true, NULL);
+        expect_blocks(libvirt, false, "the libvirt connection 'qemu:///system'");
+        expect_blocks(libvirt_apart, true, NULL);
+        expect_blocks(libvirt_two_hosts, true, NULL);
+    }
+    /* A QMPSocket that is a socket of another block's directory, or another block's QMPSocket. */
+    {
+        oconfig_item_t *a, *b;
+        const char *cases[][5] = {
+            /* block 1 directory, its Domain (or NULL), block 2 name, path, expect start */
+            {dir, NULL, "w", sock, "no"},
+            {dir, NULL, "w", linked_sock, "no"},
+            {dir, "web", "other", sock, "no"},
+            {dir, "db", "web", sock, "yes"},    /* the directory's block does not select web */
+            {NULL, NULL, "w2", linked_sock, "no"}, /* both QMPSocket, one socket */
+        };
+
+        for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+            bool start = strcmp(cases[i][4], "yes") == 0;
+
+            fc_reset();
+            fa_reset();
+            module_register();
+            a = fc_block();
+            b = fc_block();
+            if (cases[i][0] != NULL)
+                fc_opt_s(a, "QMPSocketDir", cases[i][0]);
+            else
+                fc_opt_ss(a, "QMPSocket", "w1", sock);
+            if (cases[i][1] != NULL)
+                fc_opt_s(a, "Domain", cases[i][1]);
+            fc_opt_ss(b, "QMPSocket", cases[i][2], cases[i][3]);
+            assert_int_equal(fc_config(a), 0);
+            assert_int_equal(fc_config(b), 0);
+            if (start) {
+                assert_int_equal(fc_init(), 0);
+            } else {
+                assert_int_not_equal(fc_init(), 0);
+                if (fc_count_logs(LOG_ERR, "The <Plugin balloon> blocks number 1 and 2 both read the QMP socket '",
+                                  "/web.qmp', whose polling interval they would set against each other", NULL)
+                    != 1) {
+                    fc_dump_logs();
+                    fail_msg("case %zu: no error", i);
+                }
+            }
+            fc_shutdown();
+        }
+    }
+    assert_int_equal(unlink(link), 0);
+    assert_int_equal(rmdir(dir), 0);
+}
+
 static void test_agent_refusing_the_config_stops_init(void **state)
 {
     oconfig_item_t *a = fc_block(), *b = fc_block();
@@ -469,12 +619,14 @@ int main(void)
         cmocka_unit_test(test_formats_that_name_no_domain_warn),
         cmocka_unit_test(test_bad_lines_are_named_and_stop_the_plugin),
         cmocka_unit_test(test_bad_regex_is_refused_by_the_agents_check),
+        cmocka_unit_test(test_qmp_socket_names_and_paths_once),
         cmocka_unit_test(test_conflicting_transports),
         cmocka_unit_test(test_sockets_and_socket_dir_conflict),
         cmocka_unit_test(test_single_options_given_twice),
         cmocka_unit_test(test_every_error_is_reported),
         cmocka_unit_test(test_a_bad_block_stops_the_good_one_too),
         cmocka_unit_test(test_two_blocks_two_instances),
+        cmocka_unit_test(test_blocks_reading_the_same_domains_are_refused),
         cmocka_unit_test(test_agent_refusing_the_config_stops_init),
         cmocka_unit_test(test_transport_not_up_yet_is_retried_by_read),
         cmocka_unit_test(test_reload_leaks_nothing),

@@ -1,11 +1,13 @@
 /* The fake collectd core (see test_plugin_core.h). Behaves like collectd 5.12 where the plugin can
  * tell: plugin_dispatch_values refuses a type that is not in types.db or has the wrong number of
- * values, c_complain doubles its interval from plugin_get_interval, cf_util_get_boolean takes
+ * values, and, as collectd's cache (uc_update) does, a value not newer than the last one of its
+ * identifier; c_complain doubles its interval from plugin_get_interval, cf_util_get_boolean takes
  * "true"/"yes"/"on" strings with a warning that they are deprecated. */
 #include "tests/test_plugin_core.h"
 
 #include <errno.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +23,13 @@
 /* The daemon's globals that plugins read. */
 char *hostname_g;
 cdtime_t interval_g;
+
+/* collectd's value cache: the last time of each identifier. */
+typedef struct fc_cached {
+    uint64_t hash;
+    char name[5 * DATA_MAX_NAME_LEN];
+    cdtime_t last;
+} fc_cached_t;
 
 typedef struct fc_read {
     char name[DATA_MAX_NAME_LEN];
@@ -46,15 +55,25 @@ static struct {
     oconfig_item_t **blocks;
     size_t n_blocks;
 
+    fc_cached_t *cache;
+    size_t n_cache;
+    size_t *slots; /* open addressing over cache: index + 1, 0 empty; a power of two of them */
+    size_t n_slots;
+
     cdtime_t now;
     cdtime_t interval;
     char hostname[DATA_MAX_NAME_LEN];
 } fc;
 
+/* Room for one more element after the n an array holds: it grows by doubling from 16, so that
+ * appending stays linear, under valgrind too, whose realloc always copies. */
 static void *fc_grow(void *array, size_t n, size_t size)
 {
-    void *p = realloc(array, (n + 1) * size);
+    void *p;
 
+    if (n != 0 && (n < 16 || (n & (n - 1)) != 0))
+        return array; /* room left */
+    p = realloc(array, (n < 16 ? 16 : 2 * n) * size);
     if (p == NULL) {
         fprintf(stderr, "fake collectd: out of memory\n");
         abort();
@@ -110,6 +129,12 @@ void fc_reset(void)
     free(fc.blocks);
     fc.blocks = NULL;
     fc.n_blocks = 0;
+    free(fc.cache);
+    fc.cache = NULL;
+    fc.n_cache = 0;
+    free(fc.slots);
+    fc.slots = NULL;
+    fc.n_slots = 0;
     fc.config_cb = NULL;
     fc.init_cb = NULL;
     fc.shutdown_cb = NULL;
@@ -338,12 +363,46 @@ void fc_opt_none(oconfig_item_t *block, const char *key)
 /* ---- types.db ---- */
 
 /* Reads the file on every call: it is small and tests are short. */
+/* The types looked up so far: types.db does not change while a test runs, and reading it for every
+ * value list made a read of thousands of domains slow under valgrind. */
+#define FC_KNOWN_TYPES 64
+static struct {
+    char type[DATA_MAX_NAME_LEN];
+    size_t n;
+    int ds_types[FC_MAX_VALUES];
+} fc_known[FC_KNOWN_TYPES];
+static size_t fc_n_known;
+
+static size_t fc_read_type_ds(const char *type, int ds_types[FC_MAX_VALUES]);
+
 size_t fc_type_ds(const char *type, int ds_types[FC_MAX_VALUES])
+{
+    size_t n;
+
+    for (size_t i = 0; i < fc_n_known; i++) {
+        if (strcmp(fc_known[i].type, type) == 0) {
+            memcpy(ds_types, fc_known[i].ds_types, sizeof(fc_known[i].ds_types));
+            return fc_known[i].n;
+        }
+    }
+    n = fc_read_type_ds(type, ds_types);
+    if (fc_n_known < FC_KNOWN_TYPES && strlen(type) < sizeof(fc_known[0].type)) {
+        snprintf(fc_known[fc_n_known].type, sizeof(fc_known[0].type), "%s", type);
+        fc_known[fc_n_known].n = n;
+        memcpy(fc_known[fc_n_known].ds_types, ds_types, sizeof(fc_known[0].ds_types));
+        fc_n_known++;
+    }
+    return n;
+}
+
+static size_t fc_read_type_ds(const char *type, int ds_types[FC_MAX_VALUES])
 {
     FILE *f = fopen(FC_TYPESDB, "r");
     char line[1024];
     size_t n = 0;
 
+    for (size_t i = 0; i < FC_MAX_VALUES; i++)
+        ds_types[i] = -1;
     if (f == NULL)
         return 0;
     while (n == 0 && fgets(line, sizeof(line), f) != NULL) {
@@ -460,6 +519,53 @@ int plugin_unregister_read(const char *name)
     return -ENOENT;
 }
 
+/* What uc_update checks: false, with collectd's message, when the identifier's last value is not
+ * older than this one. collectd fills a time of 0 with the current time. */
+static bool fc_cache_update(const value_list_t *vl)
+{
+    cdtime_t time = vl->time != 0 ? vl->time : fc.now;
+    fc_cached_t key = {.hash = 1469598103934665603u};
+    size_t i;
+
+    snprintf(key.name, sizeof(key.name), "%s/%s-%s/%s-%s", vl->host[0] != '\0' ? vl->host : hostname_g,
+             vl->plugin, vl->plugin_instance, vl->type, vl->type_instance);
+    for (const char *c = key.name; *c != '\0'; c++)
+        key.hash = (key.hash ^ (unsigned char)*c) * 1099511628211u;
+    if (2 * (fc.n_cache + 1) > fc.n_slots) {
+        /* Half full at most: rebuilt twice as large. */
+        free(fc.slots);
+        fc.n_slots = fc.n_slots != 0 ? 2 * fc.n_slots : 64;
+        fc.slots = calloc(fc.n_slots, sizeof(*fc.slots));
+        if (fc.slots == NULL)
+            abort();
+        for (size_t k = 0; k < fc.n_cache; k++) {
+            size_t j = fc.cache[k].hash & (fc.n_slots - 1);
+
+            while (fc.slots[j] != 0)
+                j = (j + 1) & (fc.n_slots - 1);
+            fc.slots[j] = k + 1;
+        }
+    }
+    for (i = key.hash & (fc.n_slots - 1); fc.slots[i] != 0; i = (i + 1) & (fc.n_slots - 1)) {
+        fc_cached_t *c = &fc.cache[fc.slots[i] - 1];
+
+        if (c->hash != key.hash || strcmp(c->name, key.name) != 0)
+            continue;
+        if (c->last >= time) {
+            plugin_log(LOG_NOTICE, "uc_update: Value too old: name = %s; value time = %.3f; last cache "
+                       "update = %.3f;", key.name, CDTIME_T_TO_DOUBLE(time), CDTIME_T_TO_DOUBLE(c->last));
+            return false;
+        }
+        c->last = time;
+        return true;
+    }
+    fc.cache = fc_grow(fc.cache, fc.n_cache, sizeof(*fc.cache));
+    key.last = time;
+    fc.cache[fc.n_cache++] = key;
+    fc.slots[i] = fc.n_cache;
+    return true;
+}
+
 int plugin_dispatch_values(value_list_t const *vl)
 {
     int ds_types[FC_MAX_VALUES];
@@ -476,9 +582,12 @@ int plugin_dispatch_values(value_list_t const *vl)
                    "%zu given", vl->type, n, vl->values_len);
         return -1;
     }
+    if (!fc_cache_update(vl))
+        return -1;
+    rec = fc.values;
     fc.values = fc_grow(fc.values, fc.n_values, sizeof(*fc.values));
     /* The array may have moved: each record's vl.values points into the record itself. */
-    for (size_t i = 0; i < fc.n_values; i++)
+    for (size_t i = 0; fc.values != rec && i < fc.n_values; i++)
         fc.values[i].vl.values = fc.values[i].values;
     rec = &fc.values[fc.n_values++];
     rec->vl = *vl;

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "plugin/bp_series.h"
 #include "tests/test_plugin_agent.h"
 #include "tests/test_plugin_core.h"
 
@@ -19,8 +20,11 @@ int pf_setup(void **state)
 
 static int finish(bool prefixed)
 {
+    if (getenv("FC_DUMP_LOGS") != NULL) /* FC_DUMP_LOGS=1: every test's log on stderr */
+        fc_dump_logs();
     fc_shutdown();
     assert_int_equal(fa_n_alive(), 0);
+    assert_int_equal(bp_series_count(), 0); /* no domain's claim on an identifier left behind */
     for (size_t i = 0; prefixed && i < fc_n_logs(); i++) {
         if (strncmp(fc_log(i)->message, "balloon plugin: ", 16) != 0) {
             fc_dump_logs();

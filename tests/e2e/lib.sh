@@ -623,7 +623,12 @@ e2e_stats16_table() {
 # equal to QEMU's, and QEMU had all 16 set; at least MIN such last-updates.
 e2e_stats16_match() {
     e2e_stats16_table "$1" >"$1.stats16"
-    awk -v min="$3" '
+    # The first last-update the plugin wrote is not compared: the driver sends a buffer of its own when
+    # it loads, and the answer to the plugin's first setting of the interval can come in the same
+    # second, with other values and the same last-update (QEMU's is in whole seconds); the plugin
+    # dispatches a last-update once (collectd takes one value per time), the sampler may see the other.
+    _first=$(awk '$1 == "last-update" { print int($2) }' "$1.stats16" | sort -n | head -n 1)
+    awk -v min="$3" -v first="${_first:-0}" '
         FNR == NR {
             if ($2 == 0) next
             n16 = 0
@@ -635,7 +640,7 @@ e2e_stats16_match() {
         {
             stat = $1; epoch = $2; value = $3; L = int(epoch)
             if (epoch + 0 != L) { bad = bad sprintf(" %s at %s is not stamped with a last-update;", stat, epoch); next }
-            if (!(L in have)) next
+            if (!(L in have) || L == first + 0) next
             if (stat == "last-update") { if (value + 0 != L) bad = bad sprintf(" last-update %s written at %d;", value, L); next }
             if (!((L, stat) in q)) { bad = bad sprintf(" QEMU has no %s at %d;", stat, L); next }
             if (q[L, stat] == "18446744073709551615") { bad = bad sprintf(" %s is unset in QEMU at %d;", stat, L); next }

@@ -1,0 +1,191 @@
+#include "config.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "agent/bal_limits.h"
+#include "agent/bal_regex.h"
+
+/* Bounds are read only this far: anything larger is far beyond the weight limit anyway, and the
+ * products below stay far from overflowing. */
+#define BOUND_CAP 1000000
+
+/* A selector is quoted in messages up to this many bytes, so that a long one leaves room for why. */
+#define QUOTE_MAX 96
+#define QUOTE(selector) (int)(strlen(selector) > QUOTE_MAX ? QUOTE_MAX : strlen(selector)), (selector), \
+                        (strlen(selector) > QUOTE_MAX ? "..." : "")
+
+/* One level of grouping: the weight of what it holds so far, and of its last operand (what a
+ * repetition that follows would repeat). */
+typedef struct frame {
+    uint64_t sum;
+    uint64_t last;
+} frame_t;
+
+/* The index of the ']' that ends the bracket expression opened at i, or len when there is none (then
+ * regcomp refuses the pattern). A ']' right after the '[' or '[^' is a literal, and so is anything
+ * inside "[:...:]", "[.....]" and "[=...=]". */
+static size_t bracket_end(const char *p, size_t len, size_t i)
+{
+    size_t j = i + 1;
+
+    if (j < len && p[j] == '^')
+        j++;
+    if (j < len && p[j] == ']')
+        j++;
+    while (j < len && p[j] != ']') {
+        if (p[j] == '[' && j + 1 < len && (p[j + 1] == ':' || p[j + 1] == '.' || p[j + 1] == '=')) {
+            char delim = p[j + 1];
+            size_t k = j + 2;
+
+            while (k + 1 < len && !(p[k] == delim && p[k + 1] == ']'))
+                k++;
+            if (k + 1 < len) {
+                j = k + 2;
+                continue;
+            }
+        }
+        j++;
+    }
+    return j;
+}
+
+static uint64_t read_bound(const char *p, size_t len, size_t *j, bool *any)
+{
+    uint64_t v = 0;
+
+    *any = false;
+    while (*j < len && p[*j] >= '0' && p[*j] <= '9') {
+        if (v < BOUND_CAP)
+            v = v * 10 + (uint64_t)(p[*j] - '0');
+        (*j)++;
+        *any = true;
+    }
+    return v < BOUND_CAP ? v : BOUND_CAP;
+}
+
+/* An interval "{m}", "{m,}", "{m,n}" or glibc's "{,n}" at i: true with the index of its '}' in *end and
+ * what it multiplies its operand by in *mult; false when the '{' starts no interval. */
+static bool read_interval(const char *p, size_t len, size_t i, size_t *end, uint64_t *mult)
+{
+    size_t j = i + 1;
+    bool has_min, has_max = false, comma = false;
+    uint64_t min = read_bound(p, len, &j, &has_min), max = 0;
+
+    if (j < len && p[j] == ',') {
+        comma = true;
+        j++;
+        max = read_bound(p, len, &j, &has_max);
+    }
+    if (j >= len || p[j] != '}' || (!has_min && !comma))
+        return false;
+    if (has_max)
+        *mult = max;
+    else if (comma)
+        *mult = min + 1; /* {m,}: m copies and a star */
+    else
+        *mult = min;
+    if (*mult == 0)
+        *mult = 1;
+    *end = j;
+    return true;
+}
+
+static int too_heavy(const char *selector, bal_error_t *err)
+{
+    return bal_error_set(err, -EINVAL,
+                         "The domain selector '%.*s%s' would make more than %d copies of its parts once its "
+                         "repetitions are multiplied out (a bound {m,n} copies what it repeats n times, and "
+                         "nested bounds multiply), too many to compile; write smaller bounds.",
+                         QUOTE(selector), BAL_LIMIT_REGEX_WEIGHT);
+}
+
+int bal_regex_check(const char *pattern, size_t len, const char *selector, bal_error_t *err)
+{
+    frame_t frames[BAL_LIMIT_REGEX_DEPTH + 1] = {{0, 0}};
+    size_t depth = 0;
+    bool after_repetition = false;
+
+    for (size_t i = 0; i < len; i++) {
+        frame_t *f = &frames[depth];
+        uint64_t weight = 1, mult = 0;
+        bool repetition = false;
+        size_t end;
+
+        switch (pattern[i]) {
+        case '\\':
+            if (i + 1 < len && pattern[i + 1] >= '1' && pattern[i + 1] <= '9')
+                return bal_error_set(err, -EINVAL,
+                                     "The domain selector '%.*s%s' holds a back-reference ('\\%c'), which POSIX "
+                                     "extended regular expressions do not have and which can take seconds "
+                                     "to match one name.",
+                                     QUOTE(selector), pattern[i + 1]);
+            i++; /* an escaped character, or one of glibc's \w \b ...: one atom */
+            break;
+        case '[':
+            i = bracket_end(pattern, len, i);
+            break;
+        case '(':
+            if (depth == BAL_LIMIT_REGEX_DEPTH)
+                return bal_error_set(err, -EINVAL, "The domain selector '%.*s%s' nests groups more than %d deep.",
+                                     QUOTE(selector), BAL_LIMIT_REGEX_DEPTH);
+            frames[++depth] = (frame_t){0, 0};
+            after_repetition = false;
+            continue;
+        case ')':
+            if (depth > 0) /* else a literal, as glibc takes it */
+                weight = frames[depth--].sum;
+            f = &frames[depth];
+            break;
+        case '|':
+            f->last = 0; /* a new branch: its weight adds to the group's */
+            after_repetition = false;
+            continue;
+        case '^':
+        case '$':
+            f->last = 0;
+            after_repetition = false;
+            continue;
+        case '*':
+        case '?':
+            repetition = true;
+            mult = 1;
+            break;
+        case '+':
+            repetition = true;
+            mult = 2; /* glibc compiles x+ as xx* */
+            break;
+        case '{':
+            repetition = read_interval(pattern, len, i, &end, &mult);
+            if (repetition)
+                i = end;
+            break;
+        default:
+            break;
+        }
+        if (repetition) {
+            if (after_repetition)
+                return bal_error_set(err, -EINVAL,
+                                     "The domain selector '%.*s%s' stacks repetition operators (such as '++' or "
+                                     "'*{2}'); write a single one.",
+                                     QUOTE(selector));
+            f->sum += f->last * (mult - 1);
+            f->last *= mult;
+        } else {
+            f->sum += weight;
+            f->last = weight;
+        }
+        after_repetition = repetition;
+        /* What a group holds only grows once multiplied: refused as soon as any part is too heavy. */
+        if (f->sum > BAL_LIMIT_REGEX_WEIGHT)
+            return too_heavy(selector, err);
+    }
+    /* Groups left open (regcomp will refuse them, but only after parsing what they hold). */
+    while (depth > 0) {
+        frames[depth - 1].sum += frames[depth].sum;
+        depth--;
+    }
+    return frames[0].sum > BAL_LIMIT_REGEX_WEIGHT ? too_heavy(selector, err) : 0;
+}
