@@ -60,6 +60,7 @@ struct bal_poller {
     int64_t grace_until_ms;  /* no re-arm before this: we just (re)armed the timer */
     bool have_prev;
     int64_t prev_last_update;
+    int64_t prev_changed_ms; /* monotonic time at which last-update last changed (or was first seen) */
     unsigned cycles_since_verify;
     bool stale_reported;
     bool never_reported;
@@ -181,6 +182,7 @@ static void reset_instance(bal_poller_t *p)
     p->grace_until_ms = 0;
     p->have_prev = false;
     p->prev_last_update = 0;
+    p->prev_changed_ms = 0;
     p->cycles_since_verify = 0;
     p->stale_reported = false;
     p->never_reported = false;
@@ -355,6 +357,19 @@ static void no_balloon(bal_poller_t *p)
                   p->name);
 }
 
+/* How long the stats have gone without an update, in seconds. By the host's clock against last-update;
+ * but a last-update ahead of that clock (a peer's bug, or the host's clock stepped back) would make
+ * the age negative and a guest that stopped answering look fresh for ever, so then it is the time
+ * since last-update last changed, on the monotonic clock. */
+static int64_t stats_age_s(const bal_poller_t *p)
+{
+    int64_t wall = now_wall(p);
+
+    if (p->stats.last_update <= wall)
+        return wall - p->stats.last_update;
+    return (now_ms(p) - p->prev_changed_ms) / 1000;
+}
+
 /* Judges this cycle's sample and decides on events and a re-arm. */
 static void evaluate_stats(bal_poller_t *p)
 {
@@ -365,9 +380,11 @@ static void evaluate_stats(bal_poller_t *p)
     bool advanced = lu != 0 && (!p->have_prev || lu != p->prev_last_update);
 
     p->fresh = advanced;
+    if (advanced)
+        p->prev_changed_ms = now;
     if (lu == 0)
         p->state = BAL_STATE_NEVER_ANSWERED;
-    else if (interval <= 0 || now_wall(p) - lu > window)
+    else if (interval <= 0 || stats_age_s(p) > window)
         p->state = BAL_STATE_STALE; /* polling off, or no answer for stale_after intervals */
     else
         p->state = BAL_STATE_OK;
@@ -545,7 +562,7 @@ static void on_answer(bal_poller_t *p, pending_t pending, const bal_poller_reply
             add_event(p, BAL_EVENT_STALE_REARMED, BAL_SEVERITY_WARNING,
                       "The balloon stats of domain '%s' have not been updated for %lld s (polling "
                       "interval %lld s); the polling timer was re-armed.",
-                      p->name, (long long)(now_wall(p) - p->stats.last_update), (long long)p->target);
+                      p->name, (long long)stats_age_s(p), (long long)p->target);
             p->stale_reported = true;
         }
         break;

@@ -512,6 +512,43 @@ static void test_stale_is_rearmed_once_then_quiet_then_recovers(void **state)
     expect_one_event(p, BAL_EVENT_STALE_REARMED, BAL_SEVERITY_WARNING);
 }
 
+static void test_last_update_ahead_of_the_clock_still_goes_stale(void **state)
+{
+    fixture_t *f = *state;
+    bal_poller_t *p = make(f);
+    const bal_poller_event_t *ev;
+
+    /* A peer whose last-update is an hour ahead of the host's clock, then frozen there: by the clock
+     * its age is negative for an hour, yet nothing has come for 3 intervals after 40 s. */
+    first_sight(f, 1, 10, T0 + 3600);
+    for (int i = 0; i < 3; i++) {
+        advance(&f->clock, 10);
+        stats_cycle(p, 1, T0 + 3600);
+        expect_done(p);
+        expect_no_events(p);
+        assert_int_equal(result(p).state, BAL_STATE_OK);
+    }
+    advance(&f->clock, 10);
+    stats_cycle(p, 1, T0 + 3600);
+    assert_int_equal(result(p).state, BAL_STATE_STALE);
+    expect(p, BAL_POLLER_SET_INTERVAL, BAL_POLLER_DEFAULT_PATH, 0);
+    answer_empty(p);
+    expect(p, BAL_POLLER_SET_INTERVAL, BAL_POLLER_DEFAULT_PATH, 10);
+    answer_empty(p);
+    expect_done(p);
+    expect_one_event(p, BAL_EVENT_STALE_REARMED, BAL_SEVERITY_WARNING);
+    events(p, &ev);
+    assert_non_null(strstr(ev[0].message, "for 40 s"));
+
+    /* It moves again (still ahead): an answer, fresh and ok. */
+    advance(&f->clock, 10);
+    stats_cycle(p, 1, T0 + 3700);
+    expect_done(p);
+    expect_one_event(p, BAL_EVENT_RECOVERED, BAL_SEVERITY_OKAY);
+    assert_int_equal(result(p).state, BAL_STATE_OK);
+    assert_true(result(p).fresh);
+}
+
 static void test_old_stats_right_after_we_armed_are_not_rearmed(void **state)
 {
     fixture_t *f = *state;
@@ -815,6 +852,7 @@ int main(void)
         T(test_restart_is_a_new_instance),
         T(test_interval_changed_behind_our_back_is_set_back),
         T(test_stale_is_rearmed_once_then_quiet_then_recovers),
+        T(test_last_update_ahead_of_the_clock_still_goes_stale),
         T(test_old_stats_right_after_we_armed_are_not_rearmed),
         T(test_stale_at_first_sight_with_interval_already_set_is_rearmed_at_once),
         T(test_never_answered_warned_once_after_stale_after_intervals),
