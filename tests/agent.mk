@@ -3,7 +3,8 @@
 check_PROGRAMS += tests/test_bal_qmp
 tests_test_bal_qmp_SOURCES = tests/test_bal_qmp.c
 tests_test_bal_qmp_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) $(YAJL_CFLAGS)
-tests_test_bal_qmp_LDADD = agent/libagent.la $(YAJL_LIBS) $(CMOCKA_LIBS)
+# virtio/: the stat names of the device model, the oracle the parser is checked against
+tests_test_bal_qmp_LDADD = agent/libagent.la virtio/libvirtio.la $(YAJL_LIBS) $(CMOCKA_LIBS)
 TESTS += tests/test_bal_qmp
 check_PROGRAMS += tests/test_bal_transport tests/test_bal_qmp_socket
 tests_test_bal_transport_SOURCES = tests/test_bal_transport.c tests/tt_fake.c tests/tt_fake.h
