@@ -23,7 +23,7 @@ soak: tests/soak$(EXEEXT)
 
 # Least privilege: the transport boundary's refusals, and the agent sending nothing else.
 check_PROGRAMS += tests/test_least_privilege
-tests_test_least_privilege_SOURCES = tests/test_least_privilege.c $(FAULT_FAKE_SRC)
+tests_test_least_privilege_SOURCES = tests/test_least_privilege.c tests/tt_fake.c tests/tt_fake.h $(FAULT_FAKE_SRC)
 tests_test_least_privilege_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) $(YAJL_CFLAGS)
 tests_test_least_privilege_LDADD = agent/libagent.la virtio/libvirtio.la $(YAJL_LIBS) $(CMOCKA_LIBS)
 TESTS += tests/test_least_privilege
