@@ -458,7 +458,7 @@ EOF
 # The plot: cycle time against N, log-log.
 if command -v gnuplot >/dev/null 2>&1; then
     awk '$1 == "lv" { print $2, $3, $4, $5 }' "$work/table.in" >"$work/libvirt.dat"
-    awk '$1 == "sim" { print $2, $3 }' "$work/table.in" >"$work/sim.dat"
+    awk '$1 == "sim" { print $2, $3, $8 }' "$work/table.in" >"$work/sim.dat"
     gnuplot -e "libvirt='$work/libvirt.dat'; sim='$work/sim.dat'; out='$out/cycle-time.png'" \
         "$src/tests/bench/plot.gp" || say "note: gnuplot failed; no plot"
 else
