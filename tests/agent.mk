@@ -3,13 +3,14 @@
 check_PROGRAMS += tests/test_bal_qmp
 tests_test_bal_qmp_SOURCES = tests/test_bal_qmp.c
 tests_test_bal_qmp_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) $(YAJL_CFLAGS)
-tests_test_bal_qmp_LDADD = agent/libagent.la $(YAJL_LIBS) $(CMOCKA_LIBS)
+# virtio/: the stat names of the device model, the oracle the parser is checked against
+tests_test_bal_qmp_LDADD = agent/libagent.la virtio/libvirtio.la $(YAJL_LIBS) $(CMOCKA_LIBS)
 TESTS += tests/test_bal_qmp
 check_PROGRAMS += tests/test_bal_transport tests/test_bal_qmp_socket
 tests_test_bal_transport_SOURCES = tests/test_bal_transport.c tests/tt_fake.c tests/tt_fake.h
 tests_test_bal_transport_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) $(YAJL_CFLAGS)
 tests_test_bal_transport_LDADD = agent/libagent.la $(YAJL_LIBS) $(CMOCKA_LIBS)
-tests_test_bal_qmp_socket_SOURCES = tests/test_bal_qmp_socket.c
+tests_test_bal_qmp_socket_SOURCES = tests/test_bal_qmp_socket.c tests/tt_time.c tests/tt_time.h
 tests_test_bal_qmp_socket_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) $(YAJL_CFLAGS)
 tests_test_bal_qmp_socket_LDADD = agent/libagent.la $(YAJL_LIBS) $(CMOCKA_LIBS)
 TESTS += tests/test_bal_transport tests/test_bal_qmp_socket
@@ -25,7 +26,7 @@ tests_test_bal_filter_SOURCES = tests/test_bal_filter.c
 tests_test_bal_filter_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
 tests_test_bal_filter_LDFLAGS = $(AM_LDFLAGS) -Wl,--wrap=regcomp
 tests_test_bal_filter_LDADD = agent/libagent.la $(CMOCKA_LIBS)
-tests_test_bal_pool_SOURCES = tests/test_bal_pool.c
+tests_test_bal_pool_SOURCES = tests/test_bal_pool.c tests/tt_time.c tests/tt_time.h
 tests_test_bal_pool_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
 tests_test_bal_pool_LDADD = agent/libagent.la $(CMOCKA_LIBS)
 tests_test_bal_poller_SOURCES = tests/test_bal_poller.c
@@ -65,7 +66,7 @@ tests_test_bal_libvirt_LDADD = agent/libagent.la virtio/libvirtio.la $(LIBVIRT_Q
 TESTS += tests/test_bal_libvirt
 check_PROGRAMS += tests/test_bal_agent
 tests_test_bal_agent_SOURCES = tests/test_bal_agent.c tests/tt_fake.c tests/tt_fake.h tests/tt_manual_clock.c \
-	tests/tt_manual_clock.h tests/tt_qemu_reply.c tests/tt_qemu_reply.h
+	tests/tt_manual_clock.h tests/tt_qemu_reply.c tests/tt_qemu_reply.h tests/tt_time.c tests/tt_time.h
 tests_test_bal_agent_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) $(YAJL_CFLAGS)
 tests_test_bal_agent_LDADD = agent/libagent.la virtio/libvirtio.la $(YAJL_LIBS) $(CMOCKA_LIBS)
 TESTS += tests/test_bal_agent

@@ -21,6 +21,13 @@ tests_bench_floor_SOURCES = tests/bench/floor.c tests/bench/bench_util.c tests/b
 tests_bench_floor_CFLAGS = $(AM_CFLAGS) $(LIBVIRT_CFLAGS) $(LIBVIRT_QEMU_CFLAGS)
 tests_bench_floor_LDADD = $(LIBVIRT_QEMU_LIBS) $(LIBVIRT_LIBS)
 
+# The floor of the socket path: bare sendmsg/recv/yajl_tree_parse over balloon-sim's QMP sockets.
+check_PROGRAMS += tests/bench/floor_qmp
+tests_bench_floor_qmp_SOURCES = tests/bench/floor_qmp.c tests/bench/bench_util.c tests/bench/bench_util.h \
+	tests/bench/bench_pool.c tests/bench/bench_pool.h tests/bench/bench_run.c tests/bench/bench_run.h
+tests_bench_floor_qmp_CFLAGS = $(AM_CFLAGS) $(YAJL_CFLAGS)
+tests_bench_floor_qmp_LDADD = $(YAJL_LIBS)
+
 check_PROGRAMS += tests/bench/test_bench_config
 tests_bench_test_bench_config_SOURCES = tests/bench/test_bench_config.c tests/bench/bench_config.c
 tests_bench_test_bench_config_CPPFLAGS = $(AM_CPPFLAGS) $(COLLECTD_CPPFLAGS)
@@ -36,6 +43,6 @@ EXTRA_DIST += tests/bench/smoke.sh tests/bench/sim.sh tests/bench/run.sh tests/b
 # The full benchmark needs root, libvirtd and QEMU; BENCH_QUICK=1 runs the small version. Not part
 # of `make check`: it takes minutes and measures the machine as much as the code.
 .PHONY: bench
-bench: all tests/bench/plugin_host tests/bench/floor
+bench: all tests/bench/plugin_host tests/bench/floor tests/bench/floor_qmp
 	abs_top_srcdir='$(abs_top_srcdir)' abs_top_builddir='$(abs_top_builddir)' \
 		$(SHELL) $(srcdir)/tests/bench/run.sh

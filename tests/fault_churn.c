@@ -16,12 +16,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <cmocka.h>
 
 #include "agent/bal_agent.h"
 #include "tests/fault_fake.h"
+#include "tests/tt_time.h"
 
 #define MAX_IDS 20000
 #define TIMEOUT_MS 5000
@@ -50,13 +50,6 @@ static void on_sample(void *opaque, const bal_sample_t *s)
         seen->failed++;
 }
 
-static int64_t real_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* One read cycle over the running set; returns what bal_agent_read returned. */
 static int cycle(bal_agent_t *agent, ff_t *f, size_t first, size_t count, seen_t *seen, int64_t *took_ms)
 {
@@ -70,9 +63,9 @@ static int cycle(bal_agent_t *agent, ff_t *f, size_t first, size_t count, seen_t
     seen->first = first;
     seen->count = count;
     seen->samples = seen->ok = seen->failed = seen->outside = 0;
-    start = real_ms();
+    start = tt_mono_ms();
     rc = bal_agent_read(agent, on_sample, seen, &err);
-    *took_ms = real_ms() - start;
+    *took_ms = tt_mono_ms() - start;
     if (rc < 0)
         print_message("cycle: %d %s\n", rc, err.message);
     return rc;

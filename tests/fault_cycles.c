@@ -13,10 +13,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "agent/bal_agent.h"
+#include "tests/tt_time.h"
 
 typedef struct tally {
     unsigned ok, failed;
@@ -29,13 +29,6 @@ static void on_sample(void *opaque, const bal_sample_t *s)
         t->ok++;
     else if (s->state == BAL_STATE_FAILED)
         t->failed++;
-}
-
-static int64_t real_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 int main(int argc, char **argv)
@@ -70,10 +63,10 @@ int main(int argc, char **argv)
     setvbuf(stdout, NULL, _IOLBF, 0);
     for (int n = 1; n <= 100000 && access(argv[4], F_OK) != 0; n++) {
         tally_t t = {0, 0};
-        int64_t start = real_ms(), took;
+        int64_t start = tt_mono_ms(), took;
         int rc = bal_agent_read(agent, on_sample, &t, &err);
 
-        took = real_ms() - start;
+        took = tt_mono_ms() - start;
         printf("cycle %d: %d read, %u ok, %u failed, %lld ms\n", n, rc, t.ok, t.failed, (long long)took);
         if (took > 3 * timeout_ms + slack) {
             fprintf(stderr, "fault_cycles: cycle %d took %lld ms, more than 3 timeouts of %d ms\n", n,

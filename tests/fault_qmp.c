@@ -31,6 +31,7 @@
 
 #include "agent/bal_agent.h"
 #include "tests/fault_server.h"
+#include "tests/tt_time.h"
 
 #define MAX_SEEN 16
 
@@ -40,13 +41,6 @@ typedef struct seen {
     bal_domain_state_t states[MAX_SEEN];
     char errors[MAX_SEEN][160];
 } seen_t;
-
-static int64_t real_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void on_sample(void *opaque, const bal_sample_t *s)
 {
@@ -90,7 +84,7 @@ static int64_t offset_wall_s(void *opaque)
 static int64_t offset_monotonic_ms(void *opaque)
 {
     offset_clock_t *c = opaque;
-    return real_ms() + c->offset_ms;
+    return tt_mono_ms() + c->offset_ms;
 }
 
 typedef struct fixture {
@@ -147,13 +141,13 @@ static void teardown(fixture_t *fx)
 static int cycle_within(fixture_t *fx, seen_t *seen, int bounds)
 {
     bal_error_t err = {0};
-    int64_t start = real_ms(), took;
+    int64_t start = tt_mono_ms(), took;
     int rc;
 
     memset(seen, 0, sizeof(*seen));
     fx->clock.offset_ms += 2000;
     rc = bal_agent_read(fx->agent, on_sample, seen, &err);
-    took = real_ms() - start;
+    took = tt_mono_ms() - start;
     print_message("  cycle: %d read, %zu ok, %zu failed, %lld ms (bound %d ms)\n", rc, seen->ok, seen->failed,
                   (long long)took, bounds * fx->timeout_ms);
     for (size_t i = 0; i < seen->samples && i < MAX_SEEN; i++)
@@ -332,11 +326,11 @@ static void test_stall_late_within_read_budget(void **state)
     fs_add(fx.server, "good1", FS_NORMAL);
     fs_add(fx.server, "good2", FS_NORMAL);
     fs_add(fx.server, "bad", FS_STALL_AFTER_GREETING);
-    start = real_ms();
+    start = tt_mono_ms();
     for (int i = 0; i < 2; i++) {
         /* the bound given is in timeouts: 300 ms of the 1500 ms is a fifth of one */
         assert_int_equal(cycle_within(&fx, &seen, 1), 2);
-        assert_true(real_ms() - start < (i + 1) * (300 + slack_ms()));
+        assert_true(tt_mono_ms() - start < (i + 1) * (300 + slack_ms()));
         assert_int_equal(state_of(&seen, "good1"), BAL_STATE_OK);
         assert_int_equal(state_of(&seen, "good2"), BAL_STATE_OK);
         assert_int_equal(state_of(&seen, "bad"), BAL_STATE_LATE);
@@ -345,7 +339,7 @@ static void test_stall_late_within_read_budget(void **state)
     accepted = counts.accepted;
     assert_int_equal(accepted, 3); /* one connection each, the stalled one's still waiting */
 
-    while (real_ms() - start < 1600) /* its timeout passes */
+    while (tt_mono_ms() - start < 1600) /* its timeout passes */
         usleep(10000);
     assert_int_equal(cycle_within(&fx, &seen, 1), 2);
     assert_int_equal(state_of(&seen, "bad"), BAL_STATE_FAILED);

@@ -20,6 +20,7 @@
 
 #include "tests/fault_fake.h"
 #include "tests/fault_server.h"
+#include "tests/tt_time.h"
 
 #define GREETING "{\"QMP\": {\"version\": {\"qemu\": {\"micro\": 0, \"minor\": 2, \"major\": 7}, \"package\": " \
                  "\"Debian 1:7.2+dfsg-7+deb12u6\"}, \"capabilities\": [\"oob\"]}}\r\n"
@@ -70,13 +71,6 @@ static void die(const char *what)
 {
     fprintf(stderr, "fault_server: %s: %s\n", what, strerror(errno));
     abort();
-}
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static void queue(conn_t *c, const char *data, size_t len)
@@ -130,7 +124,7 @@ static bool flush(fs_server_t *s, conn_t *c)
         ssize_t n;
 
         if (c->dom->mode == FS_ONE_BYTE || c->dom->mode == FS_SLOW_THEN_STALL) {
-            if (now_ms() < c->next_byte_ms)
+            if (tt_mono_ms() < c->next_byte_ms)
                 break; /* the loop's timeout comes back for it */
             if (c->dom->mode == FS_ONE_BYTE)
                 chunk = 1;
@@ -146,7 +140,7 @@ static bool flush(fs_server_t *s, conn_t *c)
         }
         c->out_off += (size_t)n;
         if (c->dom->mode == FS_ONE_BYTE)
-            c->next_byte_ms = now_ms() + 1;
+            c->next_byte_ms = tt_mono_ms() + 1;
     }
     if (c->out_off == c->out_len) {
         c->out_off = c->out_len = 0;
@@ -323,7 +317,7 @@ static void on_accept(fs_server_t *s, dom_t *d)
         if (epoll_ctl(s->ep, EPOLL_CTL_ADD, fd, &ev) < 0)
             die("epoll_ctl");
         if (d->mode == FS_SLOW_THEN_STALL)
-            c->next_byte_ms = now_ms() + s->delay_ms;
+            c->next_byte_ms = tt_mono_ms() + s->delay_ms;
         queue_str(c, GREETING);
         flush(s, c);
     }
@@ -332,7 +326,7 @@ static void on_accept(fs_server_t *s, dom_t *d)
 /* The soonest a paced connection may send its next byte, as an epoll timeout. */
 static int next_timeout(fs_server_t *s)
 {
-    int64_t soonest = -1, now = now_ms();
+    int64_t soonest = -1, now = tt_mono_ms();
 
     for (size_t i = 0; i < s->n_doms; i++)
         for (conn_t *c = s->doms[i]->conns; c != NULL; c = c->next)

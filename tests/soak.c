@@ -14,13 +14,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "agent/bal_agent.h"
 #include "tests/fault_fake.h"
 #include "tests/tt_env.h"
 #include "tests/tt_tally.h"
+#include "tests/tt_time.h"
 
 /* Under AddressSanitizer the quarantine of freed memory (256 MiB) makes RSS climb, and under valgrind
  * RSS is valgrind's: there only the descriptors are held flat, and leaks are the tool's to report. */
@@ -67,14 +67,6 @@ static long open_fds(void)
     return n - 1; /* the directory being read */
 }
 
-static double seconds_since(const struct timespec *t0)
-{
-    struct timespec t;
-
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)(t.tv_sec - t0->tv_sec) + (double)(t.tv_nsec - t0->tv_nsec) / 1e9;
-}
-
 int main(int argc, char **argv)
 {
     unsigned long cycles = tt_skip_slow() ? 200 : 1000;
@@ -85,7 +77,7 @@ int main(int argc, char **argv)
     bal_agent_t *agent = NULL;
     bal_error_t err = {0};
     tt_tally_t total = {0};
-    struct timespec t0;
+    int64_t t0;
     ff_counts_t counts;
     ff_t *f;
     int ret = 1;
@@ -117,7 +109,7 @@ int main(int argc, char **argv)
 
     printf("soak: %lu cycles over %lu guests, a report every %lu cycles%s\n", cycles, guests, report,
            check_rss ? "" : " (RSS not checked: sanitizer or valgrind)");
-    clock_gettime(CLOCK_MONOTONIC, &t0);
+    t0 = tt_mono_ms();
     for (unsigned long c = 1; c <= cycles; c++) {
         tt_tally_t t = {0};
         int rc;
@@ -142,7 +134,7 @@ int main(int argc, char **argv)
             long rss = rss_kib(), fds = open_fds();
 
             printf("soak: cycle %6lu: rss %6ld KiB, %3ld fds, %.1f s, %lu samples (%lu ok, %lu failed)\n", c, rss,
-                   fds, seconds_since(&t0), total.samples, total.ok, total.failed);
+                   fds, (double)(tt_mono_ms() - t0) / 1000, total.samples, total.ok, total.failed);
             fflush(stdout);
             if (rss < 0 || fds < 0) {
                 fprintf(stderr, "soak: /proc/self could not be read\n");

@@ -25,6 +25,7 @@
 #include "tests/tt_fake.h"
 #include "tests/tt_manual_clock.h"
 #include "tests/tt_qemu_reply.h"
+#include "tests/tt_time.h"
 #include "virtio/vb_clock.h"
 #include "virtio/vb_device.h"
 #include "virtio/vb_guest.h"
@@ -923,14 +924,6 @@ static void test_cycle_time_bound_over_hung_domains(void **state)
     assert_int_equal(fx->seen.states[9], BAL_STATE_FAILED);
 }
 
-static int64_t real_now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Scheduling noise on a loaded machine; valgrind is another matter. */
 static int64_t slack_ms(void)
 {
@@ -941,12 +934,12 @@ static int64_t slack_ms(void)
 /* One cycle, timed on the real clock. */
 static int timed_cycle(fixture_t *fx, int64_t *took_ms, bal_error_t *err)
 {
-    int64_t t0 = real_now_ms();
+    int64_t t0 = tt_mono_ms();
     int rc;
 
     fx->seen.n = 0;
     rc = bal_agent_read(fx->agent, on_sample, &fx->seen, err);
-    *took_ms = real_now_ms() - t0;
+    *took_ms = tt_mono_ms() - t0;
     return rc;
 }
 
@@ -1085,8 +1078,7 @@ static void test_pool_overlaps_round_trips(void **state)
 {
     fixture_t *fx = *state;
     fake_t *f = fx->fake;
-    struct timespec t0, t1;
-    int64_t ms;
+    int64_t t0, ms;
     char name[16];
 
     for (int i = 0; i < 20; i++) {
@@ -1099,10 +1091,9 @@ static void test_pool_overlaps_round_trips(void **state)
     assert_int_equal(cycle(fx), 20);
     f->sleep_ms = 50;
     f->max_in_flight = 0;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
+    t0 = tt_mono_ms();
     assert_int_equal(cycle(fx), 20);
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+    ms = tt_mono_ms() - t0;
     /* 20 round trips of 50 ms, 5 at a time: about 4 round trips (200 ms), not 20 (1000 ms). The
      * overlap is proven by the commands in flight at once, which no machine load changes; the wall
      * time is bounded only below, since valgrind on a loaded machine stretched it past any bound. */

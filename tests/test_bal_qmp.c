@@ -14,6 +14,7 @@
 #include <yajl/yajl_tree.h>
 
 #include "agent/bal_qmp.h"
+#include "virtio/vb_stats.h"
 
 /* QEMU 7.2's reply for a guest that has answered (10 stats, one unset). */
 static const char qemu72_stats[] =
@@ -176,7 +177,9 @@ static void test_stats_legacy_minus_one(void **state)
         assert_false(st.stat[i].set);
 }
 
-/* QEMU 9.2: sixteen stats; built from the stat table so every key is exercised. */
+/* QEMU 9.2: sixteen stats, named from the device model's table (virtio/vb_stats.h, held to QEMU's by
+ * tests/qmp_transcript.sh), not the agent's: a typo in agent/bal_stats.c leaves its stat unset here.
+ * test_stat_tables ties the two tables' tags together. */
 static void test_stats_qemu92_all_keys(void **state)
 {
     char reply[2048];
@@ -187,7 +190,7 @@ static void test_stats_qemu92_all_keys(void **state)
     n += (size_t)snprintf(reply + n, sizeof(reply) - n, "{\"return\":{\"last-update\":42,\"stats\":{");
     for (int i = 0; i < BAL_STAT_COUNT; i++)
         n += (size_t)snprintf(reply + n, sizeof(reply) - n, "%s\"%s\":%d", i ? "," : "",
-                              bal_stat_qmp_name((bal_stat_t)i), 1000 + i);
+                              vb_stat_name((unsigned)i), 1000 + i);
     snprintf(reply + n, sizeof(reply) - n, "}}}");
     assert_int_equal(parse_stats(reply, &st, NULL), 0);
     assert_int_equal(st.known, 16);

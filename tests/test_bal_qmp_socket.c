@@ -24,6 +24,7 @@
 
 #include "agent/bal_qmp.h"
 #include "agent/bal_qmp_socket.h"
+#include "tests/tt_time.h"
 
 #define GREETING "{\"QMP\": {\"version\": {\"qemu\": {\"micro\": 0, \"minor\": 2, \"major\": 7}, " \
                  "\"package\": \"Debian 1:7.2+dfsg-7\"}, \"capabilities\": [\"oob\"]}}\r\n"
@@ -67,13 +68,6 @@ typedef struct server {
     pthread_mutex_t lock;
     char received[4096]; /* every line the clients sent, in order */
 } server_t;
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void send_str(int fd, const char *s, size_t len, bool one_byte)
 {
@@ -447,10 +441,10 @@ static void expect_open_fails(void **state, srv_mode_t mode, int code, int timeo
     server_t *s = server_start(sock_path(state, "vm.qmp"), mode);
     bal_qmp_conn_t *c = (bal_qmp_conn_t *)0x1;
     bal_error_t err = {0};
-    int64_t t0 = mono_ms(), elapsed;
+    int64_t t0 = tt_mono_ms(), elapsed;
 
     assert_int_equal(bal_qmp_conn_open(s->path, timeout_ms, &c, &err), code);
-    elapsed = mono_ms() - t0;
+    elapsed = tt_mono_ms() - t0;
     assert_int_equal(err.code, code);
     assert_non_null(strstr(err.message, s->path)); /* the message names the socket */
     assert_true(c == (bal_qmp_conn_t *)0x1);       /* untouched */
@@ -527,10 +521,10 @@ static int run_one(void **state, srv_mode_t mode, int timeout_ms, char **reply, 
     int ret;
 
     assert_int_equal(bal_qmp_conn_open(s->path, 2000, &c, err), 0);
-    t0 = mono_ms();
+    t0 = tt_mono_ms();
     ret = bal_qmp_conn_execute(c, QUERY, timeout_ms, reply, err);
     if (elapsed != NULL)
-        *elapsed = mono_ms() - t0;
+        *elapsed = tt_mono_ms() - t0;
     bal_qmp_conn_free(c);
     server_stop(s);
     return ret;
@@ -669,8 +663,8 @@ static void test_conn_stale_after_close(void **state)
     assert_int_equal(bal_qmp_conn_execute(c, QUERY, 2000, &reply, NULL), 0);
     free(reply);
     /* the server closes right after its reply; wait for that without a fixed sleep */
-    t0 = mono_ms();
-    while (!bal_qmp_conn_stale(c) && mono_ms() - t0 < 2000)
+    t0 = tt_mono_ms();
+    while (!bal_qmp_conn_stale(c) && tt_mono_ms() - t0 < 2000)
         usleep(1000);
     assert_true(bal_qmp_conn_stale(c));
     assert_int_equal(bal_qmp_conn_execute(c, QUERY, 2000, &reply, NULL), -ENOTCONN);
@@ -953,12 +947,12 @@ static void test_transport_keeps_connections_within_budget(void **state)
     for (int round = 0; round < 3; round++) {
         for (size_t i = 0; i < list.count; i++) {
             char *reply = NULL;
-            int64_t t0 = mono_ms();
+            int64_t t0 = tt_mono_ms();
 
             assert_int_equal(execute(t, &list.items[i], &reply, &err), 0);
             free(reply);
             /* a connection given up is closed: its server sees that at once */
-            while (i >= 2 && atomic_load(&s[i]->in_conn) > 0 && mono_ms() - t0 < 2000)
+            while (i >= 2 && atomic_load(&s[i]->in_conn) > 0 && tt_mono_ms() - t0 < 2000)
                 usleep(1000);
         }
         open_now = 0;
@@ -1000,11 +994,11 @@ static void test_transport_reconnects_after_close(void **state)
 
     assert_int_equal(bal_transport_list_domains(t, &list, NULL), 0);
     for (int i = 1; i <= 3; i++) {
-        int64_t t0 = mono_ms();
+        int64_t t0 = tt_mono_ms();
         assert_int_equal(execute(t, &list.items[0], &reply, NULL), 0);
         free(reply);
         /* let the close arrive, so that the next command finds it */
-        while (atomic_load(&s->in_conn) > 0 && mono_ms() - t0 < 2000)
+        while (atomic_load(&s->in_conn) > 0 && tt_mono_ms() - t0 < 2000)
             usleep(1000);
     }
     assert_int_equal(atomic_load(&s->accepts), 3);
@@ -1044,10 +1038,10 @@ static void test_transport_sees_restart(void **state)
     assert_int_equal(list.count, 1);
     assert_false(bal_transport_take_changes(t));
     for (int i = 0; i < 2; i++) { /* the second command reconnects to the same socket */
-        t0 = mono_ms();
+        t0 = tt_mono_ms();
         assert_int_equal(execute(t, &list.items[0], &reply, NULL), 0);
         free(reply);
-        while (atomic_load(&s->in_conn) > 0 && mono_ms() - t0 < 2000)
+        while (atomic_load(&s->in_conn) > 0 && tt_mono_ms() - t0 < 2000)
             usleep(1000);
     }
     assert_int_equal(atomic_load(&s->accepts), 2);
@@ -1141,9 +1135,9 @@ static void test_transport_drops_after_timeout(void **state)
     int64_t t0;
 
     assert_int_equal(bal_transport_list_domains(t, &list, NULL), 0);
-    t0 = mono_ms();
+    t0 = tt_mono_ms();
     assert_int_equal(execute(t, &list.items[0], &reply, &err), -ETIMEDOUT);
-    assert_true(mono_ms() - t0 < SHORT_MS + 2000);
+    assert_true(tt_mono_ms() - t0 < SHORT_MS + 2000);
     server_stop(s);
     s = server_start(sock_path(state, "vm.qmp"), SRV_NORMAL);
     bal_domain_list_free(&list);
@@ -1185,7 +1179,7 @@ static void test_transport_event_flood(void **state)
     bal_domain_list_t list = {0};
     bal_error_t err = {0};
     bal_transport_t *t = bal_qmp_socket_transport_new_dir(f->dir, 2000, NULL, NULL);
-    int64_t t0 = mono_ms();
+    int64_t t0 = tt_mono_ms();
 
     assert_int_equal(bal_transport_list_domains(t, &list, NULL), 0);
     for (int i = 0; i < 3; i++) {
@@ -1195,7 +1189,7 @@ static void test_transport_event_flood(void **state)
         free(reply);
     }
     /* each command costs at most a connect and a reply timeout, plus a bounded drain */
-    assert_true(mono_ms() - t0 < 3 * 2 * 2000 + 3000);
+    assert_true(tt_mono_ms() - t0 < 3 * 2 * 2000 + 3000);
     bal_domain_list_free(&list);
     bal_transport_free(t);
     server_stop(s);

@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -242,12 +243,45 @@ static void test_other_dispatchers(void **state)
     bal_transport_free(NULL);
 }
 
+/* The allow-list remembers the commands it let through last (per thread, byte for byte): what is
+ * remembered passes again, and what differs from it by one byte, a prefix or a tail is checked
+ * afresh and refused. */
+static void test_remembered_commands(void **state)
+{
+    static const char get[] =
+        "{\"execute\":\"qom-get\",\"arguments\":{\"path\":\"/machine/peripheral/balloon0\","
+        "\"property\":\"guest-stats\"}}";
+    char other[sizeof(get)], longer[600];
+    fake_t f;
+    (void)state;
+
+    fake_init(&f);
+    for (int i = 0; i < 3; i++)
+        expect_allowed(&f, get);
+    expect_refused(&f, "{\"execute\":\"qom-get\",\"arguments\":{\"path\":\"/machine/peripheral/balloon0\","
+                       "\"property\":\"guest-stats\"}}\n{\"execute\":\"quit\"}");
+    expect_refused(&f, "{\"execute\":\"qom-get\",\"arguments\":{\"path\":\"/machine/peripheral/balloon0\","
+                       "\"property\":\"guest-stats\"}");
+    memcpy(other, get, sizeof(get));
+    memcpy(strstr(other, "guest-stats"), "guest-stat_", 11); /* same length, one byte apart */
+    expect_refused(&f, other);
+    expect_allowed(&f, get);
+    /* Longer than what is remembered: checked each time, with the same verdicts. */
+    snprintf(longer, sizeof(longer), "{\"execute\":\"qom-get\",\"arguments\":{\"path\":\"/machine/peripheral/%0300d\","
+             "\"property\":\"guest-stats\"}}", 0);
+    expect_allowed(&f, longer);
+    expect_allowed(&f, longer);
+    memcpy(strstr(longer, "guest-stats"), "guest-stat_", 11);
+    expect_refused(&f, longer);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_allowed),
         cmocka_unit_test(test_refused),
         cmocka_unit_test(test_other_dispatchers),
+        cmocka_unit_test(test_remembered_commands),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -23,52 +23,16 @@
 #include "agent/bal_qmp.h"
 #include "agent/bal_transport.h"
 #include "tests/fault_fake.h"
-
-typedef struct rec {
-    bal_transport_t base;
-    int executed;
-    const char *last;
-} rec_t;
-
-static int rec_list(bal_transport_t *t, bal_domain_list_t *out, bal_error_t *err)
-{
-    (void)t;
-    (void)out;
-    return bal_error_set(err, -ENOSYS, "Not used.");
-}
-
-static int rec_execute(bal_transport_t *t, const bal_domain_info_t *dom, const char *command, char **reply,
-                       bal_error_t *err)
-{
-    rec_t *r = (rec_t *)t;
-    (void)dom;
-    (void)err;
-    r->executed++;
-    r->last = command;
-    *reply = strdup("{\"return\": {}}");
-    return 0;
-}
-
-static void rec_free(bal_transport_t *t)
-{
-    (void)t;
-}
-
-static const bal_transport_ops_t rec_ops = {
-    .name = "recorder",
-    .list_domains = rec_list,
-    .execute = rec_execute,
-    .free = rec_free,
-};
+#include "tests/tt_fake.h"
 
 static const bal_domain_info_t dom = {.name = (char *)"vm"};
 
-static void expect(rec_t *r, const char *command, bool allowed)
+static void expect(tt_recorder_t *r, const char *command, bool allowed)
 {
     bal_error_t err = {0};
     char *reply = (char *)"untouched";
-    int before = r->executed;
-    int rc = bal_transport_execute(&r->base, &dom, command, &reply, &err);
+    unsigned before = r->executed;
+    int rc = bal_transport_execute(&r->tt.base, &dom, command, &reply, &err);
 
     if (allowed) {
         if (rc != 0)
@@ -107,8 +71,9 @@ static void test_escapes_that_read_the_same(void **state)
         "{\"execute\":\"qom-list\",\"arguments\":{\"path\":\"/machine/peripheral\"}}\r\n",
         "\t{ \"execute\" :\r\n\"query-balloon\" }",
     };
-    rec_t r = {.base.ops = &rec_ops};
+    tt_recorder_t r;
     (void)state;
+    tt_recorder_init(&r);
 
     for (size_t i = 0; i < sizeof(same) / sizeof(same[0]); i++)
         expect(&r, same[i], true);
@@ -215,8 +180,9 @@ static void test_encodings_and_hidden_commands(void **state)
         QG("/machine/unattached/device[0]", "realized"),
         QS("/machine/peripheral/balloon0", "realized", "0"),
     };
-    rec_t r = {.base.ops = &rec_ops};
+    tt_recorder_t r;
     (void)state;
+    tt_recorder_init(&r);
 
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         expect(&r, bad[i], false);

@@ -1,6 +1,10 @@
 /* See tt_fake.h. */
 #include "config.h"
 
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
 #include "tests/tt_fake.h"
 
 static bool take_changes(bal_transport_t *t)
@@ -29,4 +33,30 @@ void tt_fake_init(tt_fake_t *f, int (*list_domains)(bal_transport_t *, bal_domai
     f->base.ops = &f->ops;
     atomic_init(&f->changes, false);
     atomic_init(&f->freed, 0);
+}
+
+static int recorder_list(bal_transport_t *t, bal_domain_list_t *out, bal_error_t *err)
+{
+    (void)t;
+    (void)out;
+    return bal_error_set(err, -ENOSYS, "Not used.");
+}
+
+static int recorder_execute(bal_transport_t *t, const bal_domain_info_t *dom, const char *command, char **reply,
+                            bal_error_t *err)
+{
+    tt_recorder_t *r = (tt_recorder_t *)t;
+
+    (void)dom;
+    r->executed++;
+    r->last = command;
+    *reply = strdup("{\"return\": {}}");
+    return *reply != NULL ? 0 : bal_error_set(err, -ENOMEM, "Out of memory.");
+}
+
+void tt_recorder_init(tt_recorder_t *r)
+{
+    tt_fake_init(&r->tt, recorder_list, recorder_execute);
+    r->executed = 0;
+    r->last = NULL;
 }

@@ -32,4 +32,16 @@ void tt_fake_init(tt_fake_t *f, int (*list_domains)(bal_transport_t *, bal_domai
                   int (*execute)(bal_transport_t *, const bal_domain_info_t *, const char *, char **,
                                  bal_error_t *));
 
+/* The fake of a test that looks only at what leaves through bal_transport_execute (the allow-list's
+ * tests and fuzz target): it records each command that reaches it and answers {"return": {}}; it
+ * lists no domains (-ENOSYS). Not thread-safe: one command at a time. */
+typedef struct tt_recorder {
+    tt_fake_t tt;     /* first: &r->tt.base is the transport */
+    unsigned executed; /* commands that reached the transport */
+    const char *last;  /* the last of them, the caller's pointer as passed, not a copy */
+} tt_recorder_t;
+
+/* Makes r a recorder with nothing recorded. r must stay where it is while the transport is in use. */
+void tt_recorder_init(tt_recorder_t *r);
+
 #endif

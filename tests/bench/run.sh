@@ -9,7 +9,9 @@
 #     virt (ExtraStats "memory", block devices and interfaces off) and the floor (bare concurrent
 #     virDomainQemuMonitorCommand qom-get guest-stats, the same pool size), in a rotating order, so
 #     drift in the machine's load hits all three alike.
-#   sim workload: balloon-sim with N = 100 1000 10000 guests, read by our plugin through QMPSocketDir.
+#   sim workload: balloon-sim with N = 100 1000 10000 guests, read by our plugin through QMPSocketDir,
+#     then by the socket floor (tests/bench/floor_qmp: the agent's commands per cycle with bare
+#     sendmsg/recv and yajl_tree_parse, the same pool size) over the same sockets.
 #   fleet workload: 10 hypervisors x 1000 simulated guests through collectd's network plugin into
 #     one central collectd and Prometheus (tests/fleet/bench.sh; BENCH_FLEET=0 leaves it out).
 #
@@ -30,6 +32,7 @@ else
 fi
 host=$build/tests/bench/plugin_host
 floor=$build/tests/bench/floor
+floor_qmp=$build/tests/bench/floor_qmp
 balloon=$build/plugin/.libs/balloon.so
 virt=${BENCH_VIRT_SO:-/usr/lib/collectd/virt.so}
 sim=$build/virtio/balloon-sim
@@ -47,7 +50,7 @@ sim_ns=${BENCH_SIM_NS-$sim_ns}
 say() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { printf 'bench: %s\n' "$*" >&2; exit 1; }
 
-for f in "$host" "$floor"; do [ -x "$f" ] || die "'$f' is not built (make check builds it)."; done
+for f in "$host" "$floor" "$floor_qmp"; do [ -x "$f" ] || die "'$f' is not built (make check builds it)."; done
 [ -f "$balloon" ] || die "our plugin '$balloon' is not built."
 [ -f "$virt" ] || die "collectd's virt plugin '$virt' is not installed (collectd-core)."
 [ "$(id -u)" = 0 ] || die "the libvirt workload needs root (libvirtd, QEMU)."
@@ -253,9 +256,14 @@ measure_sim() {
         "$_log.out")
     _sim_kib=$(bench_sim_rss_kib)
     echo "$_n $_host_kib $_sim_kib" >>"$work/sim-rss"
+    # The floor after our plugin, on the same guests (run_tool sets _log: after the RSS is read). Its
+    # first cycle, like the agent's, reads and sets the interval, and it verifies the interval in
+    # the agent's cycles (every 5th).
+    run_tool sim "$_n" floor "$work/sim-$_n-floor" "$floor_qmp" -d "$_dir" -P "$pool" -k "$sim_cycles" -w 1 \
+        -s "$_n"
     bench_sim_stop
     rm -rf "$_dir"
-    say "sim N=$_n: $(median sim "$_n" balloon 4) ms per cycle, plugin RSS $((_host_kib / 1024)) MiB, balloon-sim RSS $((_sim_kib / 1024)) MiB"
+    say "sim N=$_n: $(median sim "$_n" balloon 4) ms per cycle (floor $(median sim "$_n" floor 4) ms), plugin RSS $((_host_kib / 1024)) MiB, balloon-sim RSS $((_sim_kib / 1024)) MiB"
 }
 
 # ---- the e2e lock ----
@@ -361,10 +369,11 @@ json=$work/results.json
     sep=
     for n in $sim_ns; do
         kib=$(awk -v n="$n" '$1 == n { print $2 }' "$work/sim-rss")
-        printf '%s\n    {"domains": %s, "cycle_ms": %s, "cpu_us_per_domain": %s, "rss_mib": %s}' \
+        printf '%s\n    {"domains": %s, "cycle_ms": %s, "cpu_us_per_domain": %s, "rss_mib": %s, "floor_cpu_us_per_domain": %s}' \
             "$sep" "$n" "$(num "$(median sim "$n" balloon 4)")" \
             "$(per_domain_us "$(median sim "$n" balloon 5)" "$n")" \
-            "$(awk -v k="$kib" 'BEGIN { printf "%.1f\n", k / 1024 }')"
+            "$(awk -v k="$kib" 'BEGIN { printf "%.1f\n", k / 1024 }')" \
+            "$(per_domain_us "$(median sim "$n" floor 5)" "$n")"
         sep=,
     done
     printf '\n  ]'
@@ -382,22 +391,22 @@ sim_max=$(echo $sim_ns | awk '{ print $NF }')
         echo "lv $n $(median libvirt "$n" balloon 4) $(median libvirt "$n" virt 4) $(median libvirt "$n" floor 4) $(per_domain_us "$(median libvirt "$n" balloon 5)" "$n") $(per_domain_us "$(median libvirt "$n" virt 5)" "$n") $(per_domain_us "$(median libvirt "$n" floor 5)" "$n")"
     done
     for n in $sim_ns; do
-        echo "sim $n $(median sim "$n" balloon 4) $(per_domain_us "$(median sim "$n" balloon 5)" "$n") $(awk -v n="$n" '$1 == n { printf "%.1f %.1f", $2 / 1024, $3 / 1024 }' "$work/sim-rss")"
+        echo "sim $n $(median sim "$n" balloon 4) $(per_domain_us "$(median sim "$n" balloon 5)" "$n") $(awk -v n="$n" '$1 == n { printf "%.1f %.1f", $2 / 1024, $3 / 1024 }' "$work/sim-rss") $(per_domain_us "$(median sim "$n" floor 5)" "$n") $(median sim "$n" floor 4)"
     done
 } >"$work/table.in"
 awk -v quick="${BENCH_QUICK:-0}" -f - "$work/table.in" <<'EOF' | tee "$out/table.txt"
 function verdict(ok) { return ok ? "MET" : "MISSED" }
 $1 == "load" { load = $0; sub(/^load /, "", load) }
 $1 == "lv" { n = $2; nl++; lvn[nl] = n; b[n] = $3; v[n] = $4; f[n] = $5; c[n] = $6; vc[n] = $7; fc[n] = $8 }
-$1 == "sim" { n = $2; ns++; sn[ns] = n; sc[n] = $3; su[n] = $4; sr[n] = $5; ss[n] = $6 }
+$1 == "sim" { n = $2; ns++; sn[ns] = n; sc[n] = $3; su[n] = $4; sr[n] = $5; ss[n] = $6; sf[n] = $7; sfc[n] = $8 }
 END {
     printf "\nmachine load average (1, 5, 15 min) at the start / the end: %s\n", load
     printf "\nlibvirt workload (TCG guests running tests/bench/guest, through libvirtd), medians\n"
     printf "%8s %11s %11s %11s %15s %15s %15s\n", "domains", "balloon ms", "virt ms", "floor ms", "balloon cpu/dom", "virt cpu/dom", "floor cpu/dom"
     for (i = 1; i <= nl; i++) { n = lvn[i]; printf "%8d %11.1f %11.1f %11.1f %12.1f us %12.1f us %12.1f us\n", n, b[n], v[n], f[n], c[n], vc[n], fc[n] }
     printf "\nsim workload (balloon-sim, QMPSocketDir), medians\n"
-    printf "%8s %12s %16s %14s %18s\n", "domains", "cycle ms", "cpu us/dom", "plugin MiB", "balloon-sim MiB"
-    for (i = 1; i <= ns; i++) { n = sn[i]; printf "%8d %12.1f %16.1f %14.1f %18.1f\n", n, sc[n], su[n], sr[n], ss[n] }
+    printf "%8s %12s %16s %14s %18s %15s %17s\n", "domains", "cycle ms", "cpu us/dom", "plugin MiB", "balloon-sim MiB", "floor cycle ms", "floor cpu us/dom"
+    for (i = 1; i <= ns; i++) { n = sn[i]; printf "%8d %12.1f %16.1f %14.1f %18.1f %15.1f %17.1f\n", n, sc[n], su[n], sr[n], ss[n], sfc[n], sf[n] }
 
     printf "\ntargets\n"
     if (nl > 0) {
@@ -417,6 +426,9 @@ END {
     if (ns > 0) {
         n = sn[ns]
         printf "  %-7s CPU at most 50 us per domain read in our process, sim at %d: %.1f us\n", verdict(su[n] <= 50), n, su[n]
+        note = (n == 10000) ? "" : sprintf(" (measured at %d, not 10000)", n)
+        printf "  %-7s sim at %d: CPU per guest within 1.5x of the socket floor's: %.1f vs %.1f us (%.2fx)%s\n",
+            verdict(su[n] <= 1.5 * sf[n]), n, su[n], sf[n], (sf[n] > 0 ? su[n] / sf[n] : 0), note
     }
     if (ns > 0) {
         n = sn[ns]
@@ -446,7 +458,7 @@ EOF
 # The plot: cycle time against N, log-log.
 if command -v gnuplot >/dev/null 2>&1; then
     awk '$1 == "lv" { print $2, $3, $4, $5 }' "$work/table.in" >"$work/libvirt.dat"
-    awk '$1 == "sim" { print $2, $3 }' "$work/table.in" >"$work/sim.dat"
+    awk '$1 == "sim" { print $2, $3, $8 }' "$work/table.in" >"$work/sim.dat"
     gnuplot -e "libvirt='$work/libvirt.dat'; sim='$work/sim.dat'; out='$out/cycle-time.png'" \
         "$src/tests/bench/plot.gp" || say "note: gnuplot failed; no plot"
 else

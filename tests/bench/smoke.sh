@@ -2,7 +2,8 @@
 # The benchmark harness must keep working: plugin_host loads collectd's own virt plugin (against
 # libvirt's test driver, no daemon needed) for 3 cycles and must see values dispatched, and must
 # fail when a cycle covers fewer sources than required. When balloon.so and balloon-sim are built,
-# it also reads our plugin against a few simulated guests through QMPSocketDir.
+# it also reads our plugin against a few simulated guests through QMPSocketDir, and the socket
+# floor (floor_qmp) over the same guests.
 set -u
 build=${abs_top_builddir:-.}
 host="$build/tests/bench/plugin_host"
@@ -75,6 +76,22 @@ if [ -f "$balloon" ] && [ -x "$sim" ]; then
     cat "$work/balloon.out"
     grep -q '^result plugin balloon read_callbacks 1 .* failed_cycles 0$' "$work/balloon.out" ||
         fail "the result line is missing or reports failed cycles."
+    echo "== the socket floor, 6 cycles (one verifying the interval) over the same guests"
+    floor_qmp="$build/tests/bench/floor_qmp"
+    "$floor_qmp" -d "$work/sim" -k 6 -w 1 -s 3 >"$work/floor.out" 2>"$work/floor.err" ||
+        { cat "$work/floor.out" "$work/floor.err" >&2; fail "floor_qmp failed."; }
+    cat "$work/floor.out"
+    grep -q '^result plugin floor_qmp read_callbacks 3 .* failed_cycles 0$' "$work/floor.out" ||
+        fail "floor_qmp's result line is missing or reports failed cycles."
+    # the agent's commands: 3 in the first cycle, 2 in the 5th (stats and the interval), else 1
+    [ "$(awk '/^warmup 1 / { print $6 }' "$work/floor.out")" = 9 ] &&
+        [ "$(awk '/^cycle 4 / { print $8 }' "$work/floor.out")" = 3 ] &&
+        [ "$(awk '/^cycle 5 / { print $8 }' "$work/floor.out")" = 6 ] ||
+        fail "floor_qmp did not send the agent's commands per cycle."
+    echo "== floor_qmp refuses a run that covered fewer guests than required"
+    if "$floor_qmp" -d "$work/sim" -k 1 -w 0 -s 4 >/dev/null 2>"$work/floor-neg.err"; then
+        fail "floor_qmp accepted cycles with 3 guests when 4 were required."
+    fi
 else
     echo "(balloon.so or balloon-sim not built yet: our plugin's part is not run)"
 fi

@@ -19,42 +19,7 @@
 #include "agent/bal_qmp.h"
 #include "agent/bal_transport.h"
 #include "tests/fuzz/fuzz.h"
-
-typedef struct fake {
-    bal_transport_t base;
-    unsigned executed;
-    const char *last;
-} fake_t;
-
-static int fake_list(bal_transport_t *t, bal_domain_list_t *out, bal_error_t *err)
-{
-    (void)t;
-    (void)out;
-    return bal_error_set(err, -ENOSYS, "Not used.");
-}
-
-static int fake_execute(bal_transport_t *t, const bal_domain_info_t *dom, const char *command, char **reply,
-                        bal_error_t *err)
-{
-    fake_t *f = (fake_t *)t;
-    (void)dom;
-    f->executed++;
-    f->last = command;
-    *reply = strdup("{\"return\": {}}");
-    return *reply != NULL ? 0 : bal_error_set(err, -ENOMEM, "Out of memory.");
-}
-
-static void fake_free(bal_transport_t *t)
-{
-    (void)t;
-}
-
-static const bal_transport_ops_t fake_ops = {
-    .name = "fuzz",
-    .list_domains = fake_list,
-    .execute = fake_execute,
-    .free = fake_free,
-};
+#include "tests/tt_fake.h"
 
 static const bal_domain_info_t dom = {.name = (char *)"fuzz"};
 
@@ -143,11 +108,11 @@ out:
     yajl_tree_free(tree);
 }
 
-static int execute(fake_t *f, const char *command, bal_error_t *err)
+static int execute(tt_recorder_t *f, const char *command, bal_error_t *err)
 {
     char *reply = (char *)"untouched";
     unsigned before = f->executed;
-    int ret = bal_transport_execute(&f->base, &dom, command, &reply, err);
+    int ret = bal_transport_execute(&f->tt.base, &dom, command, &reply, err);
 
     if (ret == 0) {
         FUZZ_ASSERT(f->executed == before + 1);
@@ -162,7 +127,7 @@ static int execute(fake_t *f, const char *command, bal_error_t *err)
     return ret;
 }
 
-static void fuzz_raw(fake_t *f, const uint8_t *data, size_t size)
+static void fuzz_raw(tt_recorder_t *f, const uint8_t *data, size_t size)
 {
     bal_error_t err = {0};
     char *command = malloc(size + 1);
@@ -176,7 +141,7 @@ static void fuzz_raw(fake_t *f, const uint8_t *data, size_t size)
 }
 
 /* [property choice][8 bytes of value][path...] */
-static void fuzz_built(fake_t *f, const uint8_t *data, size_t size)
+static void fuzz_built(tt_recorder_t *f, const uint8_t *data, size_t size)
 {
     static const char *const props[] = {BAL_QMP_PROP_STATS, BAL_QMP_PROP_INTERVAL};
     bal_error_t err = {0};
@@ -214,8 +179,9 @@ static void fuzz_built(fake_t *f, const uint8_t *data, size_t size)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    fake_t f = {.base.ops = &fake_ops};
+    tt_recorder_t f;
 
+    tt_recorder_init(&f);
     if (size == 0)
         return 0;
     if (data[0] == 'B')

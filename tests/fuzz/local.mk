@@ -11,7 +11,7 @@ EXTRA_DIST += tests/fuzz/run.sh tests/fuzz/json.dict tests/fuzz/corpus tests/fuz
 tests_fuzz_fuzz_qmp_reply_SOURCES = tests/fuzz/fuzz_qmp_reply.c tests/fuzz/fuzz.h
 tests_fuzz_fuzz_qmp_reply_LDFLAGS = $(AM_LDFLAGS) $(FUZZ_ENGINE)
 tests_fuzz_fuzz_qmp_reply_LDADD = agent/libagent.la $(YAJL_LIBS)
-tests_fuzz_fuzz_allowlist_SOURCES = tests/fuzz/fuzz_allowlist.c tests/fuzz/fuzz.h
+tests_fuzz_fuzz_allowlist_SOURCES = tests/fuzz/fuzz_allowlist.c tests/fuzz/fuzz.h tests/tt_fake.c tests/tt_fake.h
 tests_fuzz_fuzz_allowlist_CFLAGS = $(AM_CFLAGS) $(YAJL_CFLAGS)
 tests_fuzz_fuzz_allowlist_LDFLAGS = $(AM_LDFLAGS) $(FUZZ_ENGINE)
 tests_fuzz_fuzz_allowlist_LDADD = agent/libagent.la $(YAJL_LIBS)
@@ -33,7 +33,8 @@ check_PROGRAMS += tests/fuzz/replay_qmp_reply tests/fuzz/replay_allowlist tests/
 tests_fuzz_replay_qmp_reply_SOURCES = tests/fuzz/fuzz_qmp_reply.c tests/fuzz/replay.c tests/fuzz/fuzz.h
 tests_fuzz_replay_qmp_reply_CPPFLAGS = $(AM_CPPFLAGS) -DFUZZ_NAME='"qmp_reply"'
 tests_fuzz_replay_qmp_reply_LDADD = agent/libagent.la $(YAJL_LIBS)
-tests_fuzz_replay_allowlist_SOURCES = tests/fuzz/fuzz_allowlist.c tests/fuzz/replay.c tests/fuzz/fuzz.h
+tests_fuzz_replay_allowlist_SOURCES = tests/fuzz/fuzz_allowlist.c tests/fuzz/replay.c tests/fuzz/fuzz.h tests/tt_fake.c \
+	tests/tt_fake.h
 tests_fuzz_replay_allowlist_CPPFLAGS = $(AM_CPPFLAGS) -DFUZZ_NAME='"allowlist"'
 tests_fuzz_replay_allowlist_CFLAGS = $(AM_CFLAGS) $(YAJL_CFLAGS)
 tests_fuzz_replay_allowlist_LDADD = agent/libagent.la $(YAJL_LIBS)
