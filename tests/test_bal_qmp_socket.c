@@ -23,6 +23,7 @@
 #include <cmocka.h>
 
 #include "agent/bal_qmp.h"
+#include "agent/bal_qmp_conn.h"
 #include "agent/bal_qmp_socket.h"
 
 #define GREETING "{\"QMP\": {\"version\": {\"qemu\": {\"micro\": 0, \"minor\": 2, \"major\": 7}, " \
@@ -73,6 +74,19 @@ static int64_t mono_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The fake server's {"return": {"actual": N}}. */
+static int reply_actual(const char *reply, uint64_t *out)
+{
+    const char *p = reply != NULL ? strstr(reply, "\"actual\"") : NULL;
+
+    if (p == NULL)
+        return -EPROTO;
+    p += strlen("\"actual\"");
+    p += strspn(p, " :");
+    *out = strtoull(p, NULL, 10);
+    return 0;
 }
 
 static void send_str(int fd, const char *s, size_t len, bool one_byte)
@@ -416,7 +430,7 @@ static void test_conn_normal(void **state)
     assert_int_equal(bal_qmp_conn_open(s->path, 2000, &c, &err), 0);
     for (int i = 1; i <= 3; i++) {
         assert_int_equal(bal_qmp_conn_execute(c, QUERY, 2000, &reply, &err), 0);
-        assert_int_equal(bal_qmp_parse_balloon_actual(reply, strlen(reply), &actual, NULL), 0);
+        assert_int_equal(reply_actual(reply, &actual), 0);
         assert_true(actual == (uint64_t)i);
         assert_null(strchr(reply, '\n')); /* the line end is not part of the reply */
         free(reply);
@@ -641,7 +655,7 @@ static void test_execute_pretty(void **state)
     char *reply = NULL;
 
     assert_int_equal(run_one(state, SRV_PRETTY, 2000, &reply, NULL, NULL), 0);
-    assert_int_equal(bal_qmp_parse_balloon_actual(reply, strlen(reply), &actual, NULL), 0);
+    assert_int_equal(reply_actual(reply, &actual), 0);
     assert_true(actual == 1);
     free(reply);
 }
@@ -682,9 +696,11 @@ static void test_conn_stale_after_close(void **state)
 
 /* ---- the transport ---- */
 
+/* The transport's own execute, past the agent's allow-list (test_bal_transport's): the servers answer
+ * query-balloon, a command QEMU has that the agent never sends. */
 static int execute(bal_transport_t *t, const bal_domain_info_t *d, char **reply, bal_error_t *err)
 {
-    return bal_transport_execute(t, d, QUERY, reply, err);
+    return t->ops->execute(t, d, QUERY, reply, err);
 }
 
 static void test_transport_dir_listing(void **state)
@@ -1255,7 +1271,7 @@ static void *hammer_main(void *opaque)
 
     for (int i = 0; i < 50; i++) {
         char *reply = NULL;
-        if (bal_transport_execute(h->t, h->dom, QUERY, &reply, NULL) == 0 &&
+        if (h->t->ops->execute(h->t, h->dom, QUERY, &reply, NULL) == 0 &&
             strncmp(reply, "{\"return\": {\"actual\": ", 22) == 0)
             h->ok++;
         free(reply);
