@@ -31,6 +31,7 @@ agent_libagent_la_SOURCES += agent/bal_filter.c agent/bal_filter.h \
 	agent/bal_agent.c
 # the transports by kind: what the plugin and balloonctl open an agent with
 agent_libagent_la_SOURCES += agent/bal_open.c agent/bal_open.h
+EXTRA_DIST += agent/README
 # balloonctl, the operator's command-line look at the same agent
 bin_PROGRAMS += agent/balloonctl
 dist_man_MANS += agent/balloonctl.1
