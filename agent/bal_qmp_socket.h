@@ -19,9 +19,9 @@
  * restarted QEMU is a new instance. take_changes is true when the directory changed since the last
  * listing (one stat per call), or once after a reconnect found a socket other than the listed one:
  * either way QEMU started, stopped or restarted, and only a new listing tells. The directory is
- * scanned by each list_domains; uuids are "". timeout_ms (<= 0: BAL_LIMIT_TIMEOUT_MS_DEFAULT) bounds connecting
- * and each reply. logger may be NULL; it is copied. Returns NULL with err filled (-EINVAL, -ENOMEM)
- * on failure; dir need not exist yet. Free with bal_transport_free. */
+ * scanned by each list_domains; uuids are "". timeout_ms (<= 0: BAL_LIMIT_TIMEOUT_MS_DEFAULT)
+ * bounds connecting and each reply. logger may be NULL; it is copied. Returns NULL with err filled
+ * (-EINVAL, -ENOMEM) on failure; dir need not exist yet. Free with bal_transport_free. */
 bal_transport_t *bal_qmp_socket_transport_new_dir(const char *dir, int timeout_ms, const bal_logger_t *logger,
                                                   bal_error_t *err);
 
