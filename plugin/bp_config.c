@@ -1,7 +1,7 @@
 /* Parsing of the <Plugin balloon> block. collectd's oconfig gives no line numbers, so every error
  * quotes the offending line as it was written (strings in double quotes, numbers and booleans bare),
  * which shows the wrong type as well as the wrong value. Every check the agent would make at
- * bal_agent_new is made here first, with the agent's own limits (bal_limits.h) and checks, so that a
+ * bal_open_agent is made here first, with the agent's own limits (bal_limits.h) and checks, so that a
  * mistake is named with its line at config time, not found at init. */
 #include "plugin/bp_config.h"
 
