@@ -8,17 +8,11 @@
 #include "agent/bal_agent.h"
 #include "agent/bal_filter.h"
 #include "agent/bal_jobs.h"
-#include "agent/bal_libvirt.h"
 #include "agent/bal_limits.h"
 #include "agent/bal_poller.h"
 #include "agent/bal_pool.h"
 #include "agent/bal_qmp.h"
-#include "agent/bal_qmp_socket.h"
 #include "agent/bal_summary.h"
-
-#define DEFAULT_CONCURRENCY 5 /* libvirtd's max_client_requests */
-#define DEFAULT_REFRESH_S 60
-#define DEFAULT_TIMEOUT_MS 5000
 
 typedef struct domain {
     bal_domain_info_t info; /* name owned; not written while its job runs (see pending) */
@@ -30,6 +24,7 @@ typedef struct domain {
     bool suspect;           /* its last job was late or timed out: queued last, within the late budget */
     bool skipped;           /* a suspect left out of this read: too many jobs still late */
     int64_t last_interval;  /* of the last sample handed out, for a late one: -1 unknown */
+    void *user;             /* the caller's slot (bal_sample_t.user); the reader's thread only */
     /* Listed again while its job ran: the instance and uuid to take once it has ended. */
     bool has_pending;
     uint64_t pending_instance;
@@ -46,7 +41,10 @@ struct bal_agent {
     bal_poller_config_t poller_config;
     bal_logger_t logger;
     void (*on_event)(void *opaque, const bal_event_t *event);
+    void (*release_user)(void *opaque, void *user);
     void *event_opaque;
+    void **gone_users;  /* slots of the domains dropped during this read, released at its end */
+    size_t n_gone, cap_gone;
     const bal_clock_t *clock;
     int timeout_ms;
     int64_t read_budget_ms; /* how long a read waits for answers; 0: for all of them */
@@ -60,22 +58,6 @@ struct bal_agent {
     bool refresh_now;
     int64_t next_refresh_ms;
 };
-
-static const char *const state_names[] = {
-    [BAL_STATE_OK] = "ok",
-    [BAL_STATE_NEVER_ANSWERED] = "never answered",
-    [BAL_STATE_STALE] = "stale",
-    [BAL_STATE_NO_BALLOON] = "no balloon",
-    [BAL_STATE_FAILED] = "failed",
-    [BAL_STATE_LATE] = "late",
-};
-
-const char *bal_domain_state_name(bal_domain_state_t state)
-{
-    if ((unsigned)state >= sizeof(state_names) / sizeof(state_names[0]))
-        return "unknown";
-    return state_names[state];
-}
 
 int bal_agent_check_selector(const char *selector, bal_error_t *err)
 {
@@ -103,11 +85,41 @@ static void release_domain(void *opaque, void *item)
     domain_free(item);
 }
 
-/* Lets go of a domain: now, or when its job in flight ends. */
+/* Hands the slots of the domains dropped so far back to the caller. */
+static void release_gone(bal_agent_t *agent)
+{
+    for (size_t i = 0; i < agent->n_gone; i++)
+        agent->release_user(agent->event_opaque, agent->gone_users[i]);
+    agent->n_gone = 0;
+}
+
+/* Keeps a dropped domain's slot for release_gone: the caller may still be holding on to it in this
+ * read's callbacks (its identifier in collectd, for one), and lets go once they are over. */
+static void keep_gone_user(bal_agent_t *agent, void *user)
+{
+    if (agent->n_gone == agent->cap_gone) {
+        size_t cap = agent->cap_gone != 0 ? 2 * agent->cap_gone : 16;
+        void **all = realloc(agent->gone_users, cap * sizeof(*all));
+
+        if (all == NULL) {
+            agent->release_user(agent->event_opaque, user); /* out of memory: at once rather than never */
+            return;
+        }
+        agent->gone_users = all;
+        agent->cap_gone = cap;
+    }
+    agent->gone_users[agent->n_gone++] = user;
+}
+
+/* Lets go of a domain: now, or when its job in flight ends. Its slot goes back to the caller at the
+ * end of the read. */
 static void domain_discard(bal_agent_t *agent, domain_t *dom)
 {
     if (dom == NULL)
         return;
+    if (dom->user != NULL && agent->release_user != NULL)
+        keep_gone_user(agent, dom->user);
+    dom->user = NULL;
     if (dom->job != NULL)
         bal_jobs_discard(agent->jobs, dom->job);
     else
@@ -220,9 +232,9 @@ static bool queue_domain(bal_agent_t *agent, domain_t *dom, bool restore)
  * every job is done). */
 static void run_round(bal_agent_t *agent, int64_t budget_ms)
 {
-    bal_transport_batch(agent->transport, true);
+    bal_transport_batch_begin(agent->transport);
     bal_jobs_run(agent->jobs, budget_ms);
-    bal_transport_batch(agent->transport, false);
+    bal_transport_batch_end(agent->transport);
 }
 
 /* ---- the domain list ---- */
@@ -444,7 +456,7 @@ static bal_log_level_t severity_level(bal_severity_t severity)
 }
 
 /* Logs a domain's events from this cycle and hands them to on_event. Calling thread only. */
-static void deliver_events(const bal_agent_t *agent, const domain_t *dom)
+static void deliver_events(const bal_agent_t *agent, domain_t *dom)
 {
     const bal_poller_event_t *events;
     size_t n = bal_poller_events(dom->poller, &events);
@@ -456,6 +468,7 @@ static void deliver_events(const bal_agent_t *agent, const domain_t *dom)
             .domain = dom->info.name,
             .uuid = dom->info.uuid,
             .message = events[i].message,
+            .user = &dom->user,
         };
         bal_log(&agent->logger, severity_level(ev.severity), "%s", ev.message);
         if (agent->on_event != NULL)
@@ -528,6 +541,7 @@ static bool take_sample(bal_agent_t *agent, domain_t *dom, bal_sample_t *sample,
     }
     sample->name = dom->info.name;
     sample->uuid = dom->info.uuid;
+    sample->user = &dom->user;
     bal_job_take(agent->jobs, dom->job);
     return sample->state != BAL_STATE_LATE;
 }
@@ -572,6 +586,7 @@ int bal_agent_read(bal_agent_t *agent, bal_sample_cb cb, void *opaque, bal_error
         if (cb != NULL)
             cb(opaque, &sample);
     }
+    release_gone(agent);
     if (read == 0 && failure.code != 0)
         return bal_error_set(err, failure.code, "None of the %zu selected domains could be read. %s", delivered,
                              failure.message);
@@ -633,6 +648,8 @@ void bal_agent_free(bal_agent_t *agent)
     }
     for (size_t i = 0; i < agent->n_domains; i++)
         domain_discard(agent, agent->domains[i]);
+    release_gone(agent);
+    free(agent->gone_users);
     free(agent->domains);
     bal_jobs_free(agent->jobs);
     bal_pool_free(agent->pool);
@@ -661,8 +678,7 @@ static unsigned pool_max_threads(unsigned width, int timeout_ms, int64_t read_bu
     return (unsigned)n;
 }
 
-/* Everything bal_agent_new checks before it opens anything. */
-static int check_config(const bal_agent_config_t *config, bal_error_t *err)
+int bal_agent_check_config(const bal_agent_config_t *config, bal_error_t *err)
 {
     int rc;
 
@@ -715,7 +731,7 @@ int bal_agent_new_with_transport(const bal_agent_config_t *config, bal_transport
     bal_agent_t *agent = NULL;
     int rc;
 
-    rc = check_config(config, err);
+    rc = bal_agent_check_config(config, err);
     if (rc < 0)
         goto fail;
     if (transport == NULL) {
@@ -733,8 +749,8 @@ int bal_agent_new_with_transport(const bal_agent_config_t *config, bal_transport
                         err);
     if (rc < 0)
         goto fail;
-    agent->width = config->concurrency != 0 ? config->concurrency : DEFAULT_CONCURRENCY;
-    agent->timeout_ms = config->timeout_ms != 0 ? config->timeout_ms : DEFAULT_TIMEOUT_MS;
+    agent->width = config->concurrency != 0 ? config->concurrency : BAL_LIMIT_CONCURRENCY_DEFAULT;
+    agent->timeout_ms = config->timeout_ms != 0 ? config->timeout_ms : BAL_LIMIT_TIMEOUT_MS_DEFAULT;
     agent->read_budget_ms = config->read_budget_ms;
     rc = bal_pool_new(agent->width, pool_max_threads(agent->width, agent->timeout_ms, agent->read_budget_ms),
                       &agent->pool, err);
@@ -761,9 +777,11 @@ int bal_agent_new_with_transport(const bal_agent_config_t *config, bal_transport
     };
     agent->logger = config->logger;
     agent->on_event = config->on_event;
+    agent->release_user = config->release_user;
     agent->event_opaque = config->event_opaque;
     agent->refresh_ms =
-        (int64_t)(config->refresh_interval_s != 0 ? config->refresh_interval_s : DEFAULT_REFRESH_S) * 1000;
+        (int64_t)(config->refresh_interval_s != 0 ? config->refresh_interval_s
+                                                  : BAL_LIMIT_REFRESH_INTERVAL_DEFAULT) * 1000;
     agent->restore_interval = config->restore_interval && !config->observe_only;
     *out = agent;
     return 0;
@@ -773,69 +791,4 @@ fail:
         agent->restore_interval = false;
     bal_agent_free(agent);
     return rc;
-}
-
-/* The QMP connections the socket transport may keep open within config's descriptor budget: what is
- * left once a connection for each command in flight (a read's and the late ones', 2 * concurrency) and
- * two for the rest (listing the directory) are set aside. 0: no limit. */
-static size_t kept_connections(const bal_agent_config_t *config)
-{
-    size_t width = config->concurrency != 0 ? config->concurrency : DEFAULT_CONCURRENCY;
-    size_t aside = 2 * width + 2;
-
-    if (config->max_descriptors == 0)
-        return 0;
-    return config->max_descriptors > aside ? config->max_descriptors - aside : 1;
-}
-
-static bal_transport_t *open_transport(const bal_agent_config_t *config, int timeout_ms, bal_error_t *err)
-{
-    bal_transport_t *t;
-
-    switch (config->transport) {
-    case BAL_TRANSPORT_LIBVIRT:
-        return bal_libvirt_transport_new(config->libvirt_uri, timeout_ms, &config->logger, config->clock,
-                                         err);
-    case BAL_TRANSPORT_QMP_DIR:
-        if (config->qmp_dir == NULL || config->qmp_dir[0] == '\0') {
-            bal_error_set(err, -EINVAL, "The QMP socket transport needs a directory.");
-            return NULL;
-        }
-        t = bal_qmp_socket_transport_new_dir(config->qmp_dir, timeout_ms, &config->logger, err);
-        bal_qmp_socket_transport_set_max_connections(t, kept_connections(config));
-        return t;
-    case BAL_TRANSPORT_QMP_SOCKETS:
-        if (config->n_sockets == 0 || config->sockets == NULL) {
-            bal_error_set(err, -EINVAL, "The QMP socket transport needs at least one socket.");
-            return NULL;
-        }
-        t = bal_qmp_socket_transport_new_pairs(config->sockets, config->n_sockets, timeout_ms, &config->logger,
-                                               err);
-        bal_qmp_socket_transport_set_max_connections(t, kept_connections(config));
-        return t;
-    }
-    bal_error_set(err, -EINVAL, "The transport %d is not one the agent knows.", (int)config->transport);
-    return NULL;
-}
-
-int bal_agent_new(const bal_agent_config_t *config, bal_agent_t **out, bal_error_t *err)
-{
-    bal_transport_t *transport;
-    bal_error_t local = {0};
-    int rc;
-
-    /* Validate first: a bad selector or a hostile path must not even open a connection. */
-    rc = check_config(config, err);
-    if (rc < 0)
-        return rc;
-    transport = open_transport(config, config->timeout_ms != 0 ? config->timeout_ms : DEFAULT_TIMEOUT_MS,
-                               &local);
-    if (transport == NULL) {
-        if (local.code >= 0)
-            bal_error_set(&local, -EIO, "The transport could not be opened.");
-        if (err != NULL)
-            *err = local;
-        return local.code;
-    }
-    return bal_agent_new_with_transport(config, transport, out, err);
 }

@@ -1,4 +1,4 @@
-/* The ranges of every number an operator gives the agent (through the collectd plugin's options or
+/* The ranges and defaults of every number an operator gives the agent (through the collectd plugin's options or
  * balloonctl's), in one place: the agent enforces them, the plugin's configuration and balloonctl
  * check them before an agent is made so that a mistake is named where it was written, and
  * collectd-balloon(5) and the README state them (tests/test_limits.c compares the man page with
@@ -17,15 +17,21 @@
 /* QMP commands in flight at once: threads of the agent's pool. */
 #define BAL_LIMIT_CONCURRENCY_MIN 1
 #define BAL_LIMIT_CONCURRENCY_MAX 256
+#define BAL_LIMIT_CONCURRENCY_DEFAULT 5 /* libvirtd's max_client_requests */
 /* Seconds between two readings of the domain list. */
 #define BAL_LIMIT_REFRESH_INTERVAL_MIN 1
 #define BAL_LIMIT_REFRESH_INTERVAL_MAX 86400
+#define BAL_LIMIT_REFRESH_INTERVAL_DEFAULT 60 /* lifecycle events act at once anyway */
 /* Polling intervals without a new last-update before a domain is stale. */
 #define BAL_LIMIT_STALE_AFTER_MIN 1
 #define BAL_LIMIT_STALE_AFTER_MAX 1000000
+#define BAL_LIMIT_STALE_AFTER_DEFAULT 3
+/* Read cycles between two checks (qom-get) that the interval is still the one set. Not an option. */
+#define BAL_LIMIT_VERIFY_EVERY_DEFAULT 5
 /* Milliseconds a connection or a reply may take (balloonctl --timeout). */
 #define BAL_LIMIT_TIMEOUT_MS_MIN 1
 #define BAL_LIMIT_TIMEOUT_MS_MAX 600000
+#define BAL_LIMIT_TIMEOUT_MS_DEFAULT 5000
 /* Bytes of a QOM path (QOMPath, --qom-path). */
 #define BAL_LIMIT_QOM_PATH_MAX 1024
 /* A Domain regular expression may stand for at most this many copies of its parts once its bounded

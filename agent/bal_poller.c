@@ -37,6 +37,13 @@ typedef enum pending {
 
 typedef enum poll_mode { MODE_IDLE, MODE_CYCLE, MODE_RESTORE } poll_mode_t;
 
+/* A re-arm is two sets, since QEMU ignores a set to the value it has: 0, then the interval. */
+typedef enum rearm_step {
+    REARM_NONE, /* no re-arm under way */
+    REARM_OFF,  /* set 0 next */
+    REARM_ON,   /* set the interval next */
+} rearm_step_t;
+
 struct bal_poller {
     /* configuration */
     char *name;
@@ -54,7 +61,7 @@ struct bal_poller {
     char *path;              /* PATH_FOUND */
     bool have_original;
     int64_t original;
-    int64_t known;           /* QEMU's interval as far as we know; -1 unknown */
+    int64_t qemu_interval;   /* QEMU's interval as far as we know; -1 unknown */
     bool changed_by_us;
     int64_t armed_ms;        /* monotonic time polling was last (re)armed or seen on; -1 off */
     int64_t grace_until_ms;  /* no re-arm before this: we just (re)armed the timer */
@@ -78,7 +85,7 @@ struct bal_poller {
     bal_stats_t stats;
     bal_domain_state_t state;
     bool fresh;
-    int rearm_stage;         /* 0 none, 1 set 0 next, 2 set the interval next */
+    rearm_step_t rearm;      /* what a re-arm sends next */
     bool announce_rearm;
     bool restore_done;
     bal_poller_event_t *events; /* MAX_EVENTS, allocated by the first event of a cycle: events are rare,
@@ -112,7 +119,7 @@ static int64_t window_s(const bal_poller_t *p, int64_t interval)
 /* The interval that decides staleness: the one we keep, or when only observing, the one QEMU has. */
 static int64_t effective_interval(const bal_poller_t *p)
 {
-    return p->observe_only ? p->known : p->target;
+    return p->observe_only ? p->qemu_interval : p->target;
 }
 
 static void add_event(bal_poller_t *p, bal_event_kind_t kind, bal_severity_t severity, const char *fmt,
@@ -176,7 +183,7 @@ static void reset_instance(bal_poller_t *p)
     p->path_state = PATH_UNKNOWN;
     p->have_original = false;
     p->original = -1;
-    p->known = -1;
+    p->qemu_interval = -1;
     p->changed_by_us = false;
     p->armed_ms = -1;
     p->grace_until_ms = 0;
@@ -204,8 +211,8 @@ bal_poller_t *bal_poller_new(const bal_poller_config_t *config, const char *name
     }
     p->target = config->polling_interval_s;
     p->observe_only = config->observe_only;
-    p->stale_after = config->stale_after != 0 ? config->stale_after : 3;
-    p->verify_every = config->verify_every != 0 ? config->verify_every : 5;
+    p->stale_after = config->stale_after != 0 ? config->stale_after : BAL_LIMIT_STALE_AFTER_DEFAULT;
+    p->verify_every = config->verify_every != 0 ? config->verify_every : BAL_LIMIT_VERIFY_EVERY_DEFAULT;
     p->clock = config->clock != NULL ? config->clock : bal_clock_system();
     reset_instance(p);
     return p;
@@ -241,7 +248,7 @@ static void begin(bal_poller_t *p, poll_mode_t mode)
     bal_stats_clear(&p->stats);
     p->state = BAL_STATE_OK;
     p->fresh = false;
-    p->rearm_stage = 0;
+    p->rearm = REARM_NONE;
     p->announce_rearm = false;
     p->restore_done = false;
     free(p->events);
@@ -285,7 +292,7 @@ bool bal_poller_next(bal_poller_t *p, bal_poller_step_t *step)
 
     if (p->mode == MODE_RESTORE) {
         if (p->restore_done || p->observe_only || p->path_state != PATH_FOUND || !p->have_original ||
-            !p->changed_by_us || p->known == p->original)
+            !p->changed_by_us || p->qemu_interval == p->original)
             return false;
         return emit(p, step, PENDING_RESTORE, BAL_POLLER_SET_INTERVAL, p->path, p->original);
     }
@@ -309,13 +316,13 @@ bool bal_poller_next(bal_poller_t *p, bal_poller_step_t *step)
     if (p->verify_due)
         return emit(p, step, PENDING_VERIFY, BAL_POLLER_GET_INTERVAL, p->path, 0);
     /* First sight, set back after a change behind our back, or repair of a half-done re-arm. */
-    if (!p->observe_only && p->known != p->target && p->rearm_stage == 0)
+    if (!p->observe_only && p->qemu_interval != p->target && p->rearm == REARM_NONE)
         return emit(p, step, PENDING_SET_TARGET, BAL_POLLER_SET_INTERVAL, p->path, p->target);
     if (!p->stats_done)
         return emit(p, step, PENDING_STATS, BAL_POLLER_GET_STATS, p->path, 0);
-    if (p->rearm_stage == 1)
+    if (p->rearm == REARM_OFF)
         return emit(p, step, PENDING_REARM_OFF, BAL_POLLER_SET_INTERVAL, p->path, 0);
-    if (p->rearm_stage == 2)
+    if (p->rearm == REARM_ON)
         return emit(p, step, PENDING_REARM_ON, BAL_POLLER_SET_INTERVAL, p->path, p->target);
     return false;
 }
@@ -325,7 +332,7 @@ static void armed(bal_poller_t *p, bool by_us)
 {
     int64_t now = now_ms(p);
 
-    p->armed_ms = p->known > 0 ? now : -1;
+    p->armed_ms = p->qemu_interval > 0 ? now : -1;
     if (by_us) {
         int64_t w = window_s(p, p->target);
         p->grace_until_ms = now + w * 1000;
@@ -336,7 +343,7 @@ static void found_balloon(bal_poller_t *p, int64_t interval)
 {
     p->have_original = true;
     p->original = interval;
-    p->known = interval;
+    p->qemu_interval = interval;
     p->cycles_since_verify = 0;
     armed(p, false);
 }
@@ -399,8 +406,8 @@ static void evaluate_stats(bal_poller_t *p)
     p->have_prev = true;
     p->prev_last_update = lu;
 
-    if (p->state == BAL_STATE_NEVER_ANSWERED && !p->never_reported && p->known > 0 && p->armed_ms >= 0 &&
-        now - p->armed_ms >= window_s(p, p->known) * 1000) {
+    if (p->state == BAL_STATE_NEVER_ANSWERED && !p->never_reported && p->qemu_interval > 0
+        && p->armed_ms >= 0 && now - p->armed_ms >= window_s(p, p->qemu_interval) * 1000) {
         add_event(p, BAL_EVENT_NEVER_ANSWERED, BAL_SEVERITY_WARNING,
                   "The guest of domain '%s' has not answered a balloon stats request in %lld s of "
                   "polling; its virtio_balloon driver is probably not loaded.",
@@ -414,7 +421,7 @@ static void evaluate_stats(bal_poller_t *p)
      * re-arms its timer when it does, so repeating the re-arm would only add monitor traffic. */
     if (p->stale_reported)
         return;
-    p->rearm_stage = 1;
+    p->rearm = REARM_OFF;
     p->announce_rearm = true;
 }
 
@@ -524,16 +531,16 @@ static void on_answer(bal_poller_t *p, pending_t pending, const bal_poller_reply
     case PENDING_VERIFY:
         p->verify_due = false;
         p->cycles_since_verify = 0;
-        if (p->known <= 0 && reply->interval > 0)
+        if (p->qemu_interval <= 0 && reply->interval > 0)
             p->armed_ms = now_ms(p);
-        if (!p->observe_only && reply->interval != p->target && reply->interval != p->known) {
+        if (!p->observe_only && reply->interval != p->target && reply->interval != p->qemu_interval) {
             p->announce_reset = true;
             p->reset_from = reply->interval;
         }
-        p->known = reply->interval;
+        p->qemu_interval = reply->interval;
         break;
     case PENDING_SET_TARGET:
-        p->known = p->target;
+        p->qemu_interval = p->target;
         p->changed_by_us = true;
         armed(p, true);
         if (p->announce_reset)
@@ -550,13 +557,13 @@ static void on_answer(bal_poller_t *p, pending_t pending, const bal_poller_reply
         evaluate_stats(p);
         break;
     case PENDING_REARM_OFF:
-        p->known = 0;
+        p->qemu_interval = 0;
         p->changed_by_us = true;
-        p->rearm_stage = 2;
+        p->rearm = REARM_ON;
         break;
     case PENDING_REARM_ON:
-        p->known = p->target;
-        p->rearm_stage = 0;
+        p->qemu_interval = p->target;
+        p->rearm = REARM_NONE;
         armed(p, true);
         if (p->announce_rearm) {
             add_event(p, BAL_EVENT_STALE_REARMED, BAL_SEVERITY_WARNING,
@@ -567,7 +574,7 @@ static void on_answer(bal_poller_t *p, pending_t pending, const bal_poller_reply
         }
         break;
     case PENDING_RESTORE:
-        p->known = p->original;
+        p->qemu_interval = p->original;
         p->restore_done = true;
         add_event(p, BAL_EVENT_INTERVAL_RESTORED, BAL_SEVERITY_OKAY,
                   "The polling interval of domain '%s' was put back to its original %lld s.", p->name,
@@ -607,7 +614,7 @@ void bal_poller_feed(bal_poller_t *p, const bal_poller_reply_t *reply)
 void bal_poller_result(const bal_poller_t *p, bal_sample_t *out)
 {
     out->balloon_path = p->path_state == PATH_FOUND ? p->path : NULL;
-    out->polling_interval_s = p->known;
+    out->polling_interval_s = p->qemu_interval;
     out->stats = p->stats;
     out->error = NULL;
     out->has_stats = p->stats_done && p->stats.last_update > 0;

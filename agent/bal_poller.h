@@ -29,9 +29,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "agent/bal_agent.h"
 #include "agent/bal_clock.h"
 #include "agent/bal_error.h"
+#include "agent/bal_limits.h"
+#include "agent/bal_sample.h"
 #include "agent/bal_stats.h"
 
 #define BAL_POLLER_DEFAULT_PATH "/machine/peripheral/balloon0"
@@ -42,8 +43,8 @@ typedef struct bal_poller_config {
     const char *qom_path;       /* NULL: find it; else used as is (checked by the caller); copied */
     int64_t polling_interval_s; /* the interval to keep; 0 keeps polling off */
     bool observe_only;          /* never sets anything */
-    unsigned stale_after;       /* 0: 3 */
-    unsigned verify_every;      /* 0: 5 */
+    unsigned stale_after;       /* 0: BAL_LIMIT_STALE_AFTER_DEFAULT */
+    unsigned verify_every;      /* 0: BAL_LIMIT_VERIFY_EVERY_DEFAULT */
     const bal_clock_t *clock;   /* NULL: bal_clock_system(); borrowed */
 } bal_poller_config_t;
 

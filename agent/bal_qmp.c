@@ -106,11 +106,6 @@ out:
     return ret;
 }
 
-int bal_qmp_build(const char *command, char **out, bal_error_t *err)
-{
-    return build(command, NULL, NULL, NULL, out, err);
-}
-
 int bal_qmp_build_qom_get(const char *path, const char *property, char **out, bal_error_t *err)
 {
     if (path == NULL)
@@ -294,31 +289,6 @@ int bal_qmp_parse_guest_stats(const char *reply, size_t len, bal_stats_t *out, b
         tmp.stat[idx] = stat_value(stats->u.object.values[i]);
     }
     *out = tmp;
-out:
-    yajl_tree_free(root);
-    return ret;
-}
-
-int bal_qmp_parse_balloon_actual(const char *reply, size_t len, uint64_t *out, bal_error_t *err)
-{
-    yajl_val root, rv, actual;
-    uint64_t mag;
-    bool neg;
-    int ret;
-
-    ret = parse_reply(reply, len, &root, &rv, err);
-    if (ret < 0)
-        return ret;
-    ret = bal_json_get(rv, "actual", &actual, err);
-    if (ret == -ENOENT)
-        ret = bal_error_set(err, -EPROTO, "The query-balloon reply has no 'actual'.");
-    if (ret < 0)
-        goto out;
-    if (bal_json_integer(actual, &neg, &mag) < 0 || (neg && mag != 0)) {
-        ret = bal_error_set(err, -EPROTO, "The query-balloon reply's 'actual' is not an unsigned integer.");
-        goto out;
-    }
-    *out = mag;
 out:
     yajl_tree_free(root);
     return ret;

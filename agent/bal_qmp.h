@@ -23,7 +23,6 @@ int bal_qmp_check_path(const char *path, bal_error_t *err);
 /* Each builder returns 0 and a malloc'ed NUL-terminated command in *out (caller frees), or a negative
  * errno (-EINVAL for a bad path, -ENOMEM) with err filled and *out untouched. No "id" is ever added:
  * libvirt adds its own. */
-int bal_qmp_build(const char *command, char **out, bal_error_t *err); /* no arguments */
 int bal_qmp_build_qom_get(const char *path, const char *property, char **out, bal_error_t *err);
 int bal_qmp_build_qom_set_int(const char *path, const char *property, int64_t value, char **out,
                               bal_error_t *err);
@@ -43,8 +42,6 @@ int bal_qmp_parse_int(const char *reply, size_t len, int64_t *out, bal_error_t *
  * any value above INT64_MAX (no guest can report one: 18446744073709551614 is not 18.4 EB of memory);
  * unknown keys ignored, a missing or mistyped stat is unset. *out is fully overwritten on success. */
 int bal_qmp_parse_guest_stats(const char *reply, size_t len, bal_stats_t *out, bal_error_t *err);
-/* {"return": {"actual": N}} (query-balloon), in bytes. */
-int bal_qmp_parse_balloon_actual(const char *reply, size_t len, uint64_t *out, bal_error_t *err);
 
 /* qom-list: the first child whose type is "child<virtio-balloon-...>" (e.g. virtio-balloon-pci,
  * virtio-balloon-ccw, virtio-balloon-device). Returns 0 with a malloc'ed "parent/name" in *path, or

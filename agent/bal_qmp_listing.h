@@ -23,10 +23,15 @@
 #include <stdint.h>
 #include <sys/stat.h>
 
-#include "agent/bal_agent.h"
 #include "agent/bal_error.h"
 #include "agent/bal_log.h"
 #include "agent/bal_transport.h"
+
+/* A socket named for a domain: the pairs form of the qmp-socket transport (QMPSocket NAME PATH). */
+typedef struct bal_socket_spec {
+    const char *name;
+    const char *path;
+} bal_socket_spec_t;
 
 /* The file suffix that makes a socket in a directory a domain: NAME.qmp. */
 #define BAL_QMP_SOCKET_SUFFIX ".qmp"

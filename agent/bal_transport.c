@@ -151,7 +151,7 @@ static int check_command(const char *command, bal_error_t *err)
     else if (ret < 0)
         goto refuse;
     cmd = YAJL_GET_STRING(exec);
-    if (strcmp(cmd, "qmp_capabilities") == 0 || strcmp(cmd, "query-balloon") == 0) {
+    if (strcmp(cmd, "qmp_capabilities") == 0) {
         wanted = 0;
     } else if (strcmp(cmd, "qom-list") == 0) {
         wanted = ARG_PATH;
@@ -228,10 +228,16 @@ bool bal_transport_take_changes(bal_transport_t *t)
     return t->ops->take_changes(t);
 }
 
-void bal_transport_batch(bal_transport_t *t, bool begin)
+void bal_transport_batch_begin(bal_transport_t *t)
 {
     if (t != NULL && t->ops->batch != NULL)
-        t->ops->batch(t, begin);
+        t->ops->batch(t, true);
+}
+
+void bal_transport_batch_end(bal_transport_t *t)
+{
+    if (t != NULL && t->ops->batch != NULL)
+        t->ops->batch(t, false);
 }
 
 void bal_transport_free(bal_transport_t *t)

@@ -54,13 +54,15 @@ struct bal_transport {
 };
 
 /* Dispatchers: the only way commands leave the agent. bal_transport_execute refuses (-EPERM) any
- * command other than qmp_capabilities, query-balloon, qom-list, and qom-get/qom-set of the balloon's
+ * command other than qmp_capabilities, qom-list, and qom-get/qom-set of the balloon's
  * guest-stats / guest-stats-polling-interval properties. */
 int bal_transport_list_domains(bal_transport_t *t, bal_domain_list_t *out, bal_error_t *err);
 int bal_transport_execute(bal_transport_t *t, const bal_domain_info_t *dom, const char *command,
                           char **reply, bal_error_t *err);
 bool bal_transport_take_changes(bal_transport_t *t);
-void bal_transport_batch(bal_transport_t *t, bool begin);
+/* A batch of commands begins / has ended (the batch op, when the transport has one). */
+void bal_transport_batch_begin(bal_transport_t *t);
+void bal_transport_batch_end(bal_transport_t *t);
 void bal_transport_free(bal_transport_t *t);
 
 #endif

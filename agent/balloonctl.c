@@ -21,6 +21,7 @@
 
 #include "agent/bal_agent.h"
 #include "agent/bal_limits.h"
+#include "agent/bal_open.h"
 #include "agent/bal_qmp.h"
 #include "agent/bal_text.h"
 
@@ -718,6 +719,7 @@ int main(int argc, char **argv)
 {
     options_t o = {0};
     bal_agent_config_t config = {0};
+    bal_open_config_t open = {0};
     bal_agent_t *agent = NULL;
     bal_error_t err = {0};
     rows_t rows = {0};
@@ -727,9 +729,9 @@ int main(int argc, char **argv)
     if (status != 0)
         return status;
 
-    config.transport = o.qmp_dir != NULL ? BAL_TRANSPORT_QMP_DIR : BAL_TRANSPORT_LIBVIRT;
-    config.libvirt_uri = o.uri;
-    config.qmp_dir = o.qmp_dir;
+    open.transport = o.qmp_dir != NULL ? BAL_TRANSPORT_QMP_DIR : BAL_TRANSPORT_LIBVIRT;
+    open.libvirt_uri = o.uri;
+    open.qmp_dir = o.qmp_dir;
     config.domains = o.selectors;
     config.n_domains = o.n_selectors;
     config.qom_path = o.qom_path;
@@ -743,7 +745,7 @@ int main(int argc, char **argv)
     /* The plugin waits for a socket directory that is not there yet; a look at one is a mistake. */
     if (o.qmp_dir != NULL && !is_directory(o.qmp_dir))
         return EXIT_FAILED;
-    rc = bal_agent_new(&config, &agent, &err);
+    rc = bal_open_agent(&config, &open, &agent, &err);
     if (rc < 0) {
         fputs("balloonctl: ", stderr);
         put_clean(stderr, err.message);

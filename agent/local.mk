@@ -11,12 +11,14 @@ agent_libagent_la_SOURCES = \
 	agent/bal_limits.c agent/bal_limits.h \
 	agent/bal_summary.c agent/bal_summary.h \
 	agent/bal_transport.h \
+	agent/bal_sample.c agent/bal_sample.h \
 	agent/bal_agent.h
 # QMP messages and the QMP socket transport
 agent_libagent_la_SOURCES += agent/bal_qmp.c agent/bal_qmp.h \
 	agent/bal_json.c agent/bal_json.h \
 	agent/bal_transport.c \
 	agent/bal_qmp_listing.c agent/bal_qmp_listing.h \
+	agent/bal_qmp_conn.c agent/bal_qmp_conn.h \
 	agent/bal_qmp_socket.c agent/bal_qmp_socket.h
 # libvirt transport
 agent_libagent_la_SOURCES += agent/bal_libvirt.c agent/bal_libvirt.h
@@ -27,6 +29,9 @@ agent_libagent_la_SOURCES += agent/bal_filter.c agent/bal_filter.h \
 	agent/bal_jobs.c agent/bal_jobs.h \
 	agent/bal_poller.c agent/bal_poller.h \
 	agent/bal_agent.c
+# the transports by kind: what the plugin and balloonctl open an agent with
+agent_libagent_la_SOURCES += agent/bal_open.c agent/bal_open.h
+EXTRA_DIST += agent/README
 # balloonctl, the operator's command-line look at the same agent
 bin_PROGRAMS += agent/balloonctl
 dist_man_MANS += agent/balloonctl.1

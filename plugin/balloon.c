@@ -15,6 +15,7 @@
 #include "core/utils/common/common.h"
 
 #include "agent/bal_agent.h"
+#include "agent/bal_open.h"
 #include "agent/bal_text.h"
 #include "plugin/bp_config.h"
 #include "plugin/bp_fdlimit.h"
@@ -23,29 +24,23 @@
 #include "plugin/bp_series.h"
 #include "plugin/bp_sources.h"
 
-/* A domain seen by an instance: what must survive from one cycle to the next. */
+/* A domain seen by an instance: what must survive from one cycle to the next. The agent holds it for
+ * us in its own list of domains (bal_sample_t.user) and hands it back when the domain goes. */
 typedef struct bp_domain {
     char *name;
     bp_trouble_t trouble; /* read failures, said ever more rarely (bp_report.h) */
     bp_series_t *series;  /* its claim on its identifier in collectd; NULL: not dispatched */
     bool taken;           /* its identifier is another domain's, and that was said */
-    bool seen;            /* in the current cycle */
 } bp_domain_t;
 
 typedef struct bp_instance {
     bp_config_t *config;
     bal_agent_config_t agent_config; /* borrows from config */
+    bal_open_config_t open_config;   /* the transport; borrows from config */
     bal_agent_t *agent;              /* NULL until the transport could be opened */
     char read_name[32];
     int64_t interval_s;              /* the polling interval in QEMU, and the values' interval */
     bool registered;
-
-    bp_domain_t **domains; /* sorted by name, for bsearch */
-    size_t n_domains;
-    size_t cursor;         /* where the current cycle's next domain is looked for first */
-    bp_domain_t **added;   /* first seen in the current cycle */
-    size_t n_added, cap_added;
-    bool added_unsorted;   /* added is not in name order (the agent calls back in name order) */
 
     c_complain_t open_complaint; /* the transport could not be opened */
     c_complain_t read_complaint; /* no domain at all could be read */
@@ -93,103 +88,30 @@ static void bp_domain_free(bp_domain_t *dom)
     free(dom);
 }
 
-static int bp_domain_cmp(const void *a, const void *b)
+/* The domain's state, kept in the agent's slot for it (bal_sample_t.user) and created on first
+ * sight. NULL only on ENOMEM. */
+static bp_domain_t *bp_domain_get(void **slot, const char *name)
 {
-    const bp_domain_t *const *da = a, *const *db = b;
+    bp_domain_t *dom;
 
-    return strcmp((*da)->name, (*db)->name);
-}
-
-/* The domain's state, created on first sight. NULL only on ENOMEM. */
-static bp_domain_t *bp_domain_get(bp_instance_t *inst, const char *name)
-{
-    bp_domain_t key = {.name = (char *)name}, *pkey = &key, **found = NULL;
-    bp_domain_t **added, *dom;
-    int c = 1;
-
-    /* A domain's events come just before its sample: the second call asks for the one just found. */
-    if (inst->cursor > 0 && strcmp(inst->domains[inst->cursor - 1]->name, name) == 0)
-        return inst->domains[inst->cursor - 1];
-    /* The agent calls back in name order, so the cursor finds a known domain at once, or right after
-     * the ones that are gone; bsearch stays as the fallback that does not rely on the order. */
-    while (inst->cursor < inst->n_domains && (c = strcmp(inst->domains[inst->cursor]->name, name)) < 0)
-        inst->cursor++;
-    if (c == 0)
-        found = &inst->domains[inst->cursor++];
-    else if (inst->n_domains > 0)
-        found = bsearch(&pkey, inst->domains, inst->n_domains, sizeof(*inst->domains), bp_domain_cmp);
-    if (found != NULL) {
-        (*found)->seen = true;
-        return *found;
-    }
-    /* Its events may have added it already in this cycle. */
-    if (inst->added_unsorted) {
-        for (size_t i = 0; i < inst->n_added && found == NULL; i++)
-            if (strcmp(inst->added[i]->name, name) == 0)
-                found = &inst->added[i];
-    } else if (inst->n_added > 0) {
-        found = bsearch(&pkey, inst->added, inst->n_added, sizeof(*inst->added), bp_domain_cmp);
-    }
-    if (found != NULL)
-        return *found;
-    if (inst->n_added == inst->cap_added) {
-        size_t cap = inst->cap_added != 0 ? inst->cap_added * 2 : 16;
-        added = realloc(inst->added, cap * sizeof(*added));
-        if (added == NULL)
-            return NULL;
-        inst->added = added;
-        inst->cap_added = cap;
-    }
+    if (slot == NULL)
+        return NULL;
+    if (*slot != NULL)
+        return *slot;
     dom = calloc(1, sizeof(*dom));
     if (dom == NULL || (dom->name = strdup(name)) == NULL) {
         free(dom);
         return NULL;
     }
-    dom->seen = true;
-    if (inst->n_added > 0 && strcmp(inst->added[inst->n_added - 1]->name, name) > 0)
-        inst->added_unsorted = true;
-    inst->added[inst->n_added++] = dom;
+    *slot = dom;
     return dom;
 }
 
-/* After a cycle: forget domains that are gone, take in the new ones, sort again. */
-static void bp_domains_sweep(bp_instance_t *inst)
+/* The agent's release_user: the domain left the selection (or the agent is being freed). */
+static void bp_domain_release(void *opaque, void *user)
 {
-    size_t kept = 0;
-    bp_domain_t **all;
-
-    inst->cursor = 0;
-    for (size_t i = 0; i < inst->n_domains; i++) {
-        if (inst->domains[i]->seen) {
-            inst->domains[i]->seen = false;
-            inst->domains[kept++] = inst->domains[i];
-        } else {
-            bp_domain_free(inst->domains[i]);
-        }
-    }
-    inst->n_domains = kept;
-    if (inst->n_added == 0)
-        return;
-    all = realloc(inst->domains, (kept + inst->n_added) * sizeof(*all));
-    if (all == NULL) {
-        /* Forgetting the new ones only resets their complaint state. */
-        for (size_t i = 0; i < inst->n_added; i++)
-            bp_domain_free(inst->added[i]);
-        inst->n_added = 0;
-        inst->added_unsorted = false;
-        return;
-    }
-    inst->domains = all;
-    for (size_t i = 0; i < inst->n_added; i++) {
-        inst->added[i]->seen = false;
-        inst->domains[inst->n_domains++] = inst->added[i];
-    }
-    /* Domains are added rarely, thousands at once at the start: no need to keep room for them. */
-    free(inst->added);
-    inst->added = NULL;
-    inst->n_added = inst->cap_added = 0;
-    inst->added_unsorted = false;
-    qsort(inst->domains, inst->n_domains, sizeof(*inst->domains), bp_domain_cmp);
+    (void)opaque;
+    bp_domain_free(user);
 }
 
 /* The domain's identifier in collectd, claimed for it (bp_series.h); NULL when it is another
@@ -218,7 +140,7 @@ static const bp_identity_t *bp_domain_claim(bp_instance_t *inst, bp_domain_t *do
 static void bp_on_event(void *opaque, const bal_event_t *event)
 {
     bp_instance_t *inst = opaque;
-    bp_domain_t *dom = bp_domain_get(inst, event->domain != NULL ? event->domain : "");
+    bp_domain_t *dom = bp_domain_get(event->user, event->domain != NULL ? event->domain : "");
     const bp_identity_t *id = dom != NULL ? bp_domain_claim(inst, dom, event->uuid) : NULL;
 
     /* Not for a domain whose identifier is another's: it would be that one's notification. */
@@ -229,7 +151,7 @@ static void bp_on_event(void *opaque, const bal_event_t *event)
 static void bp_on_sample(void *opaque, const bal_sample_t *sample)
 {
     bp_instance_t *inst = opaque;
-    bp_domain_t *dom = bp_domain_get(inst, sample->name);
+    bp_domain_t *dom = bp_domain_get(sample->user, sample->name);
     const bp_identity_t *id;
     bp_series_plan_t plan;
     cdtime_t now = cdtime();
@@ -260,14 +182,9 @@ static void bp_instance_free(bp_instance_t *inst)
 {
     if (inst == NULL)
         return;
-    /* Puts the intervals back (if asked), which may raise notifications through bp_on_event. */
+    /* Puts the intervals back (if asked), which may raise notifications through bp_on_event, then
+     * hands back every domain's state (bp_domain_release). */
     bal_agent_free(inst->agent);
-    for (size_t i = 0; i < inst->n_domains; i++)
-        bp_domain_free(inst->domains[i]);
-    free(inst->domains);
-    for (size_t i = 0; i < inst->n_added; i++)
-        bp_domain_free(inst->added[i]);
-    free(inst->added);
     bp_config_free(inst->config);
     free(inst);
 }
@@ -328,7 +245,7 @@ static int bp_config_cb(oconfig_item_t *ci)
 static int bp_instance_open(bp_instance_t *inst, bal_error_t *err)
 {
     bal_error_clear(err);
-    return bal_agent_new(&inst->agent_config, &inst->agent, err);
+    return bal_open_agent(&inst->agent_config, &inst->open_config, &inst->agent, err);
 }
 
 static int bp_read_cb(user_data_t *ud)
@@ -351,7 +268,6 @@ static int bp_read_cb(user_data_t *ud)
 
     bal_error_clear(&err);
     n = bal_agent_read(inst->agent, bp_on_sample, inst, &err);
-    bp_domains_sweep(inst);
     bp_report_flush(&inst->report);
     if (n < 0) {
         char clean[sizeof(err.message)];
@@ -419,12 +335,13 @@ static int bp_init_cb(void)
         int status;
 
         inst->interval_s = bp_config_polling_interval(inst->config, interval);
-        bp_config_to_agent(inst->config, interval, &inst->agent_config);
+        bp_config_to_agent(inst->config, interval, &inst->agent_config, &inst->open_config);
         if (inst->config->transport != BAL_TRANSPORT_LIBVIRT)
-            inst->agent_config.max_descriptors = fds.share;
+            inst->open_config.max_descriptors = fds.share;
         inst->agent_config.logger.log = bp_log;
         inst->agent_config.logger.opaque = NULL;
         inst->agent_config.on_event = bp_on_event;
+        inst->agent_config.release_user = bp_domain_release;
         inst->agent_config.event_opaque = inst;
 
         status = bp_instance_open(inst, &err);

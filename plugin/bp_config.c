@@ -1,7 +1,7 @@
 /* Parsing of the <Plugin balloon> block. collectd's oconfig gives no line numbers, so every error
  * quotes the offending line as it was written (strings in double quotes, numbers and booleans bare),
  * which shows the wrong type as well as the wrong value. Every check the agent would make at
- * bal_agent_new is made here first, with the agent's own limits (bal_limits.h) and checks, so that a
+ * bal_open_agent is made here first, with the agent's own limits (bal_limits.h) and checks, so that a
  * mistake is named with its line at config time, not found at init. */
 #include "plugin/bp_config.h"
 
@@ -320,7 +320,7 @@ static int bp_opt_polling_interval(bp_parse_t *p, const oconfig_item_t *ci, cons
 {
     double v;
 
-    /* QEMU refuses anything above UINT32_MAX; 0 would stop polling. */
+    /* QEMU refuses anything above BAL_LIMIT_POLLING_INTERVAL_MAX; 0 would stop polling. */
     if (bp_get_number(p, ci, line, BAL_LIMIT_POLLING_INTERVAL_MIN, (double)BAL_LIMIT_POLLING_INTERVAL_MAX,
                       &v) != 0)
         return -EINVAL;
@@ -562,8 +562,8 @@ int64_t bp_config_default_polling_interval(cdtime_t collectd_interval)
 
     if (s < 1)
         s = 1;
-    if (s > 4294967295u)
-        s = 4294967295u;
+    if (s > (uint64_t)BAL_LIMIT_POLLING_INTERVAL_MAX)
+        s = (uint64_t)BAL_LIMIT_POLLING_INTERVAL_MAX;
     return (int64_t)s;
 }
 
@@ -574,14 +574,16 @@ int64_t bp_config_polling_interval(const bp_config_t *config, cdtime_t collectd_
     return bp_config_default_polling_interval(collectd_interval);
 }
 
-void bp_config_to_agent(const bp_config_t *config, cdtime_t collectd_interval, bal_agent_config_t *out)
+void bp_config_to_agent(const bp_config_t *config, cdtime_t collectd_interval, bal_agent_config_t *out,
+                        bal_open_config_t *open)
 {
+    memset(open, 0, sizeof(*open));
+    open->transport = config->transport;
+    open->libvirt_uri = config->connection;
+    open->qmp_dir = config->qmp_dir;
+    open->sockets = config->sockets;
+    open->n_sockets = config->n_sockets;
     memset(out, 0, sizeof(*out));
-    out->transport = config->transport;
-    out->libvirt_uri = config->connection;
-    out->qmp_dir = config->qmp_dir;
-    out->sockets = config->sockets;
-    out->n_sockets = config->n_sockets;
     out->domains = (const char *const *)config->domains;
     out->n_domains = config->n_domains;
     out->ignore_selected = config->ignore_selected;

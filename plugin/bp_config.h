@@ -10,6 +10,7 @@
 #include "core/daemon/plugin.h"
 
 #include "agent/bal_agent.h"
+#include "agent/bal_open.h"
 
 /* One field of HostnameFormat / PluginInstanceFormat, spelled as collectd's virt plugin spells it. */
 typedef enum bp_name_field {
@@ -41,10 +42,10 @@ typedef struct bp_config {
 
     char *qom_path;              /* QOMPath; NULL: the agent finds the balloon */
     int64_t polling_interval_s;  /* PollingInterval; 0: not given, use collectd's interval */
-    unsigned refresh_interval_s; /* RefreshInterval; 0: the agent's default (60) */
-    unsigned stale_after;        /* StaleAfter; 0: the agent's default (3) */
-    unsigned concurrency;        /* Concurrency; 0: the agent's default (5) */
-    int timeout_ms;              /* Timeout, in ms; 0: the agent's default (5000) */
+    unsigned refresh_interval_s; /* RefreshInterval; 0: BAL_LIMIT_REFRESH_INTERVAL_DEFAULT */
+    unsigned stale_after;        /* StaleAfter; 0: BAL_LIMIT_STALE_AFTER_DEFAULT */
+    unsigned concurrency;        /* Concurrency; 0: BAL_LIMIT_CONCURRENCY_DEFAULT */
+    int timeout_ms;              /* Timeout, in ms; 0: BAL_LIMIT_TIMEOUT_MS_DEFAULT */
     bool restore_interval;       /* RestoreInterval, default true */
 
     bp_name_format_t hostname_format;        /* default: hostname */
@@ -72,8 +73,10 @@ int64_t bp_config_polling_interval(const bp_config_t *config, cdtime_t collectd_
  * at least 1 ms. A command still out then is not waited for (its domain is late). */
 int bp_config_read_budget_ms(cdtime_t collectd_interval);
 
-/* Fills *out for bal_agent_new from config. The pointers in *out borrow from config, which must
- * outlive their use; logger, on_event and clock are left NULL for the caller to set. */
-void bp_config_to_agent(const bp_config_t *config, cdtime_t collectd_interval, bal_agent_config_t *out);
+/* Fills *out and *open for bal_open_agent from config. The pointers in them borrow from config, which
+ * must outlive their use; logger, on_event, release_user and clock are left NULL, and max_descriptors
+ * 0, for the caller to set. */
+void bp_config_to_agent(const bp_config_t *config, cdtime_t collectd_interval, bal_agent_config_t *out,
+                        bal_open_config_t *open);
 
 #endif

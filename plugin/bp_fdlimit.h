@@ -6,7 +6,7 @@
  * At init, when some <Plugin balloon> block reads QMP sockets, the soft limit is raised to the hard
  * one (which an unprivileged process may do), and what is left, once the descriptors open now and a
  * reserve for the rest of collectd are set aside, is shared among those blocks: each agent keeps its
- * connections within its share (bal_agent_config_t.max_descriptors). What was done is said once. A
+ * connections within its share (bal_open_config_t.max_descriptors). What was done is said once. A
  * process that uses select() cannot watch descriptors above 1023: raising the limit does not make
  * any, but a plugin that opens its files after ours may get such numbers once many are in use. */
 #ifndef BP_FDLIMIT_H

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "agent/bal_agent.h"
+#include "agent/bal_open.h"
 #include "tests/tt_time.h"
 
 typedef struct tally {
@@ -35,8 +36,8 @@ int main(int argc, char **argv)
 {
     const char *vg = getenv("BALLOON_VALGRIND");
     int64_t slack = vg != NULL && vg[0] == '1' ? 10000 : 1000;
+    bal_open_config_t open = {.transport = BAL_TRANSPORT_QMP_DIR};
     bal_agent_config_t config = {
-        .transport = BAL_TRANSPORT_QMP_DIR,
         .polling_interval_s = 1,
         .refresh_interval_s = 1,
     };
@@ -48,7 +49,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: fault_cycles DIR TIMEOUT_MS PAUSE_MS STOPFILE\n");
         return 2;
     }
-    config.qmp_dir = argv[1];
+    open.qmp_dir = argv[1];
     timeout_ms = atoi(argv[2]);
     pause_ms = atoi(argv[3]);
     config.timeout_ms = timeout_ms;
@@ -56,7 +57,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "fault_cycles: bad timeout or pause\n");
         return 2;
     }
-    if (bal_agent_new(&config, &agent, &err) != 0) {
+    if (bal_open_agent(&config, &open, &agent, &err) != 0) {
         fprintf(stderr, "fault_cycles: %s\n", err.message);
         return 1;
     }

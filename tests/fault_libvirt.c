@@ -32,6 +32,7 @@
 #include <libvirt/virterror.h>
 
 #include "agent/bal_agent.h"
+#include "agent/bal_open.h"
 #include "tests/fault_fake.h"
 #include "tests/tt_env.h"
 #include "tests/tt_tally.h"
@@ -507,9 +508,8 @@ static void test_random_libvirt_failures(void **state)
 {
     int cycles = tt_skip_slow() ? 100 : 300;
     agent_clock_t clock;
+    bal_open_config_t open = {.transport = BAL_TRANSPORT_LIBVIRT, .libvirt_uri = "qemu:///fault"};
     bal_agent_config_t config = {
-        .transport = BAL_TRANSPORT_LIBVIRT,
-        .libvirt_uri = "qemu:///fault",
         .polling_interval_s = 10,
         .refresh_interval_s = 30,
         .timeout_ms = TIMEOUT_MS,
@@ -530,8 +530,8 @@ static void test_random_libvirt_failures(void **state)
                             .ms = 1000000,
                             .guests = ff_clock(lv.ff)};
     config.clock = &clock.clock;
-    if (bal_agent_new(&config, &agent, &err) != 0)
-        fail_msg("bal_agent_new: %s", err.message);
+    if (bal_open_agent(&config, &open, &agent, &err) != 0)
+        fail_msg("bal_open_agent: %s", err.message);
 
     pthread_mutex_lock(&lv.lock);
     lv.permille = 100;
@@ -599,9 +599,8 @@ static void test_stalled_domain_late_through_libvirt(void **state)
     const char *vg = getenv("BALLOON_VALGRIND");
     int64_t slack = vg != NULL && vg[0] == '1' ? 10000 : 1000, stall_began;
     agent_clock_t clock;
+    bal_open_config_t open = {.transport = BAL_TRANSPORT_LIBVIRT, .libvirt_uri = "qemu:///fault"};
     bal_agent_config_t config = {
-        .transport = BAL_TRANSPORT_LIBVIRT,
-        .libvirt_uri = "qemu:///fault",
         .polling_interval_s = 10,
         .timeout_ms = 1000,
         .read_budget_ms = 200,
@@ -622,8 +621,8 @@ static void test_stalled_domain_late_through_libvirt(void **state)
     lv.stall_name = "vm-000002";
     lv.stalling = true;
     pthread_mutex_unlock(&lv.lock);
-    if (bal_agent_new(&config, &agent, &err) != 0)
-        fail_msg("bal_agent_new: %s", err.message);
+    if (bal_open_agent(&config, &open, &agent, &err) != 0)
+        fail_msg("bal_open_agent: %s", err.message);
 
     for (int i = 0; i < 2; i++) {
         int64_t t0 = tt_mono_ms();

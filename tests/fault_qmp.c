@@ -30,6 +30,7 @@
 #include <cmocka.h>
 
 #include "agent/bal_agent.h"
+#include "agent/bal_open.h"
 #include "tests/fault_server.h"
 #include "tests/tt_time.h"
 
@@ -99,8 +100,8 @@ typedef struct fixture {
  * budget_ms: the read budget (0: a read waits for every domain). */
 static void setup_full(fixture_t *fx, int timeout_ms, unsigned refresh_s, int budget_ms)
 {
+    bal_open_config_t open = {.transport = BAL_TRANSPORT_QMP_DIR};
     bal_agent_config_t config = {
-        .transport = BAL_TRANSPORT_QMP_DIR,
         .polling_interval_s = 1,
         .refresh_interval_s = refresh_s,
         .read_budget_ms = budget_ms,
@@ -116,9 +117,9 @@ static void setup_full(fixture_t *fx, int timeout_ms, unsigned refresh_s, int bu
     fx->clock = (offset_clock_t){
         .clock = {.wall_s = offset_wall_s, .monotonic_ms = offset_monotonic_ms, .opaque = &fx->clock}};
     config.clock = &fx->clock.clock;
-    config.qmp_dir = fx->dir;
-    if (bal_agent_new(&config, &fx->agent, &err) != 0)
-        fail_msg("bal_agent_new: %s", err.message);
+    open.qmp_dir = fx->dir;
+    if (bal_open_agent(&config, &open, &fx->agent, &err) != 0)
+        fail_msg("bal_open_agent: %s", err.message);
 }
 
 static void setup(fixture_t *fx, int timeout_ms)

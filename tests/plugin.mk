@@ -3,7 +3,7 @@
 # the shell tests load the built balloon.so into the real collectd daemon.
 PLUGIN_TEST_CPP = $(AM_CPPFLAGS) $(COLLECTD_CPPFLAGS) -DFC_TYPESDB='"$(COLLECTD_TYPESDB)"'
 PLUGIN_TEST_LIBS = plugin/libballoonplugin.la agent/libagent.la $(CMOCKA_LIBS) -lm
-PLUGIN_TEST_WRAP = -Wl,--wrap=bal_agent_new,--wrap=bal_agent_read,--wrap=bal_agent_free
+PLUGIN_TEST_WRAP = -Wl,--wrap=bal_open_agent,--wrap=bal_agent_read,--wrap=bal_agent_free
 PLUGIN_TEST_SRC = \
 	tests/test_plugin_core.c tests/test_plugin_core.h \
 	tests/test_plugin_agent.c tests/test_plugin_agent.h \

@@ -21,6 +21,7 @@
 #include <yajl/yajl_tree.h>
 
 #include "agent/bal_agent.h"
+#include "agent/bal_open.h"
 #include "agent/bal_transport.h"
 #include "tests/tt_fake.h"
 #include "tests/tt_manual_clock.h"
@@ -733,6 +734,7 @@ static void test_hostile_qom_path_refused_before_anything_is_sent(void **state)
 
     fake_add(fx->fake, "vm", VB_GUEST_LINUX, 0);
     for (size_t i = 0; i < sizeof(hostile) / sizeof(hostile[0]); i++) {
+        bal_open_config_t open = {0};
         bal_error_t err = {0};
         bal_agent_t *agent = NULL;
 
@@ -742,10 +744,10 @@ static void test_hostile_qom_path_refused_before_anything_is_sent(void **state)
         assert_null(agent);
         assert_int_equal(fx->fake->tt.freed, 1); /* the transport was taken and freed */
         assert_true(strlen(err.message) > 0);
-        /* bal_agent_new refuses before even opening a transport. */
-        fx->config.transport = BAL_TRANSPORT_QMP_DIR;
-        fx->config.qmp_dir = "/nonexistent-balloon-test";
-        assert_int_equal(bal_agent_new(&fx->config, &agent, &err), -EINVAL);
+        /* bal_open_agent refuses before even opening a transport. */
+        open.transport = BAL_TRANSPORT_QMP_DIR;
+        open.qmp_dir = "/nonexistent-balloon-test";
+        assert_int_equal(bal_open_agent(&fx->config, &open, &agent, &err), -EINVAL);
         assert_null(agent);
     }
     assert_int_equal(fx->fake->executes, 0);
@@ -756,6 +758,7 @@ static void test_bad_config_refused(void **state)
 {
     fixture_t *fx = *state;
     const char *bad_sel[] = {"ok", "/(/"};
+    bal_open_config_t open = {0};
     bal_error_t err = {0};
     bal_agent_t *agent = NULL;
 
@@ -770,9 +773,9 @@ static void test_bad_config_refused(void **state)
     assert_int_equal(bal_agent_new_with_transport(&fx->config, &fx->fake->tt.base, &agent, &err), -EINVAL);
     assert_non_null(strstr(err.message, "4294967296"));
     fx->config.polling_interval_s = 2;
-    fx->config.transport = BAL_TRANSPORT_QMP_DIR;
-    fx->config.qmp_dir = NULL;
-    assert_int_equal(bal_agent_new(&fx->config, &agent, &err), -EINVAL);
+    open.transport = BAL_TRANSPORT_QMP_DIR;
+    open.qmp_dir = NULL;
+    assert_int_equal(bal_open_agent(&fx->config, &open, &agent, &err), -EINVAL);
     assert_null(agent);
     assert_int_equal(bal_agent_new_with_transport(&fx->config, NULL, &agent, &err), -EINVAL);
     assert_int_equal(fx->fake->lists + fx->fake->executes, 0);

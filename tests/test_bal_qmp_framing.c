@@ -23,6 +23,7 @@
 #include <cmocka.h>
 
 #include "agent/bal_qmp.h"
+#include "agent/bal_qmp_conn.h"
 #include "agent/bal_qmp_socket.h"
 
 #define GREETING "{\"QMP\": {\"version\": {\"qemu\": {\"micro\": 0, \"minor\": 2, \"major\": 7}}, " \

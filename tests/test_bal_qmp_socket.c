@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <poll.h>
 #include <pthread.h>
 #include <setjmp.h>
@@ -23,6 +24,7 @@
 #include <cmocka.h>
 
 #include "agent/bal_qmp.h"
+#include "agent/bal_qmp_conn.h"
 #include "agent/bal_qmp_socket.h"
 #include "tests/tt_time.h"
 
@@ -410,7 +412,7 @@ static void test_conn_normal(void **state)
     assert_int_equal(bal_qmp_conn_open(s->path, 2000, &c, &err), 0);
     for (int i = 1; i <= 3; i++) {
         assert_int_equal(bal_qmp_conn_execute(c, QUERY, 2000, &reply, &err), 0);
-        assert_int_equal(bal_qmp_parse_balloon_actual(reply, strlen(reply), &actual, NULL), 0);
+        assert_int_equal(sscanf(reply, "{ \"return\" : { \"actual\" :%" SCNu64, &actual), 1);
         assert_true(actual == (uint64_t)i);
         assert_null(strchr(reply, '\n')); /* the line end is not part of the reply */
         free(reply);
@@ -635,7 +637,7 @@ static void test_execute_pretty(void **state)
     char *reply = NULL;
 
     assert_int_equal(run_one(state, SRV_PRETTY, 2000, &reply, NULL, NULL), 0);
-    assert_int_equal(bal_qmp_parse_balloon_actual(reply, strlen(reply), &actual, NULL), 0);
+    assert_int_equal(sscanf(reply, "{ \"return\" : { \"actual\" :%" SCNu64, &actual), 1);
     assert_true(actual == 1);
     free(reply);
 }
@@ -676,9 +678,11 @@ static void test_conn_stale_after_close(void **state)
 
 /* ---- the transport ---- */
 
+/* The transport's own execute, past the agent's allow-list (test_bal_transport's): the servers answer
+ * query-balloon, a command QEMU has that the agent never sends. */
 static int execute(bal_transport_t *t, const bal_domain_info_t *d, char **reply, bal_error_t *err)
 {
-    return bal_transport_execute(t, d, QUERY, reply, err);
+    return t->ops->execute(t, d, QUERY, reply, err);
 }
 
 static void test_transport_dir_listing(void **state)
@@ -1249,7 +1253,7 @@ static void *hammer_main(void *opaque)
 
     for (int i = 0; i < 50; i++) {
         char *reply = NULL;
-        if (bal_transport_execute(h->t, h->dom, QUERY, &reply, NULL) == 0 &&
+        if (h->t->ops->execute(h->t, h->dom, QUERY, &reply, NULL) == 0 &&
             strncmp(reply, "{\"return\": {\"actual\": ", 22) == 0)
             h->ok++;
         free(reply);

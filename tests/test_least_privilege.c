@@ -1,5 +1,5 @@
 /* Least privilege at the transport boundary: bal_transport_execute is the only way a command leaves
- * the agent, and it lets out only qmp_capabilities, query-balloon, qom-list, and qom-get / qom-set of
+ * the agent, and it lets out only qmp_capabilities, qom-list, and qom-get / qom-set of
  * the balloon's guest-stats and guest-stats-polling-interval. test_bal_transport.c covers the list's
  * plain cases; this covers what a second JSON reader (QEMU's, libvirt's) could read differently from
  * ours: escapes, encodings, members and commands hidden around the one that was checked, and
@@ -64,12 +64,12 @@ static void test_escapes_that_read_the_same(void **state)
         QG(B0, "\\u0067uest-stats-polling-interval"),
         QS(B0, "guest-stats-polling\\u002Dinterval", "5"),
         "{\"execute\":\"qom\\u002dget\",\"arguments\":{\"path\":\"/b\",\"property\":\"guest-stats\"}}",
-        "{\"\\u0065xecute\":\"query-balloon\"}",
-        "{\"execute\":\"query-balloon\",\"\\u0061rguments\":{}}",
+        "{\"\\u0065xecute\":\"qmp_capabilities\"}",
+        "{\"execute\":\"qmp_capabilities\",\"\\u0061rguments\":{}}",
         QG("/machine/peripheral/balloon\\u0030", "guest-stats"),
         QG("\\/machine\\/peripheral\\/balloon0", "guest-stats"),
         "{\"execute\":\"qom-list\",\"arguments\":{\"path\":\"/machine/peripheral\"}}\r\n",
-        "\t{ \"execute\" :\r\n\"query-balloon\" }",
+        "\t{ \"execute\" :\r\n\"qmp_capabilities\" }",
     };
     tt_recorder_t r;
     (void)state;
@@ -103,44 +103,44 @@ static void test_encodings_and_hidden_commands(void **state)
         QG(B0, "guest\xe0\x80\xadstats"),
         QG(B0, "guest-stats\xff"),
         QG(B0, "guest-stats\xed\xa0\x80"),        /* a surrogate in UTF-8 */
-        "\xef\xbb\xbf{\"execute\":\"query-balloon\"}", /* byte order mark */
+        "\xef\xbb\xbf{\"execute\":\"qmp_capabilities\"}", /* byte order mark */
         /* whitespace JSON does not have */
-        "{\"execute\":\"query-balloon\"}\v",
-        "{\"execute\":\f\"query-balloon\"}",
-        "{\"execute\":\"query-balloon\"}\x1c",
+        "{\"execute\":\"qmp_capabilities\"}\v",
+        "{\"execute\":\f\"qmp_capabilities\"}",
+        "{\"execute\":\"qmp_capabilities\"}\x1c",
         /* a second command, or the start of one, after the first */
-        "{\"execute\":\"query-balloon\"}\n{\"execute\":\"quit\"}",
-        "{\"execute\":\"query-balloon\"}\r\n{\"execute\":\"quit\"}\r\n",
-        "{\"execute\":\"query-balloon\"},{\"execute\":\"quit\"}",
-        "{\"execute\":\"query-balloon\"}\"",
-        "{\"execute\":\"query-balloon\"} \"{\\\"execute\\\":\\\"quit\\\"}",
-        "{\"execute\":\"query-balloon\"}{",
-        "{\"execute\":\"query-balloon\"}[",
-        "{\"execute\":\"query-balloon\"} t",
-        "{\"execute\":\"query-balloon\"} 1",
-        "{\"execute\":\"query-balloon\"} -",
-        "{\"execute\":\"query-balloon\"} /",
-        "{\"execute\":\"query-balloon\"} //",
-        "{\"execute\":\"query-balloon\"} /* */",
-        "{\"execute\":\"query-balloon\"}\\",
+        "{\"execute\":\"qmp_capabilities\"}\n{\"execute\":\"quit\"}",
+        "{\"execute\":\"qmp_capabilities\"}\r\n{\"execute\":\"quit\"}\r\n",
+        "{\"execute\":\"qmp_capabilities\"},{\"execute\":\"quit\"}",
+        "{\"execute\":\"qmp_capabilities\"}\"",
+        "{\"execute\":\"qmp_capabilities\"} \"{\\\"execute\\\":\\\"quit\\\"}",
+        "{\"execute\":\"qmp_capabilities\"}{",
+        "{\"execute\":\"qmp_capabilities\"}[",
+        "{\"execute\":\"qmp_capabilities\"} t",
+        "{\"execute\":\"qmp_capabilities\"} 1",
+        "{\"execute\":\"qmp_capabilities\"} -",
+        "{\"execute\":\"qmp_capabilities\"} /",
+        "{\"execute\":\"qmp_capabilities\"} //",
+        "{\"execute\":\"qmp_capabilities\"} /* */",
+        "{\"execute\":\"qmp_capabilities\"}\\",
         /* arrays, anywhere */
-        "[{\"execute\":\"query-balloon\"},{\"execute\":\"quit\"}]",
+        "[{\"execute\":\"qmp_capabilities\"},{\"execute\":\"quit\"}]",
         "[]",
-        "{\"execute\":[\"query-balloon\",\"quit\"]}",
+        "{\"execute\":[\"qmp_capabilities\",\"quit\"]}",
         "{\"execute\":\"qom-list\",\"arguments\":{\"path\":[\"/machine\"]}}",
         QS(B0, "guest-stats-polling-interval", "[5]"),
         "{\"execute\":\"qom-get\",\"arguments\":[{\"path\":\"/b\",\"property\":\"guest-stats\"}]}",
         /* members twice, or members QMP would act on */
-        "{\"execute\":\"query-balloon\",\"execute\":\"query-balloon\"}",
+        "{\"execute\":\"qmp_capabilities\",\"execute\":\"qmp_capabilities\"}",
         "{\"execute\":\"qom-list\",\"arguments\":{\"path\":\"/m\"},\"arguments\":{\"path\":\"/m\"}}",
         "{\"execute\":\"qom-list\",\"arguments\":{\"path\":\"/m\",\"path\":\"/m\"}}",
-        "{\"execute\":\"query-balloon\",\"exec-oob\":\"quit\"}",
-        "{\"exec-oob\":\"query-balloon\"}",
-        "{\"execute\":\"query-balloon\",\"id\":\"x\"}",
-        "{\"execute\":\"query-balloon\",\"Execute\":\"quit\"}",
-        "{\"execute\":\"query-balloon\",\"control\":{}}",
-        "{\"execute\":\"query-balloon\",\"arguments\":null}",
-        "{\"execute\":\"query-balloon\",\"arguments\":{\"x\":null}}",
+        "{\"execute\":\"qmp_capabilities\",\"exec-oob\":\"quit\"}",
+        "{\"exec-oob\":\"qmp_capabilities\"}",
+        "{\"execute\":\"qmp_capabilities\",\"id\":\"x\"}",
+        "{\"execute\":\"qmp_capabilities\",\"Execute\":\"quit\"}",
+        "{\"execute\":\"qmp_capabilities\",\"control\":{}}",
+        "{\"execute\":\"qmp_capabilities\",\"arguments\":null}",
+        "{\"execute\":\"qmp_capabilities\",\"arguments\":{\"x\":null}}",
         "{\"execute\":\"qmp_capabilities\",\"arguments\":{\"enable\":[\"oob\"]}}",
         QG(B0, "guest-stats") "\n" QG(B0, "guest-stats"),
         /* values that are not 64-bit integers */
@@ -172,6 +172,7 @@ static void test_encodings_and_hidden_commands(void **state)
         "{\"execute\":\"add-fd\"}",
         "{\"execute\":\"query-commands\"}",
         "{\"execute\":\"query-status\"}",
+        "{\"execute\":\"query-balloon\"}",
         "{\"execute\":\"qom-list-properties\",\"arguments\":{\"typename\":\"virtio-balloon-pci\"}}",
         "{\"execute\":\"x-query-ramblock\"}",
         QS(B0, "guest-stats-polling-interval\\u0000", "5"),

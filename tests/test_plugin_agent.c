@@ -2,6 +2,7 @@
 #include "tests/test_plugin_agent.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,11 +28,22 @@ typedef struct fa_log {
     char message[256];
 } fa_log_t;
 
+/* A domain's slot for the plugin (bal_sample_t.user), kept as the agent keeps it: while the domain
+ * comes up in the reads, given back at the end of the first read it is not in, or on free. */
+typedef struct fa_slot {
+    char name[256];
+    void *user;
+    bool seen; /* in the current read */
+} fa_slot_t;
+
 struct bal_agent {
     bal_logger_t logger;
     void (*on_event)(void *opaque, const bal_event_t *event);
+    void (*release_user)(void *opaque, void *user);
     void *event_opaque;
     bool restore_interval;
+    fa_slot_t slots[FA_MAX_SAMPLES + FA_MAX]; /* each agent its own, as each block has its own */
+    size_t n_slots;
 };
 
 static struct {
@@ -164,22 +176,63 @@ bal_sample_t fa_sample(const char *name, const char *uuid, unsigned n_stats, uin
     return s;
 }
 
-static void fa_record_config(const bal_agent_config_t *c)
+/* name's slot, made on first sight; hint: where it was the last time, tried first. */
+static void **fa_slot(bal_agent_t *a, const char *name, size_t hint)
+{
+    fa_slot_t *s = NULL;
+
+    if (hint < a->n_slots && strcmp(a->slots[hint].name, name) == 0)
+        s = &a->slots[hint];
+    for (size_t i = 0; s == NULL && i < a->n_slots; i++)
+        if (strcmp(a->slots[i].name, name) == 0)
+            s = &a->slots[i];
+    if (s == NULL) {
+        if (a->n_slots == sizeof(a->slots) / sizeof(a->slots[0]))
+            abort();
+        s = &a->slots[a->n_slots++];
+        memset(s, 0, sizeof(*s));
+        fa_copy(s->name, sizeof(s->name), name);
+    }
+    s->seen = true;
+    return &s->user;
+}
+
+/* At the end of a read: the slots of the domains it did not have go back (all of them: on free). */
+static void fa_release_slots(bal_agent_t *agent, bool all)
+{
+    size_t kept = 0;
+
+    for (size_t i = 0; i < agent->n_slots; i++) {
+        fa_slot_t *s = &agent->slots[i];
+
+        if (s->seen && !all) {
+            s->seen = false;
+            if (kept != i)
+                agent->slots[kept] = *s;
+            kept++;
+        } else if (s->user != NULL && agent->release_user != NULL) {
+            agent->release_user(agent->event_opaque, s->user);
+        }
+    }
+    agent->n_slots = kept;
+}
+
+static void fa_record_config(const bal_agent_config_t *c, const bal_open_config_t *o)
 {
     fa_config_t *r = &fa.config;
 
     memset(r, 0, sizeof(*r));
-    r->transport = c->transport;
-    r->has_uri = c->libvirt_uri != NULL;
-    fa_copy(r->libvirt_uri, sizeof(r->libvirt_uri), c->libvirt_uri);
-    r->has_qmp_dir = c->qmp_dir != NULL;
-    fa_copy(r->qmp_dir, sizeof(r->qmp_dir), c->qmp_dir);
+    r->transport = o->transport;
+    r->has_uri = o->libvirt_uri != NULL;
+    fa_copy(r->libvirt_uri, sizeof(r->libvirt_uri), o->libvirt_uri);
+    r->has_qmp_dir = o->qmp_dir != NULL;
+    fa_copy(r->qmp_dir, sizeof(r->qmp_dir), o->qmp_dir);
     r->has_qom_path = c->qom_path != NULL;
     fa_copy(r->qom_path, sizeof(r->qom_path), c->qom_path);
-    r->n_sockets = c->n_sockets;
-    for (size_t i = 0; i < c->n_sockets && i < FA_MAX; i++) {
-        fa_copy(r->socket_names[i], sizeof(r->socket_names[i]), c->sockets[i].name);
-        fa_copy(r->socket_paths[i], sizeof(r->socket_paths[i]), c->sockets[i].path);
+    r->n_sockets = o->n_sockets;
+    for (size_t i = 0; i < o->n_sockets && i < FA_MAX; i++) {
+        fa_copy(r->socket_names[i], sizeof(r->socket_names[i]), o->sockets[i].name);
+        fa_copy(r->socket_paths[i], sizeof(r->socket_paths[i]), o->sockets[i].path);
     }
     r->n_domains = c->n_domains;
     for (size_t i = 0; i < c->n_domains && i < FA_MAX; i++)
@@ -193,19 +246,20 @@ static void fa_record_config(const bal_agent_config_t *c)
     r->refresh_interval_s = c->refresh_interval_s;
     r->timeout_ms = c->timeout_ms;
     r->read_budget_ms = c->read_budget_ms;
-    r->max_descriptors = c->max_descriptors;
+    r->max_descriptors = o->max_descriptors;
     r->restore_interval = c->restore_interval;
     r->has_logger = c->logger.log != NULL;
     r->has_on_event = c->on_event != NULL;
     r->has_clock = c->clock != NULL;
 }
 
-int __wrap_bal_agent_new(const bal_agent_config_t *config, bal_agent_t **out, bal_error_t *err)
+int __wrap_bal_open_agent(const bal_agent_config_t *config, const bal_open_config_t *open, bal_agent_t **out,
+                          bal_error_t *err)
 {
     bal_agent_t *a;
 
     fa.n_new++;
-    fa_record_config(config);
+    fa_record_config(config, open);
     if (fa.new_ok > 0)
         fa.new_ok--;
     else if (fa.new_status != 0)
@@ -215,6 +269,7 @@ int __wrap_bal_agent_new(const bal_agent_config_t *config, bal_agent_t **out, ba
         return bal_error_set(err, -ENOMEM, "Out of memory.");
     a->logger = config->logger;
     a->on_event = config->on_event;
+    a->release_user = config->release_user;
     a->event_opaque = config->event_opaque;
     a->restore_interval = config->restore_interval;
     fa.n_alive++;
@@ -237,6 +292,7 @@ int __wrap_bal_agent_read(bal_agent_t *agent, bal_sample_cb cb, void *opaque, ba
             .domain = fa.events[i].domain,
             .uuid = fa.events[i].uuid,
             .message = fa.events[i].message,
+            .user = fa_slot(agent, fa.events[i].domain, SIZE_MAX),
         };
 
         if (agent->on_event != NULL)
@@ -256,9 +312,11 @@ int __wrap_bal_agent_read(bal_agent_t *agent, bal_sample_cb cb, void *opaque, ba
         s.name = fa.samples[i].name;
         s.uuid = fa.samples[i].uuid;
         s.error = fa.samples[i].has_error ? fa.samples[i].error : NULL;
+        s.user = fa_slot(agent, s.name, i);
         cb(opaque, &s);
         read += s.state != BAL_STATE_FAILED && s.state != BAL_STATE_LATE;
     }
+    fa_release_slots(agent, false);
     /* As the agent does: domains there, none read, is a failed read. */
     if (read == 0 && fa.n_samples > 0)
         return bal_error_set(err, -EIO, "None of the %zu selected domains could be read. %s", fa.n_samples,
@@ -280,6 +338,7 @@ void __wrap_bal_agent_free(bal_agent_t *agent)
                 .domain = fa.samples[i].name,
                 .uuid = fa.samples[i].uuid,
                 .message = message,
+                .user = fa_slot(agent, fa.samples[i].name, i),
             };
 
             snprintf(message, sizeof(message), "The polling interval of domain '%s' was restored to 0.",
@@ -287,6 +346,7 @@ void __wrap_bal_agent_free(bal_agent_t *agent)
             agent->on_event(agent->event_opaque, &e);
         }
     }
+    fa_release_slots(agent, true);
     fa.n_alive--;
     free(agent);
 }

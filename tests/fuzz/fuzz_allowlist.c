@@ -71,7 +71,7 @@ static void check_allowed(const char *command)
     args = member(tree, "arguments");
     FUZZ_ASSERT(exec != NULL && YAJL_IS_STRING(exec));
     cmd = exec->u.string;
-    if (strcmp(cmd, "qmp_capabilities") == 0 || strcmp(cmd, "query-balloon") == 0) {
+    if (strcmp(cmd, "qmp_capabilities") == 0) {
         want_args = 0;
     } else if (strcmp(cmd, "qom-list") == 0) {
         want_args = 1;

@@ -199,6 +199,7 @@ static void set_parents(oconfig_item_t *ci)
 static void check_accepted(const bp_config_t *c)
 {
     bal_agent_config_t ac;
+    bal_open_config_t oc;
 
     FUZZ_ASSERT(c->transport == BAL_TRANSPORT_LIBVIRT || c->transport == BAL_TRANSPORT_QMP_DIR ||
                 c->transport == BAL_TRANSPORT_QMP_SOCKETS);
@@ -230,9 +231,9 @@ static void check_accepted(const bp_config_t *c)
     for (size_t i = 0; i < c->n_domains; i++)
         FUZZ_ASSERT(bal_agent_check_selector(c->domains[i], NULL) == 0);
 
-    bp_config_to_agent(c, TIME_T_TO_CDTIME_T(10), &ac);
-    FUZZ_ASSERT(ac.polling_interval_s >= 1 && ac.polling_interval_s <= INT64_C(4294967295));
-    FUZZ_ASSERT(ac.n_domains == c->n_domains && ac.n_sockets == c->n_sockets);
+    bp_config_to_agent(c, TIME_T_TO_CDTIME_T(10), &ac, &oc);
+    FUZZ_ASSERT(ac.polling_interval_s >= 1 && ac.polling_interval_s <= BAL_LIMIT_POLLING_INTERVAL_MAX);
+    FUZZ_ASSERT(ac.n_domains == c->n_domains && oc.n_sockets == c->n_sockets);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

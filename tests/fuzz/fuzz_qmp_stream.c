@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "agent/bal_qmp.h"
+#include "agent/bal_qmp_conn.h"
 #include "agent/bal_qmp_socket.h"
 #include "tests/fuzz/fuzz.h"
 
@@ -142,16 +143,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         FUZZ_ASSERT(err.code == rc && err.message[0] != '\0');
         FUZZ_ASSERT(rc != -ETIMEDOUT); /* the peer always ends with EOF */
     } else {
-        rc = bal_qmp_conn_execute(conn, "{\"execute\":\"query-balloon\"}", 5000, &reply, &err);
+        rc = bal_qmp_conn_execute(conn,
+                                  "{\"execute\":\"qom-get\",\"arguments\":{\"path\":\"/machine/peripheral/"
+                                  "balloon0\",\"property\":\"guest-stats\"}}",
+                                  5000, &reply, &err);
         if (rc == 0) {
             bal_error_t perr = {0};
-            uint64_t actual;
+            bal_stats_t stats;
             size_t len = strlen(reply);
             int prc;
 
             FUZZ_ASSERT(len > 1 && reply[0] == '{' && reply[len - 1] == '}');
             /* a whole message: the reply parsers give a verdict on it, never "not JSON" by framing */
-            prc = bal_qmp_parse_balloon_actual(reply, len, &actual, &perr);
+            prc = bal_qmp_parse_guest_stats(reply, len, &stats, &perr);
             FUZZ_ASSERT(prc == 0 || prc == -EREMOTEIO || prc == -EPROTO || prc == -EMSGSIZE);
             free(reply);
             (void)bal_qmp_conn_stale(conn);
