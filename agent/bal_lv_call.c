@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -11,14 +12,20 @@
 
 #include "agent/bal_lv_call.h"
 
+/* A call's state: made by a helper (RUNNING) until it returns (DONE) or its caller stops waiting
+ * (ABANDONED). Each side moves it once with a compare-and-swap, so that they agree on who owns the work
+ * without a mutex between them (each one cost the woken thread a wait for the mutex its waker held). */
+enum { CALL_RUNNING, CALL_DONE, CALL_ABANDONED };
+
 /* One call handed to a helper: shared by its caller (until it returns) and its helper (until the call
- * is done), hence counted. */
+ * is done), hence counted. The caller marks the key pending before it abandons the call, so the
+ * helper, which unmarks it as soon as the call returns, always comes after; the last to let go of an
+ * abandoned call frees its work. */
 typedef struct blv_call {
     atomic_int refs;
-    pthread_mutex_t m;
-    pthread_cond_t cond; /* on CLOCK_MONOTONIC; signalled when done is set */
-    bool done;           /* under m */
-    bool abandoned;      /* under m: the caller stopped waiting; the helper frees the work */
+    atomic_int state;
+    sem_t done; /* posted once, when the state became DONE */
+    blv_caller_t *caller; /* borrowed: the caller waits, the helper holds a reference */
     char *key;
     blv_call_fn fn;
     blv_call_free_fn free_fn;
@@ -35,9 +42,8 @@ typedef struct blv_pending {
 typedef struct blv_helper {
     blv_caller_t *caller;
     pthread_t thread;
-    pthread_cond_t wake;    /* signalled when call or quit is set */
-    blv_call_t *call;       /* under caller->lock: the call to make; NULL when idle */
-    bool quit;              /* under caller->lock: an idle helper ends (stop joins it) */
+    sem_t wake;              /* posted when it has a call, or must end: no spurious wake-up, no mutex */
+    blv_call_t *call;        /* under caller->lock: the call to make; NULL when idle (woken: it ends) */
     struct blv_helper *next; /* in caller->idle */
 } blv_helper_t;
 
@@ -144,63 +150,45 @@ static void call_unref(blv_call_t *c)
 {
     if (c == NULL || atomic_fetch_sub(&c->refs, 1) != 1)
         return;
-    if (c->abandoned)
+    if (atomic_load(&c->state) == CALL_ABANDONED)
         c->free_fn(c->work);
-    pthread_cond_destroy(&c->cond);
-    pthread_mutex_destroy(&c->m);
+    sem_destroy(&c->done);
     free(c->key);
     free(c);
 }
 
-static blv_call_t *call_new(const char *key, blv_call_fn fn, blv_call_free_fn free_fn, void *work)
+static blv_call_t *call_new(blv_caller_t *caller, const char *key, blv_call_fn fn, blv_call_free_fn free_fn,
+                            void *work)
 {
     blv_call_t *c = calloc(1, sizeof(*c));
-    pthread_condattr_t attr;
 
     if (c == NULL)
         return NULL;
     c->key = strdup(key);
-    if (c->key == NULL || pthread_condattr_init(&attr) != 0) {
-        free(c->key);
-        free(c);
-        return NULL;
-    }
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    if (pthread_cond_init(&c->cond, &attr) != 0) {
-        pthread_condattr_destroy(&attr);
-        free(c->key);
-        free(c);
-        return NULL;
-    }
-    pthread_condattr_destroy(&attr);
-    if (pthread_mutex_init(&c->m, NULL) != 0) {
-        pthread_cond_destroy(&c->cond);
+    if (c->key == NULL || sem_init(&c->done, 0, 0) != 0) {
         free(c->key);
         free(c);
         return NULL;
     }
     atomic_init(&c->refs, 1);
+    atomic_init(&c->state, CALL_RUNNING);
+    c->caller = caller;
     c->fn = fn;
     c->free_fn = free_fn;
     c->work = work;
     return c;
 }
 
-/* Gives c's results to its caller, or lets them go when the caller stopped waiting. */
-static void call_hand_back(blv_caller_t *caller, blv_call_t *c)
+/* Gives c's results to its caller, or, when the caller stopped waiting meanwhile, unmarks its key and
+ * leaves the work to the last call_unref (this one, unless the caller has not let go yet). */
+static void call_hand_back(blv_call_t *c)
 {
-    bool abandoned;
+    int expected = CALL_RUNNING;
 
-    pthread_mutex_lock(&c->m);
-    c->done = true;
-    abandoned = c->abandoned;
-    pthread_mutex_unlock(&c->m);
-    /* After the unlock, so that the woken caller does not wait for the mutex: c lives on, it holds its
-     * own reference until it has seen done. */
-    pthread_cond_signal(&c->cond);
-    /* The caller added the key before it let go of c->m, so this removal comes after it. */
-    if (abandoned)
-        pending_remove(caller, c->key);
+    if (atomic_compare_exchange_strong(&c->state, &expected, CALL_DONE))
+        sem_post(&c->done); /* c lives on: this thread's reference is dropped after */
+    else
+        pending_remove(c->caller, c->key);
     call_unref(c);
 }
 
@@ -210,8 +198,14 @@ static void helper_free(blv_helper_t *h)
 {
     if (h == NULL)
         return;
-    pthread_cond_destroy(&h->wake);
+    sem_destroy(&h->wake);
     free(h);
+}
+
+static void helper_sleep(blv_helper_t *h)
+{
+    while (sem_wait(&h->wake) != 0 && errno == EINTR)
+        ;
 }
 
 static void *helper_main(void *opaque)
@@ -220,17 +214,21 @@ static void *helper_main(void *opaque)
     blv_caller_t *caller = h->caller;
     bool leaves = false;
 
-    pthread_mutex_lock(&caller->lock);
     while (!leaves) {
         blv_call_t *c;
+        bool abandoned;
 
-        while (h->call == NULL && !h->quit)
-            pthread_cond_wait(&h->wake, &caller->lock);
-        if (h->call == NULL)
-            break; /* quit while idle: stop joins it */
+        helper_sleep(h);
+        pthread_mutex_lock(&caller->lock);
         c = h->call;
         pthread_mutex_unlock(&caller->lock);
+        if (c == NULL)
+            break; /* woken without a call by stop, which joins it */
         c->fn(c->work);
+        /* Abandoned: the key is refused until now, so it is unmarked first (nobody waits for the rest). */
+        abandoned = atomic_load(&c->state) == CALL_ABANDONED;
+        if (abandoned)
+            pending_remove(caller, c->key);
         /* Idle again before the caller wakes, so that its next call finds this helper. */
         pthread_mutex_lock(&caller->lock);
         h->call = NULL;
@@ -241,10 +239,11 @@ static void *helper_main(void *opaque)
             caller->n_idle++;
         }
         pthread_mutex_unlock(&caller->lock);
-        call_hand_back(caller, c);
-        pthread_mutex_lock(&caller->lock);
+        if (abandoned)
+            call_unref(c);
+        else
+            call_hand_back(c);
     }
-    pthread_mutex_unlock(&caller->lock);
     if (leaves) {
         pthread_detach(h->thread);
         helper_free(h);
@@ -265,18 +264,18 @@ static int helper_take(blv_caller_t *caller, blv_call_t *c)
         caller->idle = h->next;
         caller->n_idle--;
         h->call = c;
-        /* Under the lock: once it is released, a helper woken spuriously could make the call, leave and
-         * free h before a signal after it. */
-        pthread_cond_signal(&h->wake);
     }
     pthread_mutex_unlock(&caller->lock);
-    if (h != NULL)
+    if (h != NULL) {
+        /* h is out of the idle list, so nothing but this post can wake it: it cannot be gone before. */
+        sem_post(&h->wake);
         return 0;
+    }
 
     h = calloc(1, sizeof(*h));
     if (h == NULL)
         goto no_helper;
-    if (pthread_cond_init(&h->wake, NULL) != 0) {
+    if (sem_init(&h->wake, 0, 1) != 0) { /* its call is set: it starts with it */
         free(h);
         goto no_helper;
     }
@@ -307,14 +306,11 @@ void blv_caller_stop(blv_caller_t *caller)
     idle = caller->idle;
     caller->idle = NULL;
     caller->n_idle = 0;
-    for (blv_helper_t *h = idle; h != NULL; h = h->next) {
-        h->quit = true;
-        pthread_cond_signal(&h->wake);
-    }
     pthread_mutex_unlock(&caller->lock);
     while (idle != NULL) {
         blv_helper_t *h = idle;
         idle = h->next;
+        sem_post(&h->wake);
         pthread_join(h->thread, NULL);
         helper_free(h);
     }
@@ -337,13 +333,13 @@ int blv_caller_run(blv_caller_t *caller, const char *key, blv_call_fn fn, blv_ca
 {
     struct timespec deadline;
     blv_call_t *c;
-    int ret = 0;
+    int expected = CALL_RUNNING, ret = 0;
 
     if (caller->timeout_ms <= 0) {
         fn(work);
         return 0;
     }
-    c = call_new(key, fn, free_fn, work);
+    c = call_new(caller, key, fn, free_fn, work);
     if (c == NULL)
         return -ENOMEM;
     if (helper_take(caller, c) < 0) {
@@ -351,16 +347,18 @@ int blv_caller_run(blv_caller_t *caller, const char *key, blv_call_fn fn, blv_ca
         return -EAGAIN;
     }
     deadline_after(&deadline, caller->timeout_ms);
-    pthread_mutex_lock(&c->m);
-    while (!c->done) {
-        if (pthread_cond_timedwait(&c->cond, &c->m, &deadline) == ETIMEDOUT && !c->done) {
-            c->abandoned = true;
-            pending_add(caller, c->key);
+    while (sem_clockwait(&c->done, CLOCK_MONOTONIC, &deadline) != 0) {
+        if (errno == EINTR)
+            continue;
+        /* The deadline: the call is abandoned unless it returned just now. Marked pending first, so that
+         * a helper that sees it abandoned finds the key to unmark. */
+        pending_add(caller, c->key);
+        if (atomic_compare_exchange_strong(&c->state, &expected, CALL_ABANDONED))
             ret = -ETIMEDOUT;
-            break;
-        }
+        else
+            pending_remove(caller, c->key);
+        break;
     }
-    pthread_mutex_unlock(&c->m);
     call_unref(c);
     return ret;
 }
