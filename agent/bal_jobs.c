@@ -23,7 +23,8 @@ struct bal_jobs {
     void *opaque;
 
     pthread_mutex_t lock;
-    pthread_cond_t changed; /* a job ended or a puller left; on CLOCK_MONOTONIC */
+    /* Broadcast when the round's jobs, every running job or every puller are done; on CLOCK_MONOTONIC. */
+    pthread_cond_t changed;
     /* The round: pullers take from queue while round is theirs; closing a round moves it on, so that
      * a puller still in a late job leaves when that ends, instead of taking the next round's jobs. */
     uint64_t round;
@@ -64,7 +65,10 @@ static void pull(void *arg)
             job->state = BAL_JOB_DONE;
         }
         job->late = false;
-        pthread_cond_broadcast(&jobs->changed);
+        /* Only what a waiter waits for: the round's last job (bal_jobs_run), the last job running
+         * (bal_jobs_drain). Woken at every job, the reader cost a context switch per domain. */
+        if (jobs->outstanding == 0 || jobs->running == 0)
+            pthread_cond_broadcast(&jobs->changed);
         if (job->discarded) {
             pthread_mutex_unlock(&jobs->lock);
             jobs->release(jobs->opaque, job->item);
@@ -72,8 +76,8 @@ static void pull(void *arg)
             pthread_mutex_lock(&jobs->lock);
         }
     }
-    jobs->pullers--;
-    pthread_cond_broadcast(&jobs->changed);
+    if (--jobs->pullers == 0)
+        pthread_cond_broadcast(&jobs->changed);
     pthread_mutex_unlock(&jobs->lock);
     free(p);
 }

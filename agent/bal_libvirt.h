@@ -1,6 +1,9 @@
 /* The libvirt transport: QMP commands through libvirt-qemu's virDomainQemuMonitorCommand passthrough,
  * running domains from virConnectListAllDomains, and started/stopped domains from lifecycle events
- * received on an event-loop thread.
+ * received on an event-loop thread. Its parts, each with its own contract: bal_lv_conn.h (the connection,
+ * its reconnect backoff, and the domain-handle cache of bal_lv_cache.h), bal_lv_call.h (the libvirt calls
+ * with a deadline, on helper threads), bal_lv_loop.h (the process-wide setup and event-loop thread) and
+ * bal_lv_err.h (libvirt's errors as errnos).
  *
  * One read-write connection per transport, opened by the constructor. When it is lost (libvirtd
  * restarted, keepalive expired, the close callback fired, or a call failed with a connection error),

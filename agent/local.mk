@@ -20,8 +20,13 @@ agent_libagent_la_SOURCES += agent/bal_qmp.c agent/bal_qmp.h \
 	agent/bal_qmp_listing.c agent/bal_qmp_listing.h \
 	agent/bal_qmp_conn.c agent/bal_qmp_conn.h \
 	agent/bal_qmp_socket.c agent/bal_qmp_socket.h
-# libvirt transport
-agent_libagent_la_SOURCES += agent/bal_libvirt.c agent/bal_libvirt.h
+# libvirt transport: its errors, calls with a deadline, event loop, domain-handle cache, connection
+agent_libagent_la_SOURCES += agent/bal_libvirt.c agent/bal_libvirt.h \
+	agent/bal_lv_err.c agent/bal_lv_err.h \
+	agent/bal_lv_call.c agent/bal_lv_call.h \
+	agent/bal_lv_loop.c agent/bal_lv_loop.h \
+	agent/bal_lv_cache.c agent/bal_lv_cache.h \
+	agent/bal_lv_conn.c agent/bal_lv_conn.h
 # domains, polling state machine, pool, agent core
 agent_libagent_la_SOURCES += agent/bal_filter.c agent/bal_filter.h \
 	agent/bal_regex.c agent/bal_regex.h \
