@@ -8,61 +8,243 @@
 
 #include "agent/bal_json.h"
 
-typedef struct strict_ctx {
+/* One pass: yajl's parser (comments off, the default; UTF-8 checked) with callbacks that check depth
+ * and NULs and build the tree themselves, in the layout of yajl_tree.h, so that yajl_tree_free frees
+ * it. yajl_tree_parse would turn comments on, so it could only follow a strict pass of its own: two
+ * parses and a copy of the text per message. */
+typedef struct build_ctx {
     unsigned depth;
     bool too_deep;
     bool has_nul;
-} strict_ctx_t;
+    bool nomem;
+    yajl_val root;
+    yajl_val stack[BAL_JSON_MAX_DEPTH]; /* the open containers, innermost last */
+    size_t cap[BAL_JSON_MAX_DEPTH];     /* their arrays' room */
+    char *key;                          /* an object's key, until its value comes */
+} build_ctx_t;
 
-static int strict_open(void *opaque)
+static char *copy_text(const unsigned char *s, size_t len)
 {
-    strict_ctx_t *ctx = opaque;
+    char *c = malloc(len + 1);
 
-    if (++ctx->depth > BAL_JSON_MAX_DEPTH) {
-        ctx->too_deep = true;
-        return 0; /* cancels the parse before the tree parser could build anything that deep */
+    if (c != NULL) {
+        memcpy(c, s, len);
+        c[len] = '\0';
+    }
+    return c;
+}
+
+/* Puts v into the innermost open container (or makes it the root); v is the tree's from then on, so
+ * that an error later frees it with the rest. Returns 1, or 0 (cancelling the parse) out of memory,
+ * with v freed. */
+static int attach(build_ctx_t *ctx, yajl_val v)
+{
+    yajl_val parent;
+    size_t *cap;
+
+    if (v == NULL) {
+        ctx->nomem = true;
+        return 0;
+    }
+    if (ctx->depth == 0) {
+        ctx->root = v;
+        return 1;
+    }
+    parent = ctx->stack[ctx->depth - 1];
+    cap = &ctx->cap[ctx->depth - 1];
+    if (parent->type == yajl_t_object) {
+        size_t n = parent->u.object.len;
+
+        if (n == *cap) {
+            size_t c = *cap != 0 ? *cap * 2 : 8;
+            const char **keys = realloc((void *)parent->u.object.keys, c * sizeof(*keys));
+            yajl_val *vals = NULL;
+
+            if (keys != NULL) {
+                parent->u.object.keys = keys; /* bigger already: harmless if the values' fails */
+                vals = realloc(parent->u.object.values, c * sizeof(*vals));
+            }
+            if (vals == NULL) {
+                yajl_tree_free(v);
+                ctx->nomem = true;
+                return 0;
+            }
+            parent->u.object.values = vals;
+            *cap = c;
+        }
+        parent->u.object.keys[n] = ctx->key;
+        parent->u.object.values[n] = v;
+        parent->u.object.len = n + 1;
+        ctx->key = NULL;
+    } else {
+        size_t n = parent->u.array.len;
+
+        if (n == *cap) {
+            size_t c = *cap != 0 ? *cap * 2 : 8;
+            yajl_val *vals = realloc(parent->u.array.values, c * sizeof(*vals));
+
+            if (vals == NULL) {
+                yajl_tree_free(v);
+                ctx->nomem = true;
+                return 0;
+            }
+            parent->u.array.values = vals;
+            *cap = c;
+        }
+        parent->u.array.values[n] = v;
+        parent->u.array.len = n + 1;
     }
     return 1;
 }
 
-static int strict_close(void *opaque)
+static yajl_val node(yajl_type type)
 {
-    strict_ctx_t *ctx = opaque;
+    yajl_val v = calloc(1, sizeof(*v));
+
+    if (v != NULL)
+        v->type = type;
+    return v;
+}
+
+static int build_open(build_ctx_t *ctx, yajl_type type)
+{
+    yajl_val v;
+
+    if (ctx->depth >= BAL_JSON_MAX_DEPTH) {
+        ctx->too_deep = true;
+        return 0; /* cancels the parse before anything that deep is built */
+    }
+    v = node(type);
+    if (!attach(ctx, v))
+        return 0;
+    ctx->stack[ctx->depth] = v;
+    ctx->cap[ctx->depth] = 0;
+    ctx->depth++;
+    return 1;
+}
+
+static int build_start_map(void *opaque)
+{
+    return build_open(opaque, yajl_t_object);
+}
+
+static int build_start_array(void *opaque)
+{
+    return build_open(opaque, yajl_t_array);
+}
+
+static int build_close(void *opaque)
+{
+    build_ctx_t *ctx = opaque;
 
     ctx->depth--;
     return 1;
 }
 
 /* yajl's tree keeps strings NUL-terminated, so "a\u0000b" would reach us as "a" while QEMU sees more. */
-static int strict_string(void *opaque, const unsigned char *s, size_t len)
+static int build_map_key(void *opaque, const unsigned char *s, size_t len)
 {
-    strict_ctx_t *ctx = opaque;
+    build_ctx_t *ctx = opaque;
 
     if (memchr(s, '\0', len) != NULL) {
         ctx->has_nul = true;
         return 0;
     }
+    ctx->key = copy_text(s, len);
+    if (ctx->key == NULL) {
+        ctx->nomem = true;
+        return 0;
+    }
     return 1;
 }
 
-static const yajl_callbacks strict_callbacks = {
-    .yajl_string = strict_string,
-    .yajl_start_map = strict_open,
-    .yajl_map_key = strict_string,
-    .yajl_end_map = strict_close,
-    .yajl_start_array = strict_open,
-    .yajl_end_array = strict_close,
+static int build_string(void *opaque, const unsigned char *s, size_t len)
+{
+    build_ctx_t *ctx = opaque;
+    yajl_val v;
+
+    if (memchr(s, '\0', len) != NULL) {
+        ctx->has_nul = true;
+        return 0;
+    }
+    v = node(yajl_t_string);
+    if (v != NULL && (v->u.string = copy_text(s, len)) == NULL) {
+        free(v);
+        v = NULL;
+    }
+    return attach(ctx, v);
+}
+
+/* The number's text, as yajl_tree keeps it, and its integer value when it is an integer that fits in
+ * an int64 (YAJL_NUMBER_INT_VALID). Its double is not computed: strtod costs more than the rest of a
+ * number, and no reader of ours takes one (bal_json_integer reads the text). */
+static int build_number(void *opaque, const char *s, size_t len)
+{
+    build_ctx_t *ctx = opaque;
+    yajl_val v = node(yajl_t_number);
+
+    if (v != NULL && (v->u.number.r = copy_text((const unsigned char *)s, len)) == NULL) {
+        free(v);
+        v = NULL;
+    }
+    if (v != NULL && strcspn(v->u.number.r, ".eE") == len) {
+        char *end;
+
+        errno = 0;
+        v->u.number.i = strtoll(v->u.number.r, &end, 10);
+        if (errno == 0 && *end == '\0')
+            v->u.number.flags = YAJL_NUMBER_INT_VALID;
+    }
+    return attach(ctx, v);
+}
+
+static int build_boolean(void *opaque, int b)
+{
+    return attach(opaque, node(b ? yajl_t_true : yajl_t_false));
+}
+
+static int build_null(void *opaque)
+{
+    return attach(opaque, node(yajl_t_null));
+}
+
+static const yajl_callbacks build_callbacks = {
+    .yajl_null = build_null,
+    .yajl_boolean = build_boolean,
+    .yajl_number = build_number,
+    .yajl_string = build_string,
+    .yajl_start_map = build_start_map,
+    .yajl_map_key = build_map_key,
+    .yajl_end_map = build_close,
+    .yajl_start_array = build_start_array,
+    .yajl_end_array = build_close,
 };
 
-/* Syntax only, no tree: yajl with comments off (the default), UTF-8 checked, one value. */
-static int strict_check(const char *text, size_t len, bal_error_t *err)
+int bal_json_parse(const char *text, size_t len, size_t max, yajl_val *out, bal_error_t *err)
 {
-    strict_ctx_t ctx = {0};
+    build_ctx_t ctx;
     yajl_handle h;
     yajl_status st;
     int ret = 0;
 
-    h = yajl_alloc(&strict_callbacks, NULL, &ctx);
+    if (len > max)
+        return bal_error_set(err, -EMSGSIZE, "The QMP message is %zu bytes long, more than the %zu allowed.",
+                             len, max);
+    if (text == NULL || len == 0)
+        return bal_error_set(err, -EPROTO, "The QMP message is empty.");
+    if (memchr(text, '\0', len) != NULL)
+        return bal_error_set(err, -EPROTO, "The QMP message holds a NUL byte.");
+    /* yajl skips vertical tabs and form feeds as whitespace; JSON and QEMU do not (QEMU would answer a
+     * trailing one with an error of its own, a reply nobody waits for). They cannot be inside a
+     * string either: raw control characters are invalid there. */
+    if (memchr(text, '\v', len) != NULL || memchr(text, '\f', len) != NULL)
+        return bal_error_set(err, -EPROTO, "The QMP message holds a vertical tab or a form feed.");
+
+    ctx.depth = 0;
+    ctx.too_deep = ctx.has_nul = ctx.nomem = false;
+    ctx.root = NULL;
+    ctx.key = NULL;
+    h = yajl_alloc(&build_callbacks, NULL, &ctx);
     if (h == NULL)
         return bal_error_set(err, -ENOMEM, "Out of memory while parsing a QMP message.");
     st = yajl_parse(h, (const unsigned char *)text, len);
@@ -74,9 +256,16 @@ static int strict_check(const char *text, size_t len, bal_error_t *err)
         st = yajl_parse(h, (const unsigned char *)"\n", 1);
     if (st == yajl_status_ok)
         st = yajl_complete_parse(h);
-    if (st == yajl_status_ok)
+    if (st == yajl_status_ok && ctx.root != NULL) {
+        *out = ctx.root;
+        ctx.root = NULL;
         goto out;
-    if (ctx.too_deep) {
+    }
+    if (st == yajl_status_ok) {
+        ret = bal_error_set(err, -EPROTO, "The QMP message holds no JSON value."); /* yajl never lets one by */
+    } else if (ctx.nomem) {
+        ret = bal_error_set(err, -ENOMEM, "Out of memory while parsing a QMP message.");
+    } else if (ctx.too_deep) {
         ret = bal_error_set(err, -EPROTO, "The QMP message is nested more than %d levels deep.",
                             BAL_JSON_MAX_DEPTH);
     } else if (ctx.has_nul) {
@@ -91,48 +280,9 @@ static int strict_check(const char *text, size_t len, bal_error_t *err)
             yajl_free_error(h, msg);
     }
 out:
+    free(ctx.key);
+    yajl_tree_free(ctx.root);
     yajl_free(h);
-    return ret;
-}
-
-int bal_json_parse(const char *text, size_t len, size_t max, yajl_val *out, bal_error_t *err)
-{
-    char errbuf[128];
-    char *copy = NULL;
-    yajl_val tree;
-    int ret;
-
-    if (len > max)
-        return bal_error_set(err, -EMSGSIZE, "The QMP message is %zu bytes long, more than the %zu allowed.",
-                             len, max);
-    if (text == NULL || len == 0)
-        return bal_error_set(err, -EPROTO, "The QMP message is empty.");
-    if (memchr(text, '\0', len) != NULL)
-        return bal_error_set(err, -EPROTO, "The QMP message holds a NUL byte.");
-    /* yajl skips vertical tabs and form feeds as whitespace; JSON and QEMU do not (QEMU would answer a
-     * trailing one with an error of its own, a reply nobody waits for). They cannot be inside a
-     * string either: raw control characters are invalid there. */
-    if (memchr(text, '\v', len) != NULL || memchr(text, '\f', len) != NULL)
-        return bal_error_set(err, -EPROTO, "The QMP message holds a vertical tab or a form feed.");
-    ret = strict_check(text, len, err);
-    if (ret < 0)
-        return ret;
-
-    /* yajl_tree_parse wants a NUL-terminated string. */
-    copy = malloc(len + 1);
-    if (copy == NULL)
-        return bal_error_set(err, -ENOMEM, "Out of memory while parsing a QMP message.");
-    memcpy(copy, text, len);
-    copy[len] = '\0';
-    tree = yajl_tree_parse(copy, errbuf, sizeof(errbuf));
-    if (tree == NULL) {
-        /* The strict pass accepted it, so only memory can have failed. */
-        ret = bal_error_set(err, -ENOMEM, "Out of memory while parsing a QMP message.");
-        goto out;
-    }
-    *out = tree;
-out:
-    free(copy);
     return ret;
 }
 
