@@ -1,6 +1,8 @@
 #include "config.h"
 
 #include <errno.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -9,23 +11,70 @@
 #include "agent/bal_json.h"
 
 /* One pass: yajl's parser (comments off, the default; UTF-8 checked) with callbacks that check depth
- * and NULs and build the tree themselves, in the layout of yajl_tree.h, so that yajl_tree_free frees
- * it. yajl_tree_parse would turn comments on, so it could only follow a strict pass of its own: two
- * parses and a copy of the text per message. */
+ * and NULs and build the tree themselves, in the layout of yajl_tree.h. yajl_tree_parse would turn
+ * comments on, so it could only follow a strict pass of its own: two parses and a copy of the text
+ * per message. The tree lives in an arena (a document: its chunks, and the root node at a known
+ * place), usually one malloc per message where yajl_tree takes two or three per value, and it is
+ * freed in one go: yajl_tree_free's recursive walk and its frees cost as much as the parse. */
+typedef struct chunk {
+    struct chunk *next;
+    size_t used, cap;
+    _Alignas(max_align_t) unsigned char data[];
+} chunk_t;
+
+typedef struct doc {
+    chunk_t *more;         /* chunks after the first, newest first */
+    struct yajl_val_s root;
+    chunk_t first;         /* last: its data runs to the end of the allocation */
+} doc_t;
+
+#define CHUNK_MIN 1024
+#define CHUNK_MAX (64 * 1024)
+
 typedef struct build_ctx {
+    doc_t *doc;
+    chunk_t *cur; /* the chunk being filled */
     unsigned depth;
     bool too_deep;
     bool has_nul;
     bool nomem;
-    yajl_val root;
+    bool has_root;
     yajl_val stack[BAL_JSON_MAX_DEPTH]; /* the open containers, innermost last */
     size_t cap[BAL_JSON_MAX_DEPTH];     /* their arrays' room */
-    char *key;                          /* an object's key, until its value comes */
+    const char *key;                    /* an object's key, until its value comes */
 } build_ctx_t;
 
-static char *copy_text(const unsigned char *s, size_t len)
+/* n bytes from the arena, aligned for a node; NULL out of memory (ctx->nomem set). */
+static void *arena_alloc(build_ctx_t *ctx, size_t n)
 {
-    char *c = malloc(len + 1);
+    chunk_t *c = ctx->cur;
+    size_t at = (c->used + _Alignof(struct yajl_val_s) - 1) & ~(_Alignof(struct yajl_val_s) - 1);
+
+    if (at > c->cap || c->cap - at < n) {
+        size_t cap = c->cap * 2;
+
+        if (cap > CHUNK_MAX)
+            cap = CHUNK_MAX;
+        if (cap < n)
+            cap = n;
+        c = malloc(sizeof(*c) + cap);
+        if (c == NULL) {
+            ctx->nomem = true;
+            return NULL;
+        }
+        c->cap = cap;
+        c->next = ctx->doc->more;
+        ctx->doc->more = c;
+        ctx->cur = c;
+        at = 0;
+    }
+    c->used = at + n;
+    return c->data + at;
+}
+
+static char *copy_text(build_ctx_t *ctx, const void *s, size_t len)
+{
+    char *c = arena_alloc(ctx, len + 1);
 
     if (c != NULL) {
         memcpy(c, s, len);
@@ -34,43 +83,78 @@ static char *copy_text(const unsigned char *s, size_t len)
     return c;
 }
 
-/* Puts v into the innermost open container (or makes it the root); v is the tree's from then on, so
- * that an error later frees it with the rest. Returns 1, or 0 (cancelling the parse) out of memory,
- * with v freed. */
+static void doc_free(doc_t *doc)
+{
+    chunk_t *c, *next;
+
+    if (doc == NULL)
+        return;
+    for (c = doc->more; c != NULL; c = next) {
+        next = c->next;
+        free(c);
+    }
+    free(doc);
+}
+
+/* A node for the next value: the document's root for the first. NULL out of memory. */
+static yajl_val node(build_ctx_t *ctx, yajl_type type)
+{
+    yajl_val v;
+
+    if (!ctx->has_root) {
+        v = &ctx->doc->root;
+    } else {
+        v = arena_alloc(ctx, sizeof(*v));
+        if (v == NULL)
+            return NULL;
+    }
+    memset(v, 0, sizeof(*v));
+    v->type = type;
+    return v;
+}
+
+/* Room for one more member in a container's arrays (of n, with room for *cap), in the arena: grown by
+ * doubling, the old arrays left to the arena. Returns false out of memory. */
+static bool grow(build_ctx_t *ctx, void **array, size_t elem, size_t n, size_t *cap)
+{
+    void *a;
+    size_t c;
+
+    if (n < *cap)
+        return true;
+    c = *cap != 0 ? *cap * 2 : 16;
+    a = arena_alloc(ctx, c * elem);
+    if (a == NULL)
+        return false;
+    if (n > 0)
+        memcpy(a, *array, n * elem);
+    *array = a;
+    *cap = c;
+    return true;
+}
+
+/* Puts v into the innermost open container (or makes it the root). Returns 1, or 0 (cancelling the
+ * parse) out of memory. */
 static int attach(build_ctx_t *ctx, yajl_val v)
 {
     yajl_val parent;
     size_t *cap;
 
-    if (v == NULL) {
-        ctx->nomem = true;
+    if (v == NULL)
         return 0;
-    }
     if (ctx->depth == 0) {
-        ctx->root = v;
+        ctx->has_root = true;
         return 1;
     }
     parent = ctx->stack[ctx->depth - 1];
     cap = &ctx->cap[ctx->depth - 1];
     if (parent->type == yajl_t_object) {
-        size_t n = parent->u.object.len;
+        size_t n = parent->u.object.len, c = *cap;
 
-        if (n == *cap) {
-            size_t c = *cap != 0 ? *cap * 2 : 8;
-            const char **keys = realloc((void *)parent->u.object.keys, c * sizeof(*keys));
-            yajl_val *vals = NULL;
-
-            if (keys != NULL) {
-                parent->u.object.keys = keys; /* bigger already: harmless if the values' fails */
-                vals = realloc(parent->u.object.values, c * sizeof(*vals));
-            }
-            if (vals == NULL) {
-                yajl_tree_free(v);
-                ctx->nomem = true;
+        if (n == c) {
+            if (!grow(ctx, (void **)&parent->u.object.keys, sizeof(char *), n, &c) ||
+                !grow(ctx, (void **)&parent->u.object.values, sizeof(yajl_val), n, cap))
                 return 0;
-            }
-            parent->u.object.values = vals;
-            *cap = c;
         }
         parent->u.object.keys[n] = ctx->key;
         parent->u.object.values[n] = v;
@@ -79,31 +163,12 @@ static int attach(build_ctx_t *ctx, yajl_val v)
     } else {
         size_t n = parent->u.array.len;
 
-        if (n == *cap) {
-            size_t c = *cap != 0 ? *cap * 2 : 8;
-            yajl_val *vals = realloc(parent->u.array.values, c * sizeof(*vals));
-
-            if (vals == NULL) {
-                yajl_tree_free(v);
-                ctx->nomem = true;
-                return 0;
-            }
-            parent->u.array.values = vals;
-            *cap = c;
-        }
+        if (!grow(ctx, (void **)&parent->u.array.values, sizeof(yajl_val), n, cap))
+            return 0;
         parent->u.array.values[n] = v;
         parent->u.array.len = n + 1;
     }
     return 1;
-}
-
-static yajl_val node(yajl_type type)
-{
-    yajl_val v = calloc(1, sizeof(*v));
-
-    if (v != NULL)
-        v->type = type;
-    return v;
 }
 
 static int build_open(build_ctx_t *ctx, yajl_type type)
@@ -114,7 +179,7 @@ static int build_open(build_ctx_t *ctx, yajl_type type)
         ctx->too_deep = true;
         return 0; /* cancels the parse before anything that deep is built */
     }
-    v = node(type);
+    v = node(ctx, type);
     if (!attach(ctx, v))
         return 0;
     ctx->stack[ctx->depth] = v;
@@ -150,12 +215,8 @@ static int build_map_key(void *opaque, const unsigned char *s, size_t len)
         ctx->has_nul = true;
         return 0;
     }
-    ctx->key = copy_text(s, len);
-    if (ctx->key == NULL) {
-        ctx->nomem = true;
-        return 0;
-    }
-    return 1;
+    ctx->key = copy_text(ctx, s, len);
+    return ctx->key != NULL;
 }
 
 static int build_string(void *opaque, const unsigned char *s, size_t len)
@@ -167,45 +228,48 @@ static int build_string(void *opaque, const unsigned char *s, size_t len)
         ctx->has_nul = true;
         return 0;
     }
-    v = node(yajl_t_string);
-    if (v != NULL && (v->u.string = copy_text(s, len)) == NULL) {
-        free(v);
+    v = node(ctx, yajl_t_string);
+    if (v != NULL && (v->u.string = copy_text(ctx, s, len)) == NULL)
         v = NULL;
-    }
     return attach(ctx, v);
 }
 
 /* The number's text, as yajl_tree keeps it, and its integer value when it is an integer that fits in
  * an int64 (YAJL_NUMBER_INT_VALID). Its double is not computed: strtod costs more than the rest of a
- * number, and no reader of ours takes one (bal_json_integer reads the text). */
+ * number, and no reader of ours takes one (bal_json_integer reads the text). yajl checked the number
+ * grammar: an optional '-', digits, then maybe a fraction or an exponent. */
 static int build_number(void *opaque, const char *s, size_t len)
 {
     build_ctx_t *ctx = opaque;
-    yajl_val v = node(yajl_t_number);
+    yajl_val v = node(ctx, yajl_t_number);
+    bool neg = len > 0 && s[0] == '-';
+    uint64_t mag = 0;
+    size_t i = neg ? 1 : 0;
 
-    if (v != NULL && (v->u.number.r = copy_text((const unsigned char *)s, len)) == NULL) {
-        free(v);
-        v = NULL;
+    if (v == NULL || (v->u.number.r = copy_text(ctx, s, len)) == NULL)
+        return attach(ctx, NULL);
+    for (; i < len && s[i] >= '0' && s[i] <= '9'; i++) {
+        unsigned d = (unsigned)(s[i] - '0');
+
+        if (mag > (UINT64_MAX - d) / 10)
+            break;
+        mag = mag * 10 + d;
     }
-    if (v != NULL && strcspn(v->u.number.r, ".eE") == len) {
-        char *end;
-
-        errno = 0;
-        v->u.number.i = strtoll(v->u.number.r, &end, 10);
-        if (errno == 0 && *end == '\0')
-            v->u.number.flags = YAJL_NUMBER_INT_VALID;
+    if (i == len && (neg ? mag <= (uint64_t)INT64_MAX + 1 : mag <= (uint64_t)INT64_MAX)) {
+        v->u.number.i = neg ? (mag == (uint64_t)INT64_MAX + 1 ? INT64_MIN : -(int64_t)mag) : (int64_t)mag;
+        v->u.number.flags = YAJL_NUMBER_INT_VALID;
     }
     return attach(ctx, v);
 }
 
 static int build_boolean(void *opaque, int b)
 {
-    return attach(opaque, node(b ? yajl_t_true : yajl_t_false));
+    return attach(opaque, node(opaque, b ? yajl_t_true : yajl_t_false));
 }
 
 static int build_null(void *opaque)
 {
-    return attach(opaque, node(yajl_t_null));
+    return attach(opaque, node(opaque, yajl_t_null));
 }
 
 static const yajl_callbacks build_callbacks = {
@@ -220,9 +284,16 @@ static const yajl_callbacks build_callbacks = {
     .yajl_end_array = build_close,
 };
 
+void bal_json_free(yajl_val tree)
+{
+    if (tree != NULL)
+        doc_free((doc_t *)(void *)((char *)tree - offsetof(doc_t, root)));
+}
+
 int bal_json_parse(const char *text, size_t len, size_t max, yajl_val *out, bal_error_t *err)
 {
     build_ctx_t ctx;
+    size_t first;
     yajl_handle h;
     yajl_status st;
     int ret = 0;
@@ -240,13 +311,22 @@ int bal_json_parse(const char *text, size_t len, size_t max, yajl_val *out, bal_
     if (memchr(text, '\v', len) != NULL || memchr(text, '\f', len) != NULL)
         return bal_error_set(err, -EPROTO, "The QMP message holds a vertical tab or a form feed.");
 
+    /* A guest-stats reply's tree takes about 3 times its text. */
+    first = len < CHUNK_MIN / 4 ? CHUNK_MIN : len > CHUNK_MAX / 4 ? CHUNK_MAX : 4 * len;
+    ctx.doc = malloc(sizeof(*ctx.doc) + first);
+    if (ctx.doc == NULL)
+        return bal_error_set(err, -ENOMEM, "Out of memory while parsing a QMP message.");
+    ctx.doc->more = NULL;
+    ctx.doc->first = (chunk_t){.next = NULL, .used = 0, .cap = first};
+    ctx.cur = &ctx.doc->first;
     ctx.depth = 0;
-    ctx.too_deep = ctx.has_nul = ctx.nomem = false;
-    ctx.root = NULL;
+    ctx.too_deep = ctx.has_nul = ctx.nomem = ctx.has_root = false;
     ctx.key = NULL;
     h = yajl_alloc(&build_callbacks, NULL, &ctx);
-    if (h == NULL)
+    if (h == NULL) {
+        doc_free(ctx.doc);
         return bal_error_set(err, -ENOMEM, "Out of memory while parsing a QMP message.");
+    }
     st = yajl_parse(h, (const unsigned char *)text, len);
     /* yajl takes a token still open at the end of the text (`{...}"abc`, `{...} tru`) as waiting for
      * more input, and yajl_complete_parse then accepts it as if it were trailing whitespace, so that
@@ -256,9 +336,9 @@ int bal_json_parse(const char *text, size_t len, size_t max, yajl_val *out, bal_
         st = yajl_parse(h, (const unsigned char *)"\n", 1);
     if (st == yajl_status_ok)
         st = yajl_complete_parse(h);
-    if (st == yajl_status_ok && ctx.root != NULL) {
-        *out = ctx.root;
-        ctx.root = NULL;
+    if (st == yajl_status_ok && ctx.has_root) {
+        *out = &ctx.doc->root;
+        ctx.doc = NULL;
         goto out;
     }
     if (st == yajl_status_ok) {
@@ -280,8 +360,7 @@ int bal_json_parse(const char *text, size_t len, size_t max, yajl_val *out, bal_
             yajl_free_error(h, msg);
     }
 out:
-    free(ctx.key);
-    yajl_tree_free(ctx.root);
+    doc_free(ctx.doc);
     yajl_free(h);
     return ret;
 }

@@ -160,7 +160,7 @@ static int parse_reply(const char *reply, size_t len, yajl_val *root, yajl_val *
     *root = tree;
     return 0;
 fail:
-    yajl_tree_free(tree);
+    bal_json_free(tree);
     return ret;
 }
 
@@ -175,7 +175,7 @@ int bal_qmp_parse_empty(const char *reply, size_t len, bal_error_t *err)
     /* QEMU answers {} today; members it might add later are no reason to fail. */
     if (!YAJL_IS_OBJECT(rv))
         ret = bal_error_set(err, -EPROTO, "The QMP reply's 'return' is not an object.");
-    yajl_tree_free(root);
+    bal_json_free(root);
     return ret;
 }
 
@@ -201,7 +201,7 @@ int bal_qmp_parse_int(const char *reply, size_t len, int64_t *out, bal_error_t *
     else
         *out = -(int64_t)mag;
 out:
-    yajl_tree_free(root);
+    bal_json_free(root);
     return ret;
 }
 
@@ -273,7 +273,7 @@ int bal_qmp_parse_guest_stats(const char *reply, size_t len, bal_stats_t *out, b
     }
     *out = tmp;
 out:
-    yajl_tree_free(root);
+    bal_json_free(root);
     return ret;
 }
 
@@ -332,6 +332,6 @@ int bal_qmp_find_balloon(const char *reply, size_t len, const char *parent, char
     }
     ret = bal_error_set(err, -ENOENT, "No virtio-balloon device is listed under the QOM path '%s'.", parent);
 out:
-    yajl_tree_free(root);
+    bal_json_free(root);
     return ret;
 }

@@ -168,7 +168,7 @@ refuse:
     if (ret < 0 && ret != -EPERM)
         ret = refused(err);
 out:
-    yajl_tree_free(tree);
+    bal_json_free(tree);
     return ret;
 }
 
