@@ -387,8 +387,7 @@ int bal_json_get(yajl_val obj, const char *key, yajl_val *val, bal_error_t *err)
 int bal_json_integer(yajl_val v, bool *negative, uint64_t *magnitude)
 {
     const char *s;
-    char *end;
-    unsigned long long n;
+    uint64_t n = 0;
     bool neg;
 
     if (!YAJL_IS_NUMBER(v) || YAJL_GET_NUMBER(v) == NULL)
@@ -397,14 +396,22 @@ int bal_json_integer(yajl_val v, bool *negative, uint64_t *magnitude)
     neg = s[0] == '-';
     if (neg)
         s++;
-    /* yajl checked the JSON number grammar; an integer is digits only. */
-    if (s[0] == '\0' || s[strspn(s, "0123456789")] != '\0')
+    /* yajl checked the JSON number grammar; an integer is digits only. A loop of our own, not
+     * strspn and strtoull: this runs for every stat of every reply. */
+    if (s[0] == '\0')
         return -EINVAL;
-    errno = 0;
-    n = strtoull(s, &end, 10);
-    if (errno == ERANGE)
-        return -ERANGE;
-    if (*end != '\0')
+    for (; *s >= '0' && *s <= '9'; s++) {
+        unsigned d = (unsigned)(*s - '0');
+
+        if (n > (UINT64_MAX - d) / 10) {
+            /* too big; but a fraction or an exponent after the digits makes it no integer at all */
+            while (*s >= '0' && *s <= '9')
+                s++;
+            return *s == '\0' ? -ERANGE : -EINVAL;
+        }
+        n = n * 10 + d;
+    }
+    if (*s != '\0')
         return -EINVAL;
     *negative = neg && n != 0;
     *magnitude = n;
