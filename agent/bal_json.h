@@ -21,7 +21,7 @@
 /* Parses len bytes of text (NUL-terminated or not) that must hold exactly one JSON value: strict JSON
  * (no comments), valid UTF-8, no NUL character anywhere, at most BAL_JSON_MAX_DEPTH levels of nesting,
  * at most max bytes. Returns 0 and the tree in *out (the caller frees it with bal_json_free, never
- * yajl_tree_free: the tree is one allocation, and no part of it can be freed alone), or
+ * yajl_tree_free: the tree lives in an arena of its own, and no part of it can be freed alone), or
  * -EMSGSIZE (longer than max), -EPROTO (anything else wrong) or -ENOMEM, with a sentence in err.
  * A number in the tree has its text and, when it is an integer within int64, YAJL_NUMBER_INT_VALID;
  * never YAJL_NUMBER_DOUBLE_VALID (read integers with bal_json_integer). */
