@@ -18,15 +18,20 @@
  * freed in one go: yajl_tree_free's recursive walk and its frees cost as much as the parse. */
 typedef struct chunk {
     struct chunk *next;
+    unsigned char *data; /* cap bytes, right after the chunk (the first one's: after the document) */
     size_t used, cap;
-    _Alignas(max_align_t) unsigned char data[];
 } chunk_t;
 
+/* arena_alloc aligns within a chunk; the data itself starts aligned, after a chunk or a document. */
+_Static_assert(sizeof(chunk_t) % _Alignof(struct yajl_val_s) == 0, "a chunk's data is aligned for a node");
+
 typedef struct doc {
-    chunk_t *more;         /* chunks after the first, newest first */
+    chunk_t *more; /* chunks after the first, newest first */
     struct yajl_val_s root;
-    chunk_t first;         /* last: its data runs to the end of the allocation */
+    chunk_t first;
 } doc_t;
+
+_Static_assert(sizeof(doc_t) % _Alignof(struct yajl_val_s) == 0, "the first chunk's data is aligned for a node");
 
 #define CHUNK_MIN 1024
 #define CHUNK_MAX (64 * 1024)
@@ -62,6 +67,7 @@ static void *arena_alloc(build_ctx_t *ctx, size_t n)
             ctx->nomem = true;
             return NULL;
         }
+        c->data = (unsigned char *)(c + 1);
         c->cap = cap;
         c->next = ctx->doc->more;
         ctx->doc->more = c;
@@ -317,7 +323,7 @@ int bal_json_parse(const char *text, size_t len, size_t max, yajl_val *out, bal_
     if (ctx.doc == NULL)
         return bal_error_set(err, -ENOMEM, "Out of memory while parsing a QMP message.");
     ctx.doc->more = NULL;
-    ctx.doc->first = (chunk_t){.next = NULL, .used = 0, .cap = first};
+    ctx.doc->first = (chunk_t){.next = NULL, .data = (unsigned char *)(ctx.doc + 1), .used = 0, .cap = first};
     ctx.cur = &ctx.doc->first;
     ctx.depth = 0;
     ctx.too_deep = ctx.has_nul = ctx.nomem = ctx.has_root = false;
