@@ -23,8 +23,7 @@ struct bal_jobs {
     void *opaque;
 
     pthread_mutex_t lock;
-    /* Broadcast when the round's jobs, every running job or every puller are done; on CLOCK_MONOTONIC. */
-    pthread_cond_t changed;
+    pthread_cond_t changed; /* the round's last job ended or the last puller left; CLOCK_MONOTONIC */
     /* The round: pullers take from queue while round is theirs; closing a round moves it on, so that
      * a puller still in a late job leaves when that ends, instead of taking the next round's jobs. */
     uint64_t round;
@@ -63,12 +62,12 @@ static void pull(void *arg)
         } else {
             jobs->outstanding--;
             job->state = BAL_JOB_DONE;
+            /* bal_jobs_run waits for the round's last job (or its budget, or its last puller): a wake
+             * per job would cost the reading thread a futex round trip per domain for nothing. */
+            if (jobs->outstanding == 0)
+                pthread_cond_broadcast(&jobs->changed);
         }
         job->late = false;
-        /* Only what a waiter waits for: the round's last job (bal_jobs_run), the last job running
-         * (bal_jobs_drain). Woken at every job, the reader cost a context switch per domain. */
-        if (jobs->outstanding == 0 || jobs->running == 0)
-            pthread_cond_broadcast(&jobs->changed);
         if (job->discarded) {
             pthread_mutex_unlock(&jobs->lock);
             jobs->release(jobs->opaque, job->item);
@@ -76,6 +75,8 @@ static void pull(void *arg)
             pthread_mutex_lock(&jobs->lock);
         }
     }
+    /* Both waiters wait for the last puller at most (a job runs only inside a puller, so no job runs
+     * once none is left): bal_jobs_run while the round has jobs, bal_jobs_drain for everything. */
     if (--jobs->pullers == 0)
         pthread_cond_broadcast(&jobs->changed);
     pthread_mutex_unlock(&jobs->lock);

@@ -1,5 +1,5 @@
-/* QMP messages: commands built with yajl_gen (every string escaped), replies parsed with yajl's tree
- * parser into plain structs. Pure functions: no I/O, thread-safe. */
+/* QMP messages: commands written from strings checked to need no escape (what yajl_gen would write),
+ * replies parsed with yajl (bal_json.h) into plain structs. Pure functions: no I/O, thread-safe. */
 #ifndef BAL_QMP_H
 #define BAL_QMP_H
 

@@ -112,6 +112,82 @@ static void note_key(bal_qmp_conn_t *c, size_t end)
     }
 }
 
+/* scan_message's work inside a message, from c->scan on: returns 1 at its end (length in *mlen), 0
+ * when the buffer ends first, or -EPROTO. The scanner's state is kept in locals for the loop and
+ * written back at the end: through c, every byte's step reloaded and stored it (a char store may
+ * alias anything), and the scan was a sixth of the agent's instructions per command. */
+static int scan_inside(bal_qmp_conn_t *c, size_t *mlen, bal_error_t *err)
+{
+    const char *buf = c->buf;
+    size_t i = c->scan, len = c->len, key_start = c->key_start;
+    unsigned depth = c->depth;
+    uint64_t objects = c->objects;
+    bool in_str = c->in_str, esc = c->esc, in_key = c->in_key, want_key = c->want_key;
+    int ret = 0;
+
+    while (i < len) {
+        char ch = buf[i++];
+
+        if (ch == '\0') {
+            ret = bal_error_set(err, -EPROTO, "The QMP socket '%s' sent a NUL byte.", c->path);
+            break;
+        }
+        if (in_str) {
+            if (esc) {
+                esc = false;
+            } else if (ch == '\\') {
+                esc = true;
+            } else if (ch == '"') {
+                in_str = false;
+                if (in_key) {
+                    c->key_start = key_start;
+                    note_key(c, i - 1);
+                }
+                in_key = false;
+            }
+        } else if (ch == '"') {
+            in_str = true;
+            in_key = depth == 1 && want_key;
+            key_start = i;
+            want_key = false;
+        } else if (ch == ',' && depth == 1) {
+            want_key = true;
+        } else if (ch == '{' || ch == '[') {
+            if (depth >= BAL_JSON_MAX_DEPTH) {
+                ret = bal_error_set(err, -EPROTO, "The QMP socket '%s' sent a message nested more than %d levels "
+                                    "deep.", c->path, BAL_JSON_MAX_DEPTH);
+                break;
+            }
+            if (ch == '{')
+                objects |= UINT64_C(1) << depth;
+            else
+                objects &= ~(UINT64_C(1) << depth);
+            depth++;
+        } else if (ch == '}' || ch == ']') {
+            if (((objects >> (depth - 1)) & 1) != (ch == '}')) {
+                ret = bal_error_set(err, -EPROTO, "The QMP socket '%s' sent a '%c' that closes nothing it opened.",
+                                    c->path, ch);
+                break;
+            }
+            if (--depth > 0)
+                continue;
+            c->in_msg = false;
+            *mlen = i;
+            ret = 1;
+            break;
+        }
+    }
+    c->scan = i;
+    c->key_start = key_start;
+    c->depth = depth;
+    c->objects = objects;
+    c->in_str = in_str;
+    c->esc = esc;
+    c->in_key = in_key;
+    c->want_key = want_key;
+    return ret;
+}
+
 /* Finds the next complete message in the buffer. Returns 1 with its length in *mlen (it starts at
  * buf[0]), 0 when more bytes are needed, or -EPROTO when the peer sends something else than objects:
  * a bracket that closes what it did not open, nesting deeper than any QMP message (the reply parsers
@@ -120,63 +196,28 @@ static void note_key(bal_qmp_conn_t *c, size_t end)
 static int scan_message(bal_qmp_conn_t *c, size_t *mlen, bal_error_t *err)
 {
     while (c->scan < c->len) {
-        char ch = c->buf[c->scan++];
+        char ch;
 
+        if (c->in_msg)
+            return scan_inside(c, mlen, err);
+        ch = c->buf[c->scan++];
         if (ch == '\0')
             return bal_error_set(err, -EPROTO, "The QMP socket '%s' sent a NUL byte.", c->path);
-        if (!c->in_msg) {
-            if (is_blank(ch))
-                continue;
-            if (ch != '{')
-                return bal_error_set(err, -EPROTO, "The QMP socket '%s' sent something that is not a JSON object.",
-                                     c->path);
-            /* drop the whitespace before it, so that a message always starts at buf[0] */
-            memmove(c->buf, c->buf + c->scan - 1, c->len - (c->scan - 1));
-            c->len -= c->scan - 1;
-            c->scan = 1;
-            c->in_msg = true;
-            c->depth = 1;
-            c->objects = 1;
-            c->in_str = c->esc = c->in_key = false;
-            c->want_key = true;
-            c->keys = c->dup_keys = 0;
-        } else if (c->in_str) {
-            if (c->esc) {
-                c->esc = false;
-            } else if (ch == '\\') {
-                c->esc = true;
-            } else if (ch == '"') {
-                c->in_str = false;
-                if (c->in_key)
-                    note_key(c, c->scan - 1);
-                c->in_key = false;
-            }
-        } else if (ch == '"') {
-            c->in_str = true;
-            c->in_key = c->depth == 1 && c->want_key;
-            c->key_start = c->scan;
-            c->want_key = false;
-        } else if (ch == ',' && c->depth == 1) {
-            c->want_key = true;
-        } else if (ch == '{' || ch == '[') {
-            if (c->depth >= BAL_JSON_MAX_DEPTH)
-                return bal_error_set(err, -EPROTO, "The QMP socket '%s' sent a message nested more than %d levels "
-                                     "deep.", c->path, BAL_JSON_MAX_DEPTH);
-            if (ch == '{')
-                c->objects |= UINT64_C(1) << c->depth;
-            else
-                c->objects &= ~(UINT64_C(1) << c->depth);
-            c->depth++;
-        } else if (ch == '}' || ch == ']') {
-            if (((c->objects >> (c->depth - 1)) & 1) != (ch == '}'))
-                return bal_error_set(err, -EPROTO, "The QMP socket '%s' sent a '%c' that closes nothing it opened.",
-                                     c->path, ch);
-            if (--c->depth > 0)
-                continue;
-            c->in_msg = false;
-            *mlen = c->scan;
-            return 1;
-        }
+        if (is_blank(ch))
+            continue;
+        if (ch != '{')
+            return bal_error_set(err, -EPROTO, "The QMP socket '%s' sent something that is not a JSON object.",
+                                 c->path);
+        /* drop the whitespace before it, so that a message always starts at buf[0] */
+        memmove(c->buf, c->buf + c->scan - 1, c->len - (c->scan - 1));
+        c->len -= c->scan - 1;
+        c->scan = 1;
+        c->in_msg = true;
+        c->depth = 1;
+        c->objects = 1;
+        c->in_str = c->esc = c->in_key = false;
+        c->want_key = true;
+        c->keys = c->dup_keys = 0;
     }
     if (!c->in_msg)
         c->len = c->scan = 0; /* only whitespace so far */

@@ -168,7 +168,7 @@ refuse:
     if (ret < 0 && ret != -EPERM)
         ret = refused(err);
 out:
-    yajl_tree_free(tree);
+    bal_json_free(tree);
     return ret;
 }
 
@@ -188,6 +188,9 @@ static _Thread_local unsigned memo_next;
 
 static bool memo_find(const char *command, size_t len)
 {
+    /* An unused slot has length 0: the empty command would match it without being checked. */
+    if (len == 0)
+        return false;
     for (unsigned i = 0; i < MEMO_SLOTS; i++)
         if (memo[i].len == len && memcmp(memo[i].text, command, len) == 0)
             return true;

@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -268,6 +269,48 @@ static void test_remembered_commands(void **state)
     expect_refused(&f, longer);
 }
 
+/* In a thread that has let nothing through yet, every remembered slot is unused: the empty command
+ * must still be checked, and refused, not taken for an unused slot's (found by fuzz_allowlist). The
+ * thread only records (cmocka's assertions belong to the test's thread). */
+typedef struct fresh {
+    fake_t *f;
+    int first, allowed, again;
+    const char *reply;
+} fresh_t;
+
+static void *empty_in_fresh_thread(void *arg)
+{
+    fresh_t *r = arg;
+    bal_error_t err = {0};
+    char *reply = (char *)"untouched";
+
+    r->first = bal_transport_execute(&r->f->tt.base, &dom, "", &reply, &err);
+    r->reply = reply;
+    reply = NULL;
+    r->allowed = bal_transport_execute(&r->f->tt.base, &dom, "{\"execute\":\"qmp_capabilities\"}", &reply, &err);
+    free(reply);
+    reply = (char *)"untouched";
+    r->again = bal_transport_execute(&r->f->tt.base, &dom, "", &reply, &err);
+    return NULL;
+}
+
+static void test_empty_command_refused_before_anything_is_remembered(void **state)
+{
+    pthread_t th;
+    fake_t f;
+    fresh_t r = {.f = &f};
+    (void)state;
+
+    fake_init(&f);
+    assert_int_equal(pthread_create(&th, NULL, empty_in_fresh_thread, &r), 0);
+    assert_int_equal(pthread_join(th, NULL), 0);
+    assert_int_equal(r.first, -EPERM);
+    assert_string_equal(r.reply, "untouched");
+    assert_int_equal(r.allowed, 0);
+    assert_int_equal(r.again, -EPERM);
+    assert_int_equal(f.executed, 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -275,6 +318,7 @@ int main(void)
         cmocka_unit_test(test_refused),
         cmocka_unit_test(test_other_dispatchers),
         cmocka_unit_test(test_remembered_commands),
+        cmocka_unit_test(test_empty_command_refused_before_anything_is_remembered),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
