@@ -59,11 +59,6 @@ struct bal_agent {
     int64_t next_refresh_ms;
 };
 
-int bal_agent_check_selector(const char *selector, bal_error_t *err)
-{
-    return bal_filter_check_selector(selector, err);
-}
-
 static int64_t monotonic_ms(const bal_agent_t *agent)
 {
     return agent->clock->monotonic_ms(agent->clock->opaque);
@@ -301,49 +296,63 @@ static void log_changes(const bal_agent_t *agent, const bal_summary_t *added, co
             added->count, a, gone->count, g, restarted->count, r);
 }
 
-/* Lists the running domains and rebuilds the selection: a domain still there keeps its poller (which
- * sees a new instance by itself), a new one gets a fresh poller, a vanished one is dropped. Everything
- * that can fail happens before the old selection is touched. The listing is sorted, so one merge with
- * the (sorted) selection finds the old domains and the duplicates: O(N log N) at worst, O(N) when the
- * transport lists in name order. */
-static int refresh_domains(bal_agent_t *agent, bal_error_t *err)
-{
-    bal_domain_list_t list = {0};
-    bal_domain_info_t **byname = NULL; /* the listing in name order */
-    domain_t **next = NULL;
-    bal_domain_info_t **src = NULL; /* next[j] comes from *src[j] */
-    ssize_t *old = NULL;            /* ... and was agent->domains[old[j]], or -1 when new */
-    size_t n = 0, o = 0;
-    const char *prev = NULL;
-    bool sorted = true;
-    bal_summary_t added, gone, restarted; /* for the log: counted, a few names kept, cleaned */
-    int rc;
+/* A new selection being built from a listing: next[j] comes from *src[j] and was agent->domains[old[j]],
+ * or is new when old[j] is -1. Owns list, the arrays and the new domains among next[0..n). */
+typedef struct selection {
+    bal_domain_list_t list;
+    bal_domain_info_t **byname; /* the listing in name order */
+    domain_t **next;
+    bal_domain_info_t **src;
+    ssize_t *old;
+    size_t n;
+} selection_t;
 
-    bal_summary_clear(&added);
-    bal_summary_clear(&gone);
-    bal_summary_clear(&restarted);
-    rc = bal_transport_list_domains(agent->transport, &list, err);
-    if (rc < 0)
-        return rc;
-    if (list.count > 0) {
-        byname = calloc(list.count, sizeof(*byname));
-        next = calloc(list.count, sizeof(*next));
-        src = calloc(list.count, sizeof(*src));
-        old = calloc(list.count, sizeof(*old));
-        if (byname == NULL || next == NULL || src == NULL || old == NULL) {
-            rc = bal_error_set(err, -ENOMEM, "Out of memory listing domains.");
-            goto out;
-        }
-    }
-    for (size_t i = 0; i < list.count; i++) {
-        byname[i] = &list.items[i];
-        if (i > 0 && sorted && compare_items(&byname[i - 1], &byname[i]) > 0)
+static void selection_free(bal_agent_t *agent, selection_t *sel)
+{
+    for (size_t j = 0; j < sel->n; j++)
+        if (sel->old[j] < 0)
+            domain_discard(agent, sel->next[j]);
+    free(sel->old);
+    free(sel->src);
+    free(sel->next);
+    free(sel->byname);
+    bal_domain_list_free(&sel->list);
+}
+
+/* The listing's items in name order (sorted only when the transport did not list them so). */
+static int selection_sort(selection_t *sel, bal_error_t *err)
+{
+    size_t count = sel->list.count;
+    bool sorted = true;
+
+    if (count == 0)
+        return 0;
+    sel->byname = calloc(count, sizeof(*sel->byname));
+    sel->next = calloc(count, sizeof(*sel->next));
+    sel->src = calloc(count, sizeof(*sel->src));
+    sel->old = calloc(count, sizeof(*sel->old));
+    if (sel->byname == NULL || sel->next == NULL || sel->src == NULL || sel->old == NULL)
+        return bal_error_set(err, -ENOMEM, "Out of memory listing domains.");
+    for (size_t i = 0; i < count; i++) {
+        sel->byname[i] = &sel->list.items[i];
+        if (i > 0 && sorted && compare_items(&sel->byname[i - 1], &sel->byname[i]) > 0)
             sorted = false;
     }
     if (!sorted)
-        qsort(byname, list.count, sizeof(*byname), compare_items);
-    for (size_t i = 0; i < list.count; i++) {
-        const char *name = byname[i]->name;
+        qsort(sel->byname, count, sizeof(*sel->byname), compare_items);
+    return 0;
+}
+
+/* One merge of the sorted listing with the (sorted) selection: the selected names, each once, the old
+ * domain where there is one, a fresh poller where not. */
+static int selection_match(bal_agent_t *agent, selection_t *sel, bal_error_t *err)
+{
+    const char *prev = NULL;
+    size_t o = 0;
+
+    for (size_t i = 0; i < sel->list.count; i++) {
+        const char *name = sel->byname[i]->name;
+        size_t n = sel->n;
         int c = 1;
 
         if (name == NULL || (prev != NULL && strcmp(prev, name) == 0))
@@ -353,30 +362,33 @@ static int refresh_domains(bal_agent_t *agent, bal_error_t *err)
             continue;
         while (o < agent->n_domains && (c = strcmp(agent->domains[o]->info.name, name)) < 0)
             o++;
-        src[n] = byname[i];
-        old[n] = o < agent->n_domains && c == 0 ? (ssize_t)o : -1;
-        if (old[n] >= 0) {
-            next[n] = agent->domains[o];
-            n++;
-            continue;
-        }
-        next[n] = domain_new(agent, name);
-        if (next[n] == NULL) {
-            rc = bal_error_set(err, -ENOMEM, "Out of memory listing domains.");
-            goto out;
-        }
-        n++;
+        sel->src[n] = sel->byname[i];
+        sel->old[n] = o < agent->n_domains && c == 0 ? (ssize_t)o : -1;
+        sel->next[n] = sel->old[n] >= 0 ? agent->domains[o] : domain_new(agent, name);
+        if (sel->next[n] == NULL)
+            return bal_error_set(err, -ENOMEM, "Out of memory listing domains.");
+        sel->n++;
     }
+    return 0;
+}
 
-    /* Commit: nothing fails from here on. next is in name order, as the listing is. */
-    for (size_t j = 0; j < n; j++) {
-        bal_domain_info_t *item = src[j];
-        domain_t *dom = next[j];
+/* Makes sel the agent's selection; nothing fails. A domain that stays takes its new info (when its
+ * job is running, after the job: queue_domain); the domains not in sel are discarded. */
+static void selection_commit(bal_agent_t *agent, selection_t *sel)
+{
+    bal_summary_t added, gone, restarted; /* for the log: counted, a few names kept, cleaned */
 
-        if (old[j] < 0) {
+    bal_summary_clear(&added);
+    bal_summary_clear(&gone);
+    bal_summary_clear(&restarted);
+    for (size_t j = 0; j < sel->n; j++) {
+        bal_domain_info_t *item = sel->src[j];
+        domain_t *dom = sel->next[j];
+
+        if (sel->old[j] < 0) {
             bal_summary_add(&added, item->name, NULL);
         } else {
-            agent->domains[old[j]] = NULL;
+            agent->domains[sel->old[j]] = NULL;
             if ((dom->has_pending ? dom->pending_instance : dom->info.instance) != item->instance)
                 bal_summary_add(&restarted, item->name, NULL);
             if (job_state(agent, dom) == BAL_JOB_RUNNING) {
@@ -399,22 +411,35 @@ static int refresh_domains(bal_agent_t *agent, bal_error_t *err)
     for (size_t j = 0; j < agent->n_domains; j++)
         domain_discard(agent, agent->domains[j]);
     free(agent->domains);
-    agent->domains = next;
-    agent->n_domains = n;
-    next = NULL;
-    n = 0;
-    agent->listed = true;
-    agent->refresh_now = false;
-    agent->next_refresh_ms = monotonic_ms(agent) + agent->refresh_ms;
-out:
-    for (size_t j = 0; j < n; j++)
-        if (old[j] < 0)
-            domain_discard(agent, next[j]);
-    free(old);
-    free(src);
-    free(next);
-    free(byname);
-    bal_domain_list_free(&list);
+    agent->domains = sel->next; /* in name order, as the listing is */
+    agent->n_domains = sel->n;
+    sel->next = NULL;
+    sel->n = 0;
+}
+
+/* Lists the running domains and rebuilds the selection: a domain still there keeps its poller (which
+ * sees a new instance by itself), a new one gets a fresh poller, a vanished one is dropped. Everything
+ * that can fail happens before the old selection is touched. The listing is sorted, so one merge with
+ * the (sorted) selection finds the old domains and the duplicates: O(N log N) at worst, O(N) when the
+ * transport lists in name order. */
+static int refresh_domains(bal_agent_t *agent, bal_error_t *err)
+{
+    selection_t sel = {0};
+    int rc;
+
+    rc = bal_transport_list_domains(agent->transport, &sel.list, err);
+    if (rc < 0)
+        return rc;
+    rc = selection_sort(&sel, err);
+    if (rc == 0)
+        rc = selection_match(agent, &sel, err);
+    if (rc == 0) {
+        selection_commit(agent, &sel);
+        agent->listed = true;
+        agent->refresh_now = false;
+        agent->next_refresh_ms = monotonic_ms(agent) + agent->refresh_ms;
+    }
+    selection_free(agent, &sel);
     return rc;
 }
 
@@ -676,53 +701,6 @@ static unsigned pool_max_threads(unsigned width, int timeout_ms, int64_t read_bu
     if (n > MAX_POOL_THREADS)
         n = MAX_POOL_THREADS > 2 * width ? MAX_POOL_THREADS : 2 * (int64_t)width;
     return (unsigned)n;
-}
-
-int bal_agent_check_config(const bal_agent_config_t *config, bal_error_t *err)
-{
-    int rc;
-
-    if (config == NULL)
-        return bal_error_set(err, -EINVAL, "No agent configuration was given.");
-    /* The ranges are bal_limits.h's; 0 stands for the default where there is one. */
-    if (config->polling_interval_s < 0 || config->polling_interval_s > BAL_LIMIT_POLLING_INTERVAL_MAX)
-        return bal_error_set(err, -EINVAL,
-                             "The polling interval %lld s is out of range: it must be between 0 and "
-                             "%lld seconds.",
-                             (long long)config->polling_interval_s,
-                             (long long)BAL_LIMIT_POLLING_INTERVAL_MAX);
-    if (config->concurrency > BAL_LIMIT_CONCURRENCY_MAX)
-        return bal_error_set(err, -EINVAL,
-                             "The concurrency %u is out of range: it must be between %d and %d.",
-                             config->concurrency, BAL_LIMIT_CONCURRENCY_MIN, BAL_LIMIT_CONCURRENCY_MAX);
-    if (config->refresh_interval_s > BAL_LIMIT_REFRESH_INTERVAL_MAX)
-        return bal_error_set(err, -EINVAL,
-                             "The refresh interval %u s is out of range: it must be between %d and %d "
-                             "seconds.",
-                             config->refresh_interval_s, BAL_LIMIT_REFRESH_INTERVAL_MIN,
-                             BAL_LIMIT_REFRESH_INTERVAL_MAX);
-    if (config->stale_after > BAL_LIMIT_STALE_AFTER_MAX)
-        return bal_error_set(err, -EINVAL,
-                             "The stale-after count %u is out of range: it must be between %d and %d.",
-                             config->stale_after, BAL_LIMIT_STALE_AFTER_MIN, BAL_LIMIT_STALE_AFTER_MAX);
-    if (config->timeout_ms < 0)
-        return bal_error_set(err, -EINVAL, "The timeout %d ms is negative.", config->timeout_ms);
-    if (config->read_budget_ms < 0)
-        return bal_error_set(err, -EINVAL, "The read budget %d ms is negative.", config->read_budget_ms);
-    if (config->qom_path != NULL) {
-        /* Refused before anything is sent: the path goes into every command. */
-        rc = bal_qmp_check_path(config->qom_path, err);
-        if (rc < 0)
-            return rc;
-    }
-    if (config->n_domains > 0 && config->domains == NULL)
-        return bal_error_set(err, -EINVAL, "The domain selectors are missing.");
-    for (size_t i = 0; i < config->n_domains; i++) {
-        rc = bal_filter_check_selector(config->domains[i], err);
-        if (rc < 0)
-            return rc;
-    }
-    return 0;
 }
 
 int bal_agent_new_with_transport(const bal_agent_config_t *config, bal_transport_t *transport,
