@@ -169,6 +169,15 @@ static void expect_one_event(bal_poller_t *p, bal_event_kind_t kind, bal_severit
     assert_int_equal(ev[0].message[strlen(ev[0].message) - 1], '.');
 }
 
+/* A re-arm: the interval set to 0, then back to its value (a set to the same value alone does nothing). */
+static void expect_rearm(bal_poller_t *p, int64_t interval)
+{
+    expect(p, BAL_POLLER_SET_INTERVAL, BAL_POLLER_DEFAULT_PATH, 0);
+    answer_empty(p);
+    expect(p, BAL_POLLER_SET_INTERVAL, BAL_POLLER_DEFAULT_PATH, interval);
+    answer_empty(p);
+}
+
 /* A steady cycle: only guest-stats. */
 static void stats_cycle(bal_poller_t *p, uint64_t instance, int64_t last_update)
 {
@@ -470,10 +479,7 @@ static void test_stale_is_rearmed_once_then_quiet_then_recovers(void **state)
     advance(&f->clock, 10);
     stats_cycle(p, 1, stuck_at);
     assert_int_equal(result(p).state, BAL_STATE_STALE);
-    expect(p, BAL_POLLER_SET_INTERVAL, BAL_POLLER_DEFAULT_PATH, 0);
-    answer_empty(p);
-    expect(p, BAL_POLLER_SET_INTERVAL, BAL_POLLER_DEFAULT_PATH, 10);
-    answer_empty(p);
+    expect_rearm(p, 10);
     expect_done(p);
     expect_one_event(p, BAL_EVENT_STALE_REARMED, BAL_SEVERITY_WARNING);
     events(p, &ev);
@@ -505,10 +511,7 @@ static void test_stale_is_rearmed_once_then_quiet_then_recovers(void **state)
     stuck_at = f->clock.wall_s - 2;
     advance(&f->clock, 40);
     stats_cycle(p, 1, stuck_at);
-    expect(p, BAL_POLLER_SET_INTERVAL, BAL_POLLER_DEFAULT_PATH, 0);
-    answer_empty(p);
-    expect(p, BAL_POLLER_SET_INTERVAL, BAL_POLLER_DEFAULT_PATH, 10);
-    answer_empty(p);
+    expect_rearm(p, 10);
     expect_one_event(p, BAL_EVENT_STALE_REARMED, BAL_SEVERITY_WARNING);
 }
 
@@ -531,10 +534,7 @@ static void test_last_update_ahead_of_the_clock_still_goes_stale(void **state)
     advance(&f->clock, 10);
     stats_cycle(p, 1, T0 + 3600);
     assert_int_equal(result(p).state, BAL_STATE_STALE);
-    expect(p, BAL_POLLER_SET_INTERVAL, BAL_POLLER_DEFAULT_PATH, 0);
-    answer_empty(p);
-    expect(p, BAL_POLLER_SET_INTERVAL, BAL_POLLER_DEFAULT_PATH, 10);
-    answer_empty(p);
+    expect_rearm(p, 10);
     expect_done(p);
     expect_one_event(p, BAL_EVENT_STALE_REARMED, BAL_SEVERITY_WARNING);
     events(p, &ev);
@@ -578,10 +578,7 @@ static void test_stale_at_first_sight_with_interval_already_set_is_rearmed_at_on
 
     /* E.g. collectd restarted while the guest was stuck: nothing was armed by us, no grace. */
     first_sight(f, 1, 10, T0 - 600);
-    expect(p, BAL_POLLER_SET_INTERVAL, BAL_POLLER_DEFAULT_PATH, 0);
-    answer_empty(p);
-    expect(p, BAL_POLLER_SET_INTERVAL, BAL_POLLER_DEFAULT_PATH, 10);
-    answer_empty(p);
+    expect_rearm(p, 10);
     expect_done(p);
     expect_one_event(p, BAL_EVENT_STALE_REARMED, BAL_SEVERITY_WARNING);
 }
