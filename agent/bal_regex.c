@@ -52,15 +52,24 @@ static size_t bracket_end(const char *p, size_t len, size_t i)
     return j;
 }
 
+/* The digits of a bound. glibc reads a backslash and a 0 there as the digit 0 (an escaped character;
+ * a backslash and 1 to 9 is a back reference, which ends the bound): {1, backslash, 0, 0} is {100}. */
 static uint64_t read_bound(const char *p, size_t len, size_t *j, bool *any)
 {
     uint64_t v = 0;
 
     *any = false;
-    while (*j < len && p[*j] >= '0' && p[*j] <= '9') {
+    while (*j < len) {
+        size_t width = 1;
+        char digit = p[*j];
+
+        if (digit == '\\' && *j + 1 < len && p[*j + 1] == '0')
+            width = 2, digit = '0';
+        else if (digit < '0' || digit > '9')
+            break;
         if (v < BOUND_CAP)
-            v = v * 10 + (uint64_t)(p[*j] - '0');
-        (*j)++;
+            v = v * 10 + (uint64_t)(digit - '0');
+        *j += width;
         *any = true;
     }
     return v < BOUND_CAP ? v : BOUND_CAP;
