@@ -59,6 +59,15 @@ void bench_pool_cycle(bench_pool_t *pool, size_t n_items)
     pthread_barrier_wait(&pool->done);
 }
 
+void bench_pool_timed_cycle(bench_pool_t *pool, size_t n_items, bench_cycle_t *out)
+{
+    int64_t wall0 = bench_wall_ns(), cpu0 = bench_cpu_ns();
+
+    bench_pool_cycle(pool, n_items);
+    out->wall_ms = (double)(bench_wall_ns() - wall0) / 1e6;
+    out->cpu_ms = (double)(bench_cpu_ns() - cpu0) / 1e6;
+}
+
 void bench_pool_free(bench_pool_t *pool)
 {
     if (pool == NULL)

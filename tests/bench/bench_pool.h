@@ -5,6 +5,8 @@
 
 #include <stddef.h>
 
+#include "tests/bench/bench_util.h"
+
 /* Does item i of a cycle; called on a pool thread, on several at once for different items. */
 typedef void bench_pool_work_fn(void *arg, size_t i);
 
@@ -18,6 +20,10 @@ bench_pool_t *bench_pool_new(unsigned n_threads, bench_pool_work_fn *work, void 
 /* Runs one cycle: work(arg, i) for every i below n_items, spread over the threads. Blocks until
  * every item is done. */
 void bench_pool_cycle(bench_pool_t *pool, size_t n_items);
+
+/* bench_pool_cycle, timed: its wall time (CLOCK_MONOTONIC) and the process's CPU time (every thread)
+ * into out->wall_ms and out->cpu_ms; the rest of out is the caller's. */
+void bench_pool_timed_cycle(bench_pool_t *pool, size_t n_items, bench_cycle_t *out);
 
 /* Stops and joins the threads, then frees the pool. Accepts NULL. */
 void bench_pool_free(bench_pool_t *pool);

@@ -40,6 +40,17 @@ int bench_run_getopt(int argc, char **argv, const char *optstring, bench_run_opt
     return -1;
 }
 
+bool bench_run_require_sources(const char *program, const char *noun, unsigned long min, unsigned k,
+                               const bench_cycle_t *cycle)
+{
+    if (cycle->sources >= min && cycle->errors == 0)
+        return true;
+    fprintf(stderr, "%s: Cycle %u read %" PRIu64 " %s with %" PRIu64 " failures; at least %lu and no failures "
+                    "were required.\n",
+            program, k, cycle->sources, noun, cycle->errors, min);
+    return false;
+}
+
 int bench_run_cycles(const bench_run_opts_t *opts, bench_run_cycle_fn *cycle, bench_run_check_fn *check,
                      void *arg, bench_run_result_t *result)
 {

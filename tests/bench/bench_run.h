@@ -28,6 +28,11 @@ typedef void bench_run_cycle_fn(void *arg, unsigned i, bench_cycle_t *out);
  * stderr. */
 typedef bool bench_run_check_fn(void *arg, unsigned k, const bench_cycle_t *cycle);
 
+/* The floors' check: measured cycle k covered at least min sources (named noun: "domains", "guests")
+ * without an error; when not, says so on stderr, as program. */
+bool bench_run_require_sources(const char *program, const char *noun, unsigned long min, unsigned k,
+                               const bench_cycle_t *cycle);
+
 typedef struct bench_run_result {
     double median_wall_ms, median_cpu_ms, median_sources;
     unsigned failed_cycles; /* measured cycles that check refused */

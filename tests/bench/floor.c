@@ -4,7 +4,6 @@
  * and only checks that the reply is a QMP return. No parsing, no dispatch, none of the agent's code.
  * Prints the same per-cycle lines as plugin_host. */
 #include <errno.h>
-#include <inttypes.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -48,10 +47,7 @@ static void run_cycle(void *arg, unsigned i, bench_cycle_t *out)
     (void)i;
     atomic_store(&floor_state.ok, 0);
     atomic_store(&floor_state.failed, 0);
-    int64_t wall0 = bench_wall_ns(), cpu0 = bench_cpu_ns();
-    bench_pool_cycle(floor_state.pool, floor_state.n_domains);
-    out->wall_ms = (double)(bench_wall_ns() - wall0) / 1e6;
-    out->cpu_ms = (double)(bench_cpu_ns() - cpu0) / 1e6;
+    bench_pool_timed_cycle(floor_state.pool, floor_state.n_domains, out);
     out->value_lists = atomic_load(&floor_state.ok);
     out->values = atomic_load(&floor_state.ok);
     out->sources = atomic_load(&floor_state.ok);
@@ -61,12 +57,7 @@ static void run_cycle(void *arg, unsigned i, bench_cycle_t *out)
 static bool check_cycle(void *arg, unsigned k, const bench_cycle_t *cycle)
 {
     (void)arg;
-    if (cycle->sources >= floor_state.min_domains && cycle->errors == 0)
-        return true;
-    fprintf(stderr, "floor: Cycle %u read %" PRIu64 " domains with %" PRIu64 " failures; at "
-                    "least %lu and no failures were required.\n",
-            k, cycle->sources, cycle->errors, floor_state.min_domains);
-    return false;
+    return bench_run_require_sources("floor", "domains", floor_state.min_domains, k, cycle);
 }
 
 static void ignore_libvirt_errors(void *opaque, virErrorPtr error)

@@ -13,7 +13,6 @@
  * Prints the same per-cycle lines as plugin_host. */
 #include <dirent.h>
 #include <errno.h>
-#include <inttypes.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -151,10 +150,7 @@ static void run_cycle(void *arg, unsigned i, bench_cycle_t *out)
     atomic_store(&fq.ok, 0);
     atomic_store(&fq.failed, 0);
     atomic_store(&fq.commands, 0);
-    int64_t wall0 = bench_wall_ns(), cpu0 = bench_cpu_ns();
-    bench_pool_cycle(fq.pool, fq.n_fds);
-    out->wall_ms = (double)(bench_wall_ns() - wall0) / 1e6;
-    out->cpu_ms = (double)(bench_cpu_ns() - cpu0) / 1e6;
+    bench_pool_timed_cycle(fq.pool, fq.n_fds, out);
     out->value_lists = atomic_load(&fq.commands); /* floor: commands sent */
     out->values = atomic_load(&fq.ok);
     out->sources = atomic_load(&fq.ok);
@@ -164,12 +160,7 @@ static void run_cycle(void *arg, unsigned i, bench_cycle_t *out)
 static bool check_cycle(void *arg, unsigned k, const bench_cycle_t *cycle)
 {
     (void)arg;
-    if (cycle->sources >= fq.min_guests && cycle->errors == 0)
-        return true;
-    fprintf(stderr, "floor_qmp: Cycle %u read %" PRIu64 " guests with %" PRIu64 " failures; at least %lu and no "
-                    "failures were required.\n",
-            k, cycle->sources, cycle->errors, fq.min_guests);
-    return false;
+    return bench_run_require_sources("floor_qmp", "guests", fq.min_guests, k, cycle);
 }
 
 /* Connects to path, reads the greeting and negotiates capabilities. Returns the descriptor, or -1. */

@@ -1040,12 +1040,7 @@ static void run_cycle(void *arg, unsigned i, bench_cycle_t *out)
     atomic_store(&n_errors, 0);
     atomic_store(&read_failures, 0);
 
-    int64_t wall0 = bench_wall_ns(), cpu0 = bench_cpu_ns();
-    bench_pool_cycle(pool, reg.n_reads);
-    int64_t wall1 = bench_wall_ns(), cpu1 = bench_cpu_ns();
-
-    out->wall_ms = (double)(wall1 - wall0) / 1e6;
-    out->cpu_ms = (double)(cpu1 - cpu0) / 1e6;
+    bench_pool_timed_cycle(pool, reg.n_reads, out);
     out->value_lists = atomic_load(&n_value_lists);
     out->values = atomic_load(&n_values);
     pthread_mutex_lock(&set_lock);
