@@ -87,24 +87,21 @@ static int build(const char *command, const char *path, const char *property, co
         return bal_error_set(err, -ENOMEM, "Out of memory while building a QMP command.");
     p = put(s, "{\"execute\":\"");
     p = put(p, command);
+    p = put(p, "\"");
     if (path != NULL) {
-        p = put(p, "\",\"arguments\":{\"path\":\"");
+        p = put(p, ",\"arguments\":{\"path\":\"");
         p = put(p, path);
-        if (property != NULL) {
-            p = put(p, "\",\"property\":\"");
-            p = put(p, property);
-            if (value != NULL) {
-                p = put(p, "\",\"value\":");
-                p = put(p, num);
-                p = put(p, "}");
-            } else {
-                p = put(p, "\"}");
-            }
-        } else {
-            p = put(p, "\"}");
-        }
-    } else {
         p = put(p, "\"");
+        if (property != NULL) {
+            p = put(p, ",\"property\":\"");
+            p = put(p, property);
+            p = put(p, "\"");
+            if (value != NULL) {
+                p = put(p, ",\"value\":");
+                p = put(p, num);
+            }
+        }
+        p = put(p, "}");
     }
     put(p, "}");
     *out = s;
