@@ -52,24 +52,38 @@ static size_t bracket_end(const char *p, size_t len, size_t i)
     return j;
 }
 
-/* The digits of a bound. glibc reads a backslash and a 0 there as the digit 0 (an escaped character;
- * a backslash and 1 to 9 is a back reference, which ends the bound): {1, backslash, 0, 0} is {100}. */
+/* The character at p[*j] as glibc's tokenizer reads it inside a bound, advancing *j past it: a
+ * backslash and any character but 1 to 9 (a back reference) is that character, so a backslash and 0
+ * is the digit 0 and a backslash and a comma is the comma ({1, backslash, 0, 0} is {100}, and
+ * {1, backslash, comma, 100} is {1,100}); NUL for a back reference. */
+static char bound_char(const char *p, size_t len, size_t *j)
+{
+    char c = p[*j];
+
+    if (c == '\\' && *j + 1 < len) {
+        c = p[*j + 1];
+        *j += 2;
+        return c >= '1' && c <= '9' ? '\0' : c;
+    }
+    *j += 1;
+    return c;
+}
+
+/* The digits of a bound, up to the first character that is not one (left at *j). */
 static uint64_t read_bound(const char *p, size_t len, size_t *j, bool *any)
 {
     uint64_t v = 0;
 
     *any = false;
     while (*j < len) {
-        size_t width = 1;
-        char digit = p[*j];
+        size_t next = *j;
+        char digit = bound_char(p, len, &next);
 
-        if (digit == '\\' && *j + 1 < len && p[*j + 1] == '0')
-            width = 2, digit = '0';
-        else if (digit < '0' || digit > '9')
+        if (digit < '0' || digit > '9')
             break;
         if (v < BOUND_CAP)
             v = v * 10 + (uint64_t)(digit - '0');
-        *j += width;
+        *j = next;
         *any = true;
     }
     return v < BOUND_CAP ? v : BOUND_CAP;
@@ -83,11 +97,16 @@ static bool read_interval(const char *p, size_t len, size_t i, size_t *end, uint
     bool has_min, has_max = false, comma = false;
     uint64_t min = read_bound(p, len, &j, &has_min), max = 0;
 
-    if (j < len && p[j] == ',') {
-        comma = true;
-        j++;
-        max = read_bound(p, len, &j, &has_max);
+    if (j < len) {
+        size_t next = j;
+
+        if (bound_char(p, len, &next) == ',') {
+            comma = true;
+            j = next;
+            max = read_bound(p, len, &j, &has_max);
+        }
     }
+    /* Only a bare '}' ends it: to glibc an escaped one is a character, which makes the bound bad. */
     if (j >= len || p[j] != '}' || (!has_min && !comma))
         return false;
     if (has_max)

@@ -174,6 +174,10 @@ static void test_costly_regexes_refused_before_compiling(void **state)
     expect_costly("/((){1,100}){1\\00}/", "copies of its parts");
     expect_costly("/a{2\\0\\0\\0}/", "copies of its parts");
     expect_compiled("/a{1\\0}/");
+    /* ... and a backslash and a comma as the comma: {1\,100} is {1,100} (found by fuzz_plugin_config). */
+    expect_costly("/((){1,100}){1\\,100}/", "copies of its parts");
+    expect_costly("/a{0\\,257}/", "copies of its parts");
+    expect_compiled("/a{0\\,256}/");
     /* The bound itself, and the ways of writing one. */
     expect_compiled("/a{0,256}/");
     expect_costly("/a{0,257}/", "copies of its parts");
