@@ -9,7 +9,11 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -18,6 +22,7 @@
 #include "agent/bal_agent.h"
 #include "agent/bal_filter.h"
 #include "agent/bal_limits.h"
+#include "agent/bal_regex.h"
 
 int __real_regcomp(regex_t *re, const char *pattern, int flags);
 int __wrap_regcomp(regex_t *re, const char *pattern, int flags);
@@ -250,6 +255,81 @@ static void test_bad_selector_among_good_ones_frees_everything(void **state)
     bal_filter_free(NULL);
 }
 
+/* The heaviest selectors the checker lets through, for shapes built of parts that match nothing (the
+ * ones glibc's closures grow with) and of ordinary ones: "/(P){0,n}/", "/(PPPP){0,n}/" and
+ * "/((P){0,8}){0,n}/" with the largest n accepted. */
+static const char *const light_parts[] = {"$", "^", "|", "()", "a", "a?", "a*", "\\b", "\\B", "\\<", "\\`", "[a-z]", ".", "\\w", "(|)"};
+enum { N_SHAPES = 3 };
+
+static bool shape_accepted(unsigned shape, const char *part, unsigned n, char *buf, size_t len)
+{
+    bal_error_t err = {0};
+
+    if (shape == 0)
+        snprintf(buf, len, "/(%s){0,%u}/", part, n);
+    else if (shape == 1)
+        snprintf(buf, len, "/(%s%s%s%s){0,%u}/", part, part, part, part, n);
+    else
+        snprintf(buf, len, "/((%s){0,8}){0,%u}/", part, n);
+    return bal_regex_check(buf + 1, strlen(buf) - 2, buf, &err) == 0;
+}
+
+/* Compiles selector in a child limited to limit_mib of address space beyond what it has, and says
+ * whether regcomp succeeded there within 30 s. */
+static bool compiles_within(const char *selector, unsigned long limit_mib)
+{
+    long pages = 0;
+    FILE *statm = fopen("/proc/self/statm", "r");
+    int status;
+    pid_t pid;
+
+    if (statm != NULL) {
+        if (fscanf(statm, "%ld", &pages) != 1)
+            pages = 0;
+        fclose(statm);
+    }
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        rlim_t cap = (rlim_t)pages * (rlim_t)sysconf(_SC_PAGESIZE) + (rlim_t)limit_mib * 1024 * 1024;
+        struct rlimit rl = {cap, cap};
+        bal_error_t err = {0};
+
+        alarm(30);
+        if (setrlimit(RLIMIT_AS, &rl) != 0)
+            _exit(3);
+        _exit(bal_filter_check_selector(selector, &err) == 0 ? 0 : 1);
+    }
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
+static void test_heaviest_accepted_selectors_compile_in_bounded_memory(void **state)
+{
+    char selector[256];
+    (void)state;
+#if defined(__SANITIZE_ADDRESS__)
+    skip(); /* ASan reserves terabytes of shadow address space: RLIMIT_AS cannot bound it */
+#endif
+    for (unsigned shape = 0; shape < N_SHAPES; shape++)
+        for (size_t i = 0; i < sizeof(light_parts) / sizeof(light_parts[0]); i++) {
+            unsigned n = 1;
+
+            /* The checker's weight is monotonic in n: the largest accepted one, by doubling and halving. */
+            if (!shape_accepted(shape, light_parts[i], n, selector, sizeof(selector)))
+                continue;
+            while (n < 65536 && shape_accepted(shape, light_parts[i], 2 * n, selector, sizeof(selector)))
+                n *= 2;
+            for (unsigned step = n / 2; step > 0; step /= 2)
+                if (shape_accepted(shape, light_parts[i], n + step, selector, sizeof(selector)))
+                    n += step;
+            shape_accepted(shape, light_parts[i], n, selector, sizeof(selector));
+            if (!compiles_within(selector, 256))
+                fail_msg("'%s', accepted by the checker, did not compile within 256 MiB and 30 s.", selector);
+            assert_false(shape_accepted(shape, light_parts[i], n + 1, selector, sizeof(selector)));
+        }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -261,6 +341,7 @@ int main(void)
         cmocka_unit_test(test_good_selectors_accepted),
         cmocka_unit_test(test_costly_regexes_refused_before_compiling),
         cmocka_unit_test(test_bad_selector_among_good_ones_frees_everything),
+        cmocka_unit_test(test_heaviest_accepted_selectors_compile_in_bounded_memory),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
