@@ -18,12 +18,12 @@
  *  - a repetition operator right after another ("a++", "a*{2}"): never more than the single one;
  *  - a back-reference ("\1" .. "\9"): not POSIX ERE, and slow to match;
  *  - groups nested deeper than BAL_LIMIT_REGEX_DEPTH;
- *  - a weight above BAL_LIMIT_REGEX_WEIGHT, where each character, '.', anchor ('^', '$'), '|' or
- *    bracket expression weighs 1, a word boundary ('\b', '\B') 8, a group the sum of what it holds
- *    (all branches of a '|'), and a repetition multiplies the weight of what it repeats by its upper
- *    bound ({m,n}: n; {m,}: m + 1; '+': 2; '*' and '?': 1). An anchor matches nothing but is a node
- *    all the same, and glibc's closures over such nodes grow with their square: 44 '$' repeated 100
- *    times took it 20 s and 7.4 GiB; word boundaries in a row grow faster still.
+ *  - a weight above BAL_LIMIT_REGEX_WEIGHT, where each character, '.', '|' or bracket expression
+ *    weighs 1, an anchor ('^', '$', and glibc's '\b', '\B', '\<', '\>', '\`', '\'') 8, a group the sum
+ *    of what it holds (all branches of a '|'), and a repetition multiplies the weight of what it
+ *    repeats by its upper bound ({m,n}: n; {m,}: m + 1; '+': 2; '*' and '?': 1). An anchor or a '|'
+ *    matches nothing but is a node all the same, and glibc's closures over such nodes grow with
+ *    their square or faster: 44 '$' repeated 100 times took it 20 s and 7.4 GiB.
  * What is left for regcomp to judge (an unmatched parenthesis, a bad bound) is not refused here.
  * Returns 0, or -EINVAL with a sentence in err quoting selector. */
 int bal_regex_check(const char *pattern, size_t len, const char *selector, bal_error_t *err);

@@ -188,10 +188,15 @@ static void test_costly_regexes_refused_before_compiling(void **state)
     expect_costly("/(($$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$){2,100})/", "copies of its parts");
     expect_costly("/(||||||||||||||||||||||||||||||||||||||||||||||||||||||||||||){1,100}/",
                   "copies of its parts");
-    expect_compiled("/($$$$){0,64}/");
+    expect_compiled("/($$$$){0,8}/");
+    expect_costly("/($$$$){0,9}/", "copies of its parts");
     expect_compiled("/(||){0,128}/");
     expect_costly("/(||){0,129}/", "copies of its parts");
     expect_compiled("/^(web|db)-[0-9]+$/");
+    /* Anchors meeting in repeated optional parts: glibc copies nodes for each combination of their
+     * conditions ("{0,32}" 46 MiB, "{0,64}" 1 GiB; found by a search like the test below). */
+    expect_costly("/(|(^$)()){0,64}/", "copies of its parts");
+    expect_costly("/(\\b\\b\\b\\b){0,64}/", "copies of its parts");
     /* The bound itself, and the ways of writing one. */
     expect_compiled("/a{0,256}/");
     expect_costly("/a{0,257}/", "copies of its parts");
@@ -258,7 +263,8 @@ static void test_bad_selector_among_good_ones_frees_everything(void **state)
 /* The heaviest selectors the checker lets through, for shapes built of parts that match nothing (the
  * ones glibc's closures grow with) and of ordinary ones: "/(P){0,n}/", "/(PPPP){0,n}/" and
  * "/((P){0,8}){0,n}/" with the largest n accepted. */
-static const char *const light_parts[] = {"$", "^", "|", "()", "a", "a?", "a*", "\\b", "\\B", "\\<", "\\`", "[a-z]", ".", "\\w", "(|)"};
+static const char *const light_parts[] = {"$", "^", "|", "()", "a", "a?", "a*", "\\b", "\\B", "\\<", "\\>", "\\`",
+                                           "\\'", "(^$)", "[a-z]", ".", "\\w", "(|)", "(a|b)"};
 enum { N_SHAPES = 3 };
 
 static bool shape_accepted(unsigned shape, const char *part, unsigned n, char *buf, size_t len)
