@@ -61,11 +61,14 @@ static size_t bracket_end(const char *p, size_t len, size_t i)
 /* The character at p[*j] as glibc's tokenizer reads it inside a bound, advancing *j past it: a
  * backslash and any character but 1 to 9 (a back reference) is that character, so a backslash and 0
  * is the digit 0 and a backslash and a comma is the comma ({1, backslash, 0, 0} is {100}, and
- * {1, backslash, comma, 100} is {1,100}); NUL for a back reference. */
+ * {1, backslash, comma, 100} is {1,100}); NUL for a back reference, and at the end (*j left there). */
 static char bound_char(const char *p, size_t len, size_t *j)
 {
-    char c = p[*j];
+    char c;
 
+    if (*j >= len)
+        return '\0';
+    c = p[*j];
     if (c == '\\' && *j + 1 < len) {
         c = p[*j + 1];
         *j += 2;
@@ -81,7 +84,7 @@ static uint64_t read_bound(const char *p, size_t len, size_t *j, bool *any)
     uint64_t v = 0;
 
     *any = false;
-    while (*j < len) {
+    for (;;) {
         size_t next = *j;
         char digit = bound_char(p, len, &next);
 
@@ -102,15 +105,12 @@ static bool read_interval(const char *p, size_t len, size_t i, size_t *end, uint
     size_t j = i + 1;
     bool has_min, has_max = false, comma = false;
     uint64_t min = read_bound(p, len, &j, &has_min), max = 0;
+    size_t next = j;
 
-    if (j < len) {
-        size_t next = j;
-
-        if (bound_char(p, len, &next) == ',') {
-            comma = true;
-            j = next;
-            max = read_bound(p, len, &j, &has_max);
-        }
+    if (bound_char(p, len, &next) == ',') {
+        comma = true;
+        j = next;
+        max = read_bound(p, len, &j, &has_max);
     }
     /* Only a bare '}' ends it: to glibc an escaped one is a character, which makes the bound bad. */
     if (j >= len || p[j] != '}' || (!has_min && !comma))

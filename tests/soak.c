@@ -24,16 +24,7 @@
 
 /* Under AddressSanitizer the quarantine of freed memory (256 MiB) makes RSS climb, and under valgrind
  * RSS is valgrind's: there only the descriptors are held flat, and leaks are the tool's to report. */
-#if defined(__SANITIZE_ADDRESS__)
-#define RSS_MEANINGFUL 0
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define RSS_MEANINGFUL 0
-#endif
-#endif
-#ifndef RSS_MEANINGFUL
-#define RSS_MEANINGFUL 1
-#endif
+#define RSS_MEANINGFUL (!TT_ASAN)
 
 /* Allowed growth over the first report: allocator noise, not a leak (a leak of 16 bytes per command
  * would be 190 MiB over the long run). */

@@ -8,4 +8,18 @@
  * tests/valgrind.sh), where slow parts are cut or left to the plain pass. */
 bool tt_skip_slow(void);
 
+/* TT_ASAN is 1 in a build with AddressSanitizer (gcc's __SANITIZE_ADDRESS__, clang's
+ * __has_feature), else 0: its quarantine and shadow memory make RSS and address-space limits
+ * meaningless there. */
+#if defined(__SANITIZE_ADDRESS__)
+#define TT_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define TT_ASAN 1
+#endif
+#endif
+#ifndef TT_ASAN
+#define TT_ASAN 0
+#endif
+
 #endif
