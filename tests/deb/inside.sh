@@ -59,7 +59,9 @@ snapshot() {
     find / -xdev \( -path /proc -o -path /sys -o -path /dev -o -path /run -o -path /tmp \
         -o -path /var/lib/apt -o -path /var/lib/dpkg -o -path /var/cache -o -path /var/log \) -prune \
         -o -type d -printf '%y %m %u:%g - %p\n' -o -printf '%y %m %u:%g %s %p\n'
-    find /var/lib/dpkg/info -printf '%y %m %u:%g %s %p\n'
+    # A directory's own size grows with its entries and does not shrink when they go (ext4): the
+    # package's files in dpkg's database made /var/lib/dpkg/info's grow by a block, once.
+    find /var/lib/dpkg/info -type d -printf '%y %m %u:%g - %p\n' -o -printf '%y %m %u:%g %s %p\n'
     find /etc -xdev -type f -exec md5sum {} +
 }
 
