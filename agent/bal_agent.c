@@ -143,11 +143,36 @@ static int build_command(const bal_poller_step_t *step, char **cmd, bal_error_t 
     return bal_error_set(err, -EINVAL, "The agent asked for an unknown QMP step.");
 }
 
-/* Sends one step and feeds what came back to the poller. */
-static void run_step(const bal_agent_t *agent, domain_t *dom, const bal_poller_step_t *step)
+/* The watch of one command of dom's job (bal_transport.h): bal_jobs' calls. */
+typedef struct step_watch {
+    bal_jobs_t *jobs;
+    bal_job_t *job;
+    bal_jobs_call_t *call;
+} step_watch_t;
+
+static int watch_begin(void *opaque)
+{
+    step_watch_t *w = opaque;
+
+    return bal_jobs_call_begin(w->jobs, w->job, &w->call);
+}
+
+static bool watch_end(void *opaque)
+{
+    step_watch_t *w = opaque;
+
+    return bal_jobs_call_end(w->jobs, w->call);
+}
+
+/* Sends one step and feeds what came back to the poller. Returns false when the command was abandoned
+ * (past the timeout): dom is then the reader's, which finishes the job (finish_abandoned), and this
+ * thread must not touch it. */
+static bool run_step(const bal_agent_t *agent, domain_t *dom, const bal_poller_step_t *step)
 {
     bal_error_t err = {0};
     bal_poller_reply_t reply = {.outcome = BAL_POLLER_FAILED, .error = &err};
+    step_watch_t watched = {.jobs = agent->jobs, .job = dom->job};
+    bal_call_watch_t watch = {.begin = watch_begin, .end = watch_end, .opaque = &watched};
     bal_stats_t stats;
     char *cmd = NULL, *answer = NULL, *found = NULL;
     int rc;
@@ -161,7 +186,11 @@ static void run_step(const bal_agent_t *agent, domain_t *dom, const bal_poller_s
     rc = build_command(step, &cmd, &err);
     if (rc < 0)
         goto out;
-    rc = bal_transport_execute(agent->transport, &dom->info, cmd, &answer, &err);
+    rc = bal_transport_execute_watched(agent->transport, &dom->info, cmd, &answer, &watch, &err);
+    if (rc == -ECANCELED) {
+        free(cmd);
+        return false;
+    }
     if (rc < 0)
         goto out;
     switch (step->op) {
@@ -191,6 +220,17 @@ out:
     free(found);
     free(answer);
     free(cmd);
+    return true;
+}
+
+/* dom's steps from where its poller is, until it has none left or one is abandoned. */
+static void run_steps(const bal_agent_t *agent, domain_t *dom)
+{
+    bal_poller_step_t step;
+
+    while (bal_poller_next(dom->poller, &step))
+        if (!run_step(agent, dom, &step))
+            return;
 }
 
 /* bal_jobs' run: one domain's share of a read (or of the shutdown), on a pool thread. */
@@ -198,14 +238,34 @@ static void run_domain(void *opaque, void *item)
 {
     const bal_agent_t *agent = opaque;
     domain_t *dom = item;
-    bal_poller_step_t step;
 
     if (dom->restore)
         bal_poller_begin_restore(dom->poller);
     else
         bal_poller_begin_cycle(dom->poller, dom->info.instance);
+    run_steps(agent, dom);
+}
+
+/* bal_jobs' abandon, on the reader's thread: dom's command in flight was abandoned at the timeout. Its
+ * step fails as one that timed out; the steps after it fail at once, sending nothing, as the domain's
+ * commands do until the abandoned one returns (the transport may block, the reader must not). */
+static void finish_abandoned(void *opaque, void *item)
+{
+    const bal_agent_t *agent = opaque;
+    domain_t *dom = item;
+    bal_error_t err = {0};
+    bal_poller_reply_t reply = {.outcome = BAL_POLLER_FAILED, .error = &err};
+    bal_poller_step_t step;
+
+    bal_error_set(&err, -ETIMEDOUT, "Domain '%s' did not answer a QMP command within %d ms.", dom->info.name,
+                  agent->timeout_ms);
+    bal_poller_feed(dom->poller, &reply);
+    bal_error_set(&err, -ETIMEDOUT,
+                  "The previous QMP command for domain '%s' has not returned after the %d ms timeout; no other "
+                  "is sent until it does.",
+                  dom->info.name, agent->timeout_ms);
     while (bal_poller_next(dom->poller, &step))
-        run_step(agent, dom, &step);
+        bal_poller_feed(dom->poller, &reply);
 }
 
 /* Queues dom's job for the round being built: a read cycle (or the shutdown sequence), its steps
@@ -580,6 +640,7 @@ int bal_agent_read(bal_agent_t *agent, bal_sample_cb cb, void *opaque, bal_error
 
     if (agent == NULL)
         return bal_error_set(err, -EINVAL, "No agent was given to read with.");
+    bal_jobs_expire(agent->jobs); /* a late job whose command is past its timeout ends now */
     if (bal_transport_take_changes(agent->transport))
         agent->refresh_now = true;
     if (!agent->listed || agent->refresh_now || monotonic_ms(agent) >= agent->next_refresh_ms) {
@@ -734,7 +795,8 @@ int bal_agent_new_with_transport(const bal_agent_config_t *config, bal_transport
                       &agent->pool, err);
     if (rc < 0)
         goto fail;
-    rc = bal_jobs_new(agent->pool, agent->width, run_domain, release_domain, agent, &agent->jobs, err);
+    rc = bal_jobs_new(agent->pool, agent->width, agent->timeout_ms, run_domain, release_domain, finish_abandoned,
+                      agent, &agent->jobs, err);
     if (rc < 0)
         goto fail;
     if (config->qom_path != NULL) {

@@ -9,21 +9,40 @@
 #include "agent/bal_jobs.h"
 
 struct bal_job {
-    void *item;
+    void *item;            /* NULL once released, the job kept for an abandoned call (call_out) */
     bal_job_state_t state; /* under the jobs' lock */
     bool late;             /* RUNNING, and its round is over */
-    bool discarded;        /* RUNNING, and the owner let go: its thread frees it */
+    bool discarded;        /* the owner let go: its item is released when its run ends */
+    bool call_out;         /* a call of it was abandoned and has not returned: the others are refused */
+    struct bal_jobs_call *puller; /* RUNNING and not abandoned: the puller running it */
 };
+
+/* A pool job that runs one round's jobs, one after the other, until the round has none left. It is
+ * also the handle of the one call at a time that its job makes (bal_jobs_call_begin). */
+typedef struct bal_jobs_call {
+    bal_jobs_t *jobs;
+    uint64_t round;
+    pthread_t thread;
+    bool watched;                        /* on a pool thread: not the owner's */
+    bal_job_t *job;                      /* the job it runs; NULL between jobs */
+    int64_t deadline_ms;                 /* its job's call in flight must return by then; 0: none */
+    bool abandoned;                      /* that call was: the thread leaves when it returns */
+    struct bal_jobs_call *prev, *next;   /* the jobs' active pullers */
+} puller_t;
 
 struct bal_jobs {
     bal_pool_t *pool;
     unsigned width;
+    int call_timeout_ms; /* <= 0: calls are not watched */
     bal_jobs_run_fn run;
     bal_jobs_release_fn release;
+    bal_jobs_abandon_fn abandon;
     void *opaque;
 
     pthread_mutex_t lock;
     pthread_cond_t changed; /* the round's last job ended or the last puller left; CLOCK_MONOTONIC */
+    unsigned refs;          /* the owner's, and one per abandoned call that has not returned */
+    pthread_t owner;        /* the thread of the owner's last call that waits */
     /* The round: pullers take from queue while round is theirs; closing a round moves it on, so that
      * a puller still in a late job leaves when that ends, instead of taking the next round's jobs. */
     uint64_t round;
@@ -32,14 +51,133 @@ struct bal_jobs {
     size_t outstanding; /* of the round's jobs, not DONE yet */
     size_t running;     /* every round's */
     size_t late;        /* running after their round */
-    unsigned pullers;   /* submitted to the pool and not gone yet */
+    unsigned pullers;   /* submitted to the pool and not gone yet, abandoned ones excepted */
+    puller_t *active;   /* the pullers that have started and not left */
 };
 
-/* A pool job that runs one round's jobs, one after the other, until the round has none left. */
-typedef struct puller {
-    bal_jobs_t *jobs;
-    uint64_t round;
-} puller_t;
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Waits for changed until at_ms on the monotonic clock (0: without a limit). Under the lock. */
+static void wait_until(bal_jobs_t *jobs, int64_t at_ms)
+{
+    struct timespec ts;
+
+    if (at_ms == 0) {
+        pthread_cond_wait(&jobs->changed, &jobs->lock);
+        return;
+    }
+    ts.tv_sec = at_ms / 1000;
+    ts.tv_nsec = (long)(at_ms % 1000) * 1000000L;
+    pthread_cond_timedwait(&jobs->changed, &jobs->lock, &ts);
+}
+
+static void jobs_destroy(bal_jobs_t *jobs)
+{
+    pthread_cond_destroy(&jobs->changed);
+    pthread_mutex_destroy(&jobs->lock);
+    free(jobs->queue);
+    free(jobs);
+}
+
+/* Lets go of a reference, under the lock, which this releases; the last frees the jobs. */
+static void jobs_unref_unlock(bal_jobs_t *jobs)
+{
+    bool last = --jobs->refs == 0;
+
+    pthread_mutex_unlock(&jobs->lock);
+    if (last)
+        jobs_destroy(jobs);
+}
+
+static void link_active(bal_jobs_t *jobs, puller_t *p)
+{
+    p->prev = NULL;
+    p->next = jobs->active;
+    if (jobs->active != NULL)
+        jobs->active->prev = p;
+    jobs->active = p;
+}
+
+static void unlink_active(bal_jobs_t *jobs, puller_t *p)
+{
+    if (p->prev != NULL)
+        p->prev->next = p->next;
+    else
+        jobs->active = p->next;
+    if (p->next != NULL)
+        p->next->prev = p->prev;
+}
+
+/* job's run is over (it returned, or abandon finished it): DONE, or DONE_LATE after its round; its
+ * item released when the owner let go. Under the lock, which it releases meanwhile. */
+static void end_job(bal_jobs_t *jobs, bal_job_t *job)
+{
+    void *item;
+
+    jobs->running--;
+    job->puller = NULL;
+    if (job->late) {
+        jobs->late--;
+        job->state = BAL_JOB_DONE_LATE;
+    } else {
+        jobs->outstanding--;
+        job->state = BAL_JOB_DONE;
+        /* bal_jobs_run waits for the round's last job (or its budget, or its last puller): a wake per
+         * job would cost the reading thread a futex round trip per domain for nothing. */
+        if (jobs->outstanding == 0)
+            pthread_cond_broadcast(&jobs->changed);
+    }
+    job->late = false;
+    if (!job->discarded)
+        return;
+    item = job->item;
+    job->item = NULL;
+    if (!job->call_out)
+        free(job); /* else the abandoned call's thread does, once it returns */
+    pthread_mutex_unlock(&jobs->lock);
+    jobs->release(jobs->opaque, item);
+    pthread_mutex_lock(&jobs->lock);
+}
+
+/* The thread of an abandoned call, back from it and from its job's run: the owner has ended the job
+ * and let this puller go. What is left to it: the job's refusal of calls, and the job itself when the
+ * owner let go of it meanwhile. Under the lock, which it releases. */
+static void leave_abandoned(bal_jobs_t *jobs, puller_t *p)
+{
+    bal_job_t *job = p->job;
+
+    job->call_out = false;
+    if (job->discarded && job->state != BAL_JOB_RUNNING)
+        free(job); /* its item was released when the owner let go */
+    free(p);
+    jobs_unref_unlock(jobs);
+}
+
+static void pull(void *arg);
+
+/* Starts n more pullers for the round. Under the lock, which it releases meanwhile. */
+static void start_pullers(bal_jobs_t *jobs, unsigned n)
+{
+    for (unsigned w = 0; w < n; w++) {
+        puller_t *p = calloc(1, sizeof(*p));
+
+        if (p == NULL)
+            break; /* fewer at once; with none, the round's jobs are withdrawn */
+        p->jobs = jobs;
+        p->round = jobs->round;
+        jobs->pullers++;
+        /* Unlocked: the pool may run the puller at once, in this thread when it has no memory. */
+        pthread_mutex_unlock(&jobs->lock);
+        bal_pool_submit(jobs->pool, pull, p);
+        pthread_mutex_lock(&jobs->lock);
+    }
+}
 
 static void pull(void *arg)
 {
@@ -47,34 +185,27 @@ static void pull(void *arg)
     bal_jobs_t *jobs = p->jobs;
 
     pthread_mutex_lock(&jobs->lock);
+    p->thread = pthread_self();
+    p->watched = !pthread_equal(p->thread, jobs->owner);
+    link_active(jobs, p);
     while (jobs->round == p->round && jobs->next < jobs->n_queue) {
         bal_job_t *job = jobs->queue[jobs->next++];
 
         job->state = BAL_JOB_RUNNING;
+        job->puller = p;
+        p->job = job;
         jobs->running++;
         pthread_mutex_unlock(&jobs->lock);
         jobs->run(jobs->opaque, job->item);
         pthread_mutex_lock(&jobs->lock);
-        jobs->running--;
-        if (job->late) {
-            jobs->late--;
-            job->state = BAL_JOB_DONE_LATE;
-        } else {
-            jobs->outstanding--;
-            job->state = BAL_JOB_DONE;
-            /* bal_jobs_run waits for the round's last job (or its budget, or its last puller): a wake
-             * per job would cost the reading thread a futex round trip per domain for nothing. */
-            if (jobs->outstanding == 0)
-                pthread_cond_broadcast(&jobs->changed);
+        if (p->abandoned) {
+            leave_abandoned(jobs, p);
+            return;
         }
-        job->late = false;
-        if (job->discarded) {
-            pthread_mutex_unlock(&jobs->lock);
-            jobs->release(jobs->opaque, job->item);
-            free(job);
-            pthread_mutex_lock(&jobs->lock);
-        }
+        p->job = NULL;
+        end_job(jobs, job);
     }
+    unlink_active(jobs, p);
     /* Both waiters wait for the last puller at most (a job runs only inside a puller, so no job runs
      * once none is left): bal_jobs_run while the round has jobs, bal_jobs_drain for everything. */
     if (--jobs->pullers == 0)
@@ -83,8 +214,60 @@ static void pull(void *arg)
     free(p);
 }
 
-int bal_jobs_new(bal_pool_t *pool, unsigned width, bal_jobs_run_fn run, bal_jobs_release_fn release, void *opaque,
-                 bal_jobs_t **out, bal_error_t *err)
+/* Abandons each call past its deadline: its thread leaves the pool, abandon finishes its job, and the
+ * round gets a puller in place of one that still had jobs to take. Under the lock, which it releases
+ * while a job is finished. */
+static void abandon_late_calls(bal_jobs_t *jobs)
+{
+    for (;;) {
+        int64_t now = now_ms();
+        puller_t *p = jobs->active;
+        bal_job_t *job;
+        bool replace;
+
+        while (p != NULL && (p->deadline_ms == 0 || p->deadline_ms > now))
+            p = p->next;
+        if (p == NULL)
+            return;
+        job = p->job;
+        p->abandoned = true;
+        p->deadline_ms = 0;
+        unlink_active(jobs, p);
+        jobs->pullers--;
+        jobs->refs++; /* the thread's, until it is back */
+        job->call_out = true;
+        job->puller = NULL;
+        replace = p->round == jobs->round && jobs->next < jobs->n_queue;
+        bal_pool_detach(jobs->pool, p->thread);
+        /* The job is still RUNNING: nobody else touches it, and its calls are refused (call_out). */
+        pthread_mutex_unlock(&jobs->lock);
+        jobs->abandon(jobs->opaque, job->item);
+        pthread_mutex_lock(&jobs->lock);
+        end_job(jobs, job);
+        if (replace)
+            start_pullers(jobs, 1);
+    }
+}
+
+/* When the owner must look at the calls again: the earliest deadline of those in flight, or one call
+ * timeout from now (a call begun later is due after that), or until (> 0) when sooner. 0: never. */
+static int64_t next_wake(const bal_jobs_t *jobs, int64_t until)
+{
+    int64_t wake = until;
+
+    if (jobs->call_timeout_ms <= 0)
+        return wake;
+    if (wake == 0 || now_ms() + jobs->call_timeout_ms < wake)
+        wake = now_ms() + jobs->call_timeout_ms;
+    for (const puller_t *p = jobs->active; p != NULL; p = p->next)
+        if (p->deadline_ms != 0 && p->deadline_ms < wake)
+            wake = p->deadline_ms;
+    return wake;
+}
+
+int bal_jobs_new(bal_pool_t *pool, unsigned width, int call_timeout_ms, bal_jobs_run_fn run,
+                 bal_jobs_release_fn release, bal_jobs_abandon_fn abandon, void *opaque, bal_jobs_t **out,
+                 bal_error_t *err)
 {
     pthread_condattr_t attr;
     bal_jobs_t *jobs;
@@ -96,9 +279,13 @@ int bal_jobs_new(bal_pool_t *pool, unsigned width, bal_jobs_run_fn run, bal_jobs
         return bal_error_set(err, -ENOMEM, "Out of memory creating the domains' jobs.");
     jobs->pool = pool;
     jobs->width = width;
+    jobs->call_timeout_ms = abandon != NULL && call_timeout_ms > 0 ? call_timeout_ms : 0;
     jobs->run = run;
     jobs->release = release;
+    jobs->abandon = abandon;
     jobs->opaque = opaque;
+    jobs->refs = 1;
+    jobs->owner = pthread_self();
     pthread_mutex_init(&jobs->lock, NULL);
     pthread_condattr_init(&attr);
     pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
@@ -111,8 +298,19 @@ int bal_jobs_new(bal_pool_t *pool, unsigned width, bal_jobs_run_fn run, bal_jobs
 void bal_jobs_drain(bal_jobs_t *jobs)
 {
     pthread_mutex_lock(&jobs->lock);
-    while (jobs->running > 0 || jobs->pullers > 0)
-        pthread_cond_wait(&jobs->changed, &jobs->lock);
+    jobs->owner = pthread_self();
+    while (jobs->running > 0 || jobs->pullers > 0) {
+        wait_until(jobs, next_wake(jobs, 0));
+        abandon_late_calls(jobs);
+    }
+    pthread_mutex_unlock(&jobs->lock);
+}
+
+void bal_jobs_expire(bal_jobs_t *jobs)
+{
+    pthread_mutex_lock(&jobs->lock);
+    jobs->owner = pthread_self();
+    abandon_late_calls(jobs);
     pthread_mutex_unlock(&jobs->lock);
 }
 
@@ -121,10 +319,8 @@ void bal_jobs_free(bal_jobs_t *jobs)
     if (jobs == NULL)
         return;
     bal_jobs_drain(jobs);
-    pthread_cond_destroy(&jobs->changed);
-    pthread_mutex_destroy(&jobs->lock);
-    free(jobs->queue);
-    free(jobs);
+    pthread_mutex_lock(&jobs->lock);
+    jobs_unref_unlock(jobs);
 }
 
 bal_job_t *bal_job_new(void *item)
@@ -138,16 +334,22 @@ bal_job_t *bal_job_new(void *item)
 
 void bal_jobs_discard(bal_jobs_t *jobs, bal_job_t *job)
 {
-    bool running;
+    void *item;
+    bool keep;
 
     pthread_mutex_lock(&jobs->lock);
-    running = job->state == BAL_JOB_RUNNING;
-    job->discarded = running;
+    job->discarded = true;
+    if (job->state == BAL_JOB_RUNNING) {
+        pthread_mutex_unlock(&jobs->lock);
+        return; /* end_job releases it */
+    }
+    item = job->item;
+    job->item = NULL;
+    keep = job->call_out; /* the abandoned call's thread frees the job once it returns */
     pthread_mutex_unlock(&jobs->lock);
-    if (running)
-        return;
-    jobs->release(jobs->opaque, job->item);
-    free(job);
+    jobs->release(jobs->opaque, item);
+    if (!keep)
+        free(job);
 }
 
 bal_job_state_t bal_job_state(bal_jobs_t *jobs, const bal_job_t *job)
@@ -214,42 +416,51 @@ static void close_round(bal_jobs_t *jobs)
 
 void bal_jobs_run(bal_jobs_t *jobs, int64_t budget_ms)
 {
-    struct timespec deadline;
-    unsigned width;
+    int64_t deadline_ms = budget_ms > 0 ? now_ms() + budget_ms : 0;
 
-    clock_gettime(CLOCK_MONOTONIC, &deadline);
-    if (budget_ms > 0) {
-        deadline.tv_sec += budget_ms / 1000;
-        deadline.tv_nsec += (long)(budget_ms % 1000) * 1000000L;
-        if (deadline.tv_nsec >= 1000000000L) {
-            deadline.tv_sec++;
-            deadline.tv_nsec -= 1000000000L;
-        }
-    }
     pthread_mutex_lock(&jobs->lock);
+    jobs->owner = pthread_self();
     jobs->outstanding = jobs->n_queue;
     jobs->next = 0;
-    width = jobs->n_queue < jobs->width ? (unsigned)jobs->n_queue : jobs->width;
-    for (unsigned w = 0; w < width; w++) {
-        puller_t *p = malloc(sizeof(*p));
-
-        if (p == NULL)
-            break; /* fewer at once; with none, the round's jobs are withdrawn */
-        *p = (puller_t){.jobs = jobs, .round = jobs->round};
-        jobs->pullers++;
-        /* Unlocked: the pool may run the puller at once, in this thread when it has no memory. */
-        pthread_mutex_unlock(&jobs->lock);
-        bal_pool_submit(jobs->pool, pull, p);
-        pthread_mutex_lock(&jobs->lock);
-    }
+    start_pullers(jobs, jobs->n_queue < jobs->width ? (unsigned)jobs->n_queue : jobs->width);
     while (jobs->outstanding > 0 && jobs->pullers > 0) {
-        if (budget_ms <= 0)
-            pthread_cond_wait(&jobs->changed, &jobs->lock);
-        else if (pthread_cond_timedwait(&jobs->changed, &jobs->lock, &deadline) == ETIMEDOUT)
+        wait_until(jobs, next_wake(jobs, deadline_ms));
+        abandon_late_calls(jobs);
+        if (deadline_ms != 0 && now_ms() >= deadline_ms)
             break;
     }
     close_round(jobs);
     pthread_mutex_unlock(&jobs->lock);
+}
+
+int bal_jobs_call_begin(bal_jobs_t *jobs, bal_job_t *job, bal_jobs_call_t **call)
+{
+    puller_t *p;
+    int rc = 0;
+
+    pthread_mutex_lock(&jobs->lock);
+    p = job->puller;
+    if (job->call_out || p == NULL) /* p: NULL while abandon finishes the job */
+        rc = -EBUSY;
+    else if (jobs->call_timeout_ms <= 0 || !p->watched)
+        rc = -ENOTSUP;
+    else
+        p->deadline_ms = now_ms() + jobs->call_timeout_ms;
+    pthread_mutex_unlock(&jobs->lock);
+    if (rc == 0)
+        *call = p;
+    return rc;
+}
+
+bool bal_jobs_call_end(bal_jobs_t *jobs, bal_jobs_call_t *call)
+{
+    bool abandoned;
+
+    pthread_mutex_lock(&jobs->lock);
+    abandoned = call->abandoned;
+    call->deadline_ms = 0;
+    pthread_mutex_unlock(&jobs->lock);
+    return !abandoned;
 }
 
 size_t bal_jobs_late(bal_jobs_t *jobs)

@@ -22,9 +22,38 @@ struct bal_pool {
     size_t pending;       /* queued + running */
     unsigned waiting;     /* workers waiting for a job */
     bool stopping;
-    pthread_t *workers;   /* max_workers */
+    pthread_t *workers;   /* max_workers; a detached worker is taken out */
     unsigned n_workers, max_workers;
+    unsigned refs;        /* the owner's, and one per detached worker that has not ended */
 };
+
+static void pool_destroy(bal_pool_t *pool)
+{
+    pthread_cond_destroy(&pool->idle);
+    pthread_cond_destroy(&pool->work);
+    pthread_mutex_destroy(&pool->lock);
+    free(pool->workers);
+    free(pool);
+}
+
+/* Lets go of a reference, under the lock, which this releases; the last frees the pool. */
+static void pool_unref_unlock(bal_pool_t *pool)
+{
+    bool last = --pool->refs == 0;
+
+    pthread_mutex_unlock(&pool->lock);
+    if (last)
+        pool_destroy(pool);
+}
+
+/* thread's place among the workers, or -1. Under the lock. */
+static int worker_index(const bal_pool_t *pool, pthread_t thread)
+{
+    for (unsigned i = 0; i < pool->n_workers; i++)
+        if (pthread_equal(pool->workers[i], thread))
+            return (int)i;
+    return -1;
+}
 
 static void *worker_main(void *opaque)
 {
@@ -51,6 +80,11 @@ static void *worker_main(void *opaque)
         free(job);
 
         pthread_mutex_lock(&pool->lock);
+        if (worker_index(pool, pthread_self()) < 0) {
+            /* detached while in the job, which bal_pool_detach no longer counted */
+            pool_unref_unlock(pool);
+            return NULL;
+        }
         if (--pool->pending == 0)
             pthread_cond_broadcast(&pool->idle);
     }
@@ -74,6 +108,7 @@ int bal_pool_new(unsigned threads, unsigned max_threads, bal_pool_t **out, bal_e
         free(pool);
         return bal_error_set(err, -ENOMEM, "Out of memory creating a worker pool.");
     }
+    pool->refs = 1;
     pthread_mutex_init(&pool->lock, NULL);
     pthread_cond_init(&pool->work, NULL);
     pthread_cond_init(&pool->idle, NULL);
@@ -127,6 +162,22 @@ void bal_pool_wait(bal_pool_t *pool)
     pthread_mutex_unlock(&pool->lock);
 }
 
+void bal_pool_detach(bal_pool_t *pool, pthread_t thread)
+{
+    int i;
+
+    pthread_mutex_lock(&pool->lock);
+    i = worker_index(pool, thread);
+    if (i >= 0) {
+        pool->workers[i] = pool->workers[--pool->n_workers];
+        pool->refs++;
+        pthread_detach(thread);
+        if (--pool->pending == 0)
+            pthread_cond_broadcast(&pool->idle);
+    }
+    pthread_mutex_unlock(&pool->lock);
+}
+
 unsigned bal_pool_threads(bal_pool_t *pool)
 {
     unsigned n;
@@ -145,12 +196,10 @@ void bal_pool_free(bal_pool_t *pool)
     pool->stopping = true;
     pthread_cond_broadcast(&pool->work);
     pthread_mutex_unlock(&pool->lock);
-    /* No submit can race with free: n_workers no longer changes. */
+    /* No submit nor detach can race with free: workers no longer changes, and a detached worker only
+     * reads it, under the lock. */
     for (unsigned i = 0; i < pool->n_workers; i++)
         pthread_join(pool->workers[i], NULL);
-    pthread_cond_destroy(&pool->idle);
-    pthread_cond_destroy(&pool->work);
-    pthread_mutex_destroy(&pool->lock);
-    free(pool->workers);
-    free(pool);
+    pthread_mutex_lock(&pool->lock);
+    pool_unref_unlock(pool);
 }

@@ -206,8 +206,8 @@ static void memo_add(const char *command, size_t len)
     memo_next = (memo_next + 1) % MEMO_SLOTS;
 }
 
-int bal_transport_execute(bal_transport_t *t, const bal_domain_info_t *dom, const char *command,
-                          char **reply, bal_error_t *err)
+int bal_transport_execute_watched(bal_transport_t *t, const bal_domain_info_t *dom, const char *command,
+                                  char **reply, const bal_call_watch_t *watch, bal_error_t *err)
 {
     size_t len;
     int ret;
@@ -221,7 +221,15 @@ int bal_transport_execute(bal_transport_t *t, const bal_domain_info_t *dom, cons
             return ret;
         memo_add(command, len);
     }
+    if (watch != NULL && t->ops->execute_watched != NULL)
+        return t->ops->execute_watched(t, dom, command, reply, watch, err);
     return t->ops->execute(t, dom, command, reply, err);
+}
+
+int bal_transport_execute(bal_transport_t *t, const bal_domain_info_t *dom, const char *command,
+                          char **reply, bal_error_t *err)
+{
+    return bal_transport_execute_watched(t, dom, command, reply, NULL, err);
 }
 
 bool bal_transport_take_changes(bal_transport_t *t)

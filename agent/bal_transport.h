@@ -27,6 +27,22 @@ void bal_domain_list_free(bal_domain_list_t *list);
 
 typedef struct bal_transport bal_transport_t;
 
+/* How the caller of a command enforces its deadline when the transport makes the blocking call on the
+ * caller's own thread (bal_jobs.h does: a call past its deadline is abandoned, its thread left to end
+ * when the call returns). */
+typedef struct bal_call_watch {
+    /* Before the blocking call: 0 to make it now, watched; -EBUSY to make none (an earlier call for the
+     * domain was abandoned and has not returned); another error: the transport makes the call with a
+     * timeout of its own, as execute does. */
+    int (*begin)(void *opaque);
+    /* After it: true when the call is still the caller's; false when the caller abandoned it meanwhile:
+     * the transport lets go of what the call holds and returns -ECANCELED at once. Neither during the
+     * call nor after an abandoned one does the transport touch anything but what the call holds and
+     * err: not dom, not the transport object; the caller may free them once it has abandoned the call. */
+    bool (*end)(void *opaque);
+    void *opaque;
+} bal_call_watch_t;
+
 typedef struct bal_transport_ops {
     const char *name; /* "libvirt", "qmp-socket" */
     /* Running domains, in any order. Blocks for at most the transport's timeout. */
@@ -39,6 +55,11 @@ typedef struct bal_transport_ops {
      * Thread-safe: called from several pool threads at once, for different domains. */
     int (*execute)(bal_transport_t *t, const bal_domain_info_t *dom, const char *command, char **reply,
                    bal_error_t *err);
+    /* Optional: execute, the blocking call made on this thread under watch (above). Returns what
+     * execute does, -ETIMEDOUT when watch refused the call, or -ECANCELED when the call was abandoned.
+     * Transports whose calls have a timeout of their own (sockets) need none. */
+    int (*execute_watched)(bal_transport_t *t, const bal_domain_info_t *dom, const char *command, char **reply,
+                           const bal_call_watch_t *watch, bal_error_t *err);
     /* Optional: true (once) when domains started or stopped since the last call (lifecycle events). */
     bool (*take_changes)(bal_transport_t *t);
     /* Optional: a batch of commands begins (begin true) or has ended. In between, the transport may
@@ -59,6 +80,9 @@ struct bal_transport {
 int bal_transport_list_domains(bal_transport_t *t, bal_domain_list_t *out, bal_error_t *err);
 int bal_transport_execute(bal_transport_t *t, const bal_domain_info_t *dom, const char *command,
                           char **reply, bal_error_t *err);
+/* bal_transport_execute under watch, when the transport has execute_watched (else as without). */
+int bal_transport_execute_watched(bal_transport_t *t, const bal_domain_info_t *dom, const char *command,
+                                  char **reply, const bal_call_watch_t *watch, bal_error_t *err);
 bool bal_transport_take_changes(bal_transport_t *t);
 /* A batch of commands begins / has ended (the batch op, when the transport has one). */
 void bal_transport_batch_begin(bal_transport_t *t);

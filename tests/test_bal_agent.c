@@ -65,6 +65,8 @@ typedef struct fake {
     unsigned in_flight, max_in_flight;
     pthread_cond_t released;                       /* a stall was cleared */
     unsigned stalled, max_stalled;                 /* executes blocked by a stall, now and at most */
+    int stall_max_ms;                              /* > 0: a stall ends by itself after this long */
+    unsigned watched, refused, abandoned;          /* execute_watched: watched calls, refused, abandoned */
     bool in_batch;                                 /* between the transport's batch begin and end */
     unsigned batches, outside_batch, lists_in_batch; /* begun; commands / lists outside / inside one */
 } fake_t;
@@ -257,8 +259,23 @@ static int fake_execute(bal_transport_t *t, const bal_domain_info_t *dom, const 
             /* a QEMU that does not answer: the command is out until the test lets it go */
             if (++f->stalled > f->max_stalled)
                 f->max_stalled = f->stalled;
-            while (d->stall)
-                pthread_cond_wait(&f->released, &f->lock);
+            int64_t until = tt_mono_ms() + f->stall_max_ms;
+
+            while (d->stall && (f->stall_max_ms <= 0 || tt_mono_ms() < until)) {
+                if (f->stall_max_ms <= 0) {
+                    pthread_cond_wait(&f->released, &f->lock);
+                } else {
+                    struct timespec ts;
+
+                    clock_gettime(CLOCK_REALTIME, &ts);
+                    ts.tv_nsec += 10 * 1000000L; /* re-checked every 10 ms */
+                    if (ts.tv_nsec >= 1000000000L) {
+                        ts.tv_sec++;
+                        ts.tv_nsec -= 1000000000L;
+                    }
+                    pthread_cond_timedwait(&f->released, &f->lock, &ts);
+                }
+            }
             f->stalled--;
         }
     }
@@ -285,6 +302,52 @@ static int fake_execute(bal_transport_t *t, const bal_domain_info_t *dom, const 
 out:
     pthread_mutex_unlock(&f->lock);
     return rc;
+}
+
+/* The fake's execute made as the libvirt transport makes it for the agent: on the calling thread,
+ * watched, and, once abandoned, touching nothing of the caller's (dom is copied before). */
+static int fake_execute_watched(bal_transport_t *t, const bal_domain_info_t *dom, const char *command,
+                                char **reply, const bal_call_watch_t *watch, bal_error_t *err)
+{
+    fake_t *f = (fake_t *)t;
+    char name[64];
+    bal_domain_info_t mine = {.name = name, .instance = dom->instance};
+    int rc;
+
+    snprintf(name, sizeof(name), "%s", dom->name);
+    memcpy(mine.uuid, dom->uuid, sizeof(mine.uuid));
+    rc = watch->begin(watch->opaque);
+    if (rc == -EBUSY) {
+        pthread_mutex_lock(&f->lock);
+        f->refused++;
+        pthread_mutex_unlock(&f->lock);
+        return bal_error_set(err, -ETIMEDOUT, "The fake refused a command for '%s'.", name);
+    }
+    if (rc < 0)
+        return fake_execute(t, &mine, command, reply, err);
+    pthread_mutex_lock(&f->lock);
+    f->watched++;
+    pthread_mutex_unlock(&f->lock);
+    rc = fake_execute(t, &mine, command, reply, err);
+    if (!watch->end(watch->opaque)) {
+        if (rc == 0)
+            free(*reply);
+        pthread_mutex_lock(&f->lock);
+        f->abandoned++;
+        pthread_mutex_unlock(&f->lock);
+        return -ECANCELED;
+    }
+    return rc;
+}
+
+static unsigned fake_abandoned(fake_t *f)
+{
+    unsigned n;
+
+    pthread_mutex_lock(&f->lock);
+    n = f->abandoned;
+    pthread_mutex_unlock(&f->lock);
+    return n;
 }
 
 /* Lets every stalled command go on. */
@@ -1105,6 +1168,94 @@ static void test_pool_overlaps_round_trips(void **state)
     assert_true(f->max_in_flight >= 4);
 }
 
+/* Issue 16: a command made on the pool's own thread (as through libvirt) that does not return is
+ * abandoned at the timeout, even in a read that waits for every domain (balloonctl's): the read ends
+ * then, with the domain failed for its timeout, and another thread reads the domains queued behind it
+ * (one command at a time here). The domain gets no second command while the first is out, a free does
+ * not wait for it, and the abandoned thread, back long after the agent is gone, touches nothing of it
+ * (ASan and valgrind runs of this test say so). The stall ends by itself after 5 s: without the
+ * abandoning the first read takes that long and fails its bound. */
+static void test_hung_command_abandoned_at_its_timeout(void **state)
+{
+    fixture_t *fx = *state;
+    fake_t *f = fx->fake;
+    bal_error_t err = {0};
+    int64_t took;
+
+    f->tt.ops.execute_watched = fake_execute_watched;
+    f->stall_max_ms = 5000;
+    fake_add(f, "a", VB_GUEST_LINUX, 2)->stall = true;
+    fake_add(f, "b", VB_GUEST_LINUX, 0); /* the agent sets it, and puts it back at the end */
+    fx->config.concurrency = 1;
+    fx->config.timeout_ms = 300;
+    fx->config.read_budget_ms = 0; /* every domain's answer is waited for */
+    fx->config.restore_interval = true;
+    start(fx);
+
+    assert_int_equal(timed_cycle(fx, &took, &err), 1);
+    print_message("  read with a hung, waiting for every domain: %lld ms\n", (long long)took);
+    assert_true(took >= 290);
+    assert_true(took < 300 + slack_ms());
+    assert_int_equal(seen_state(fx, "a"), BAL_STATE_FAILED);
+    assert_non_null(strstr(seen_error(fx, "a"), "Domain 'a' did not answer a QMP command within 300 ms."));
+    assert_int_equal(seen_state(fx, "b"), BAL_STATE_OK);
+    assert_int_equal(fake_abandoned(f), 0); /* the call has not returned: it is out, abandoned */
+
+    assert_int_equal(timed_cycle(fx, &took, &err), 1);
+    assert_true(took < slack_ms());
+    assert_int_equal(seen_state(fx, "a"), BAL_STATE_FAILED);
+    assert_non_null(strstr(seen_error(fx, "a"), "The fake refused a command for 'a'.")); /* watch said -EBUSY */
+    assert_int_equal(seen_state(fx, "b"), BAL_STATE_OK);
+    assert_int_equal(fake_find(f, "a")->started, 1); /* one command out, never more */
+    assert_true(f->refused >= 1);
+
+    took = tt_mono_ms();
+    bal_agent_free(fx->agent); /* b's interval is put back; a's command is refused, not waited for */
+    fx->agent = NULL;
+    took = tt_mono_ms() - took;
+    print_message("  free with a hung: %lld ms\n", (long long)took);
+    assert_true(took < slack_ms());
+    assert_int_equal(fx->seen.events[BAL_EVENT_INTERVAL_RESTORED], 1);
+    assert_int_equal(fake_find(f, "a")->started, 1);
+
+    fake_release(f); /* the abandoned thread returns now, to an agent that is gone */
+    for (int i = 0; i < 5000 && fake_abandoned(f) < 1; i++)
+        real_sleep_ms(1);
+    assert_int_equal(fake_abandoned(f), 1);
+    real_sleep_ms(20); /* the thread's way out, past the pool it has left */
+}
+
+/* A late job's command past its timeout is abandoned by the next read, before that read looks at it:
+ * the domain's read fails for the timeout instead of staying late, and it is asked no more while the
+ * command is out. */
+static void test_late_command_abandoned_by_the_next_read(void **state)
+{
+    fixture_t *fx = *state;
+    fake_t *f = fx->fake;
+    bal_error_t err = {0};
+    int64_t took;
+
+    f->tt.ops.execute_watched = fake_execute_watched;
+    f->stall_max_ms = 5000;
+    fake_add(f, "a", VB_GUEST_LINUX, 2);
+    fake_add(f, "b", VB_GUEST_LINUX, 2)->stall = true;
+    fx->config.timeout_ms = 200;
+    fx->config.read_budget_ms = 50;
+    start(fx);
+
+    assert_int_equal(timed_cycle(fx, &took, &err), 1);
+    assert_int_equal(seen_state(fx, "b"), BAL_STATE_LATE);
+    real_sleep_ms(250);
+    assert_int_equal(timed_cycle(fx, &took, &err), 1);
+    assert_int_equal(seen_state(fx, "a"), BAL_STATE_OK);
+    assert_int_equal(seen_state(fx, "b"), BAL_STATE_FAILED);
+    assert_non_null(strstr(seen_error(fx, "b"), "Domain 'b' did not answer a QMP command within 200 ms."));
+    assert_int_equal(timed_cycle(fx, &took, &err), 1);
+    assert_int_equal(seen_state(fx, "b"), BAL_STATE_FAILED);
+    assert_int_equal(fake_find(f, "b")->started, 1);
+    assert_true(f->watched >= 3); /* a's commands, and b's first */
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
@@ -1132,6 +1283,8 @@ int main(void)
         T(test_stalled_domain_is_late_not_waited_for),
         T(test_only_late_domains_read_nothing),
         T(test_stalled_peers_do_not_starve_the_others),
+        T(test_hung_command_abandoned_at_its_timeout),
+        T(test_late_command_abandoned_by_the_next_read),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -2073,6 +2073,140 @@ static void test_free_while_command_hangs(void **state)
     assert_fake_released();
 }
 
+/* ---- the watched path: the agent's pool makes the call itself (issue 16) ---- */
+
+typedef struct test_watch {
+    int begin_rc;  /* what begin says */
+    bool keep;     /* what end says: false, the call was abandoned */
+    unsigned begun, ended;
+} test_watch_t;
+
+static int test_watch_begin(void *opaque)
+{
+    test_watch_t *w = opaque;
+
+    w->begun++;
+    return w->begin_rc;
+}
+
+static bool test_watch_end(void *opaque)
+{
+    test_watch_t *w = opaque;
+
+    w->ended++;
+    return w->keep;
+}
+
+typedef struct watched_exec {
+    bal_transport_t *t;
+    bal_domain_info_t info;
+    test_watch_t watch;
+    char *reply;
+    bal_error_t err;
+    int rc;
+} watched_exec_t;
+
+static int exec_watched(watched_exec_t *x)
+{
+    bal_call_watch_t watch = {.begin = test_watch_begin, .end = test_watch_end, .opaque = &x->watch};
+
+    x->reply = NULL;
+    memset(&x->err, 0, sizeof(x->err));
+    x->rc = x->t->ops->execute_watched(x->t, &x->info, "{\"execute\":\"query-balloon\"}", &x->reply, &watch,
+                                       &x->err);
+    return x->rc;
+}
+
+static void *exec_watched_main(void *opaque)
+{
+    exec_watched(opaque);
+    return NULL;
+}
+
+/* A watched command is made on the calling thread (no helper starts for it) and answered; a watch that
+ * refuses (-EBUSY: an abandoned command of the domain is out) sends nothing; one that cannot watch
+ * (-ENOTSUP) gets the helper's timeout. */
+static void test_watched_command_on_the_callers_thread(void **state)
+{
+    fake_vm_t *vm;
+    watched_exec_t x = {0};
+    struct timespec start;
+    uint64_t actual = 0;
+
+    (void)state;
+    vm = add_vm("vm", 512 * MIB, true);
+    x.t = open_transport(HANG_MS);
+    x.info = info_of(vm);
+    assert_true(wait_for(loop_and_opener_only));
+
+    x.watch = (test_watch_t){.begin_rc = 0, .keep = true};
+    assert_int_equal(exec_watched(&x), 0);
+    assert_int_equal(reply_actual(x.reply, &actual), 0);
+    assert_int_equal(actual, 512 * MIB);
+    free(x.reply);
+    assert_int_equal(x.watch.begun, 1);
+    assert_int_equal(x.watch.ended, 1);
+    assert_true(loop_and_opener_only()); /* no helper was started, none woken */
+    assert_int_equal(commands(vm), 1);
+
+    x.watch = (test_watch_t){.begin_rc = -EBUSY, .keep = true};
+    assert_int_equal(exec_watched(&x), -ETIMEDOUT);
+    assert_non_null(strstr(x.err.message, "The previous QMP command for domain 'vm' has not returned"));
+    assert_null(x.reply);
+    assert_int_equal(x.watch.ended, 0);
+    assert_int_equal(commands(vm), 1);
+
+    pthread_mutex_lock(&fk.lock);
+    vm->hang = true;
+    pthread_mutex_unlock(&fk.lock);
+    x.watch = (test_watch_t){.begin_rc = -ENOTSUP, .keep = true};
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    assert_int_equal(exec_watched(&x), -ETIMEDOUT);
+    assert_true(elapsed_s(&start) >= HANG_MS / 1000.0 - 0.01 && elapsed_s(&start) < wait_s);
+    assert_non_null(strstr(x.err.message, "did not answer a QMP command through libvirt within"));
+    assert_int_equal(x.watch.ended, 0);
+    pthread_mutex_lock(&fk.lock);
+    vm->hang = false;
+    pthread_cond_broadcast(&fk.cond);
+    pthread_mutex_unlock(&fk.lock);
+    assert_true(wait_for(none_hanging));
+    close_transport(x.t);
+    assert_fake_released();
+}
+
+/* A watched command abandoned while libvirt has it: the transport is freed meanwhile, and when libvirt
+ * returns, the call's thread gets -ECANCELED and lets go of what the call held (the connection and
+ * domain references: the fake counts them) without touching the transport (ASan would see it). */
+static void test_abandoned_command_outlives_the_transport(void **state)
+{
+    fake_vm_t *vm;
+    watched_exec_t x = {0};
+    pthread_t thread;
+
+    (void)state;
+    vm = add_vm("hung", 512 * MIB, true);
+    x.t = open_transport(HANG_MS);
+    x.info = info_of(vm);
+    x.watch = (test_watch_t){.begin_rc = 0, .keep = false};
+    pthread_mutex_lock(&fk.lock);
+    vm->hang = true;
+    pthread_mutex_unlock(&fk.lock);
+    assert_int_equal(__real_pthread_create(&thread, NULL, exec_watched_main, &x), 0);
+    assert_true(wait_for(one_hanging));
+    close_transport(x.t); /* its caller abandoned the call: nothing waits for it */
+    pthread_mutex_lock(&fk.lock);
+    vm->hang = false;
+    pthread_cond_broadcast(&fk.cond);
+    pthread_mutex_unlock(&fk.lock);
+    assert_int_equal(__real_pthread_join(thread, NULL), 0);
+    assert_int_equal(x.rc, -ECANCELED);
+    assert_null(x.reply);
+    assert_int_equal(x.watch.ended, 1);
+    assert_int_equal(commands(vm), 1);
+    assert_true(wait_for(all_released));
+    assert_fake_released();
+}
+
 static bool loop_not_iterating(void)
 {
     return fk.iterating == 0;
@@ -2444,6 +2578,8 @@ int main(void)
         TEST(test_reconnect_to_hung_libvirtd),
         TEST(test_lifecycle_events),
         TEST(test_timeout_and_pending),
+        TEST(test_watched_command_on_the_callers_thread),
+        TEST(test_abandoned_command_outlives_the_transport),
         TEST(test_free_while_command_hangs),
         TEST(test_no_thread_for_a_call),
         TEST(test_batch_holds_the_loop),

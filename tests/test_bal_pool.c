@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <time.h>
@@ -180,6 +181,80 @@ static void test_grows_when_busy_up_to_max(void **state)
     bal_pool_free(pool);
 }
 
+/* A job that holds its worker until the test opens the gate, as one in a call that does not return. */
+typedef struct gate {
+    pthread_mutex_t lock;
+    pthread_cond_t changed;
+    bool entered, open, left;
+    pthread_t thread;
+} gate_t;
+
+static void stuck_task(void *arg)
+{
+    gate_t *g = arg;
+
+    pthread_mutex_lock(&g->lock);
+    g->thread = pthread_self();
+    g->entered = true;
+    pthread_cond_broadcast(&g->changed);
+    while (!g->open)
+        pthread_cond_wait(&g->changed, &g->lock);
+    g->left = true;
+    pthread_cond_broadcast(&g->changed);
+    pthread_mutex_unlock(&g->lock);
+}
+
+/* Waits (at most 5 s) until *flag under g's lock. */
+static bool gate_wait(gate_t *g, const bool *flag)
+{
+    struct timespec until;
+    bool seen;
+
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += 5;
+    pthread_mutex_lock(&g->lock);
+    while (!*flag && pthread_cond_timedwait(&g->changed, &g->lock, &until) == 0)
+        ;
+    seen = *flag;
+    pthread_mutex_unlock(&g->lock);
+    return seen;
+}
+
+/* A worker stuck in its job and detached leaves the pool: it no longer counts against the maximum, so
+ * the next job gets a new worker; bal_pool_wait and bal_pool_free do not wait for it; and once its job
+ * returns, after the pool is gone, it ends without touching the pool's memory (ASan and valgrind runs
+ * of this test say so). A thread that is not a worker is not detached. */
+static void test_detached_worker_leaves_the_pool(void **state)
+{
+    gate_t g = {.lock = PTHREAD_MUTEX_INITIALIZER, .changed = PTHREAD_COND_INITIALIZER};
+    counter_t c = {.lock = PTHREAD_MUTEX_INITIALIZER};
+    task_t quick = {.counter = &c};
+    bal_pool_t *pool = NULL;
+    (void)state;
+
+    assert_int_equal(bal_pool_new(1, 1, &pool, NULL), 0);
+    bal_pool_submit(pool, stuck_task, &g);
+    assert_true(gate_wait(&g, &g.entered));
+    bal_pool_detach(pool, pthread_self()); /* not a worker: nothing changes */
+    assert_int_equal(bal_pool_threads(pool), 1);
+    bal_pool_detach(pool, g.thread);
+    assert_int_equal(bal_pool_threads(pool), 0);
+
+    bal_pool_submit(pool, run_task, &quick); /* at the maximum of 1, but the stuck one left */
+    bal_pool_wait(pool);
+    assert_int_equal(quick.runs, 1);
+    assert_int_equal(bal_pool_threads(pool), 1);
+    bal_pool_free(pool);
+    assert_false(g.left);
+
+    pthread_mutex_lock(&g.lock);
+    g.open = true;
+    pthread_cond_broadcast(&g.changed);
+    pthread_mutex_unlock(&g.lock);
+    assert_true(gate_wait(&g, &g.left));
+    sleep_ms(20); /* the worker's way out, past the pool's memory */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -189,6 +264,7 @@ int main(void)
         cmocka_unit_test(test_free_runs_queued_jobs),
         cmocka_unit_test(test_wait_on_idle_pool_returns),
         cmocka_unit_test(test_grows_when_busy_up_to_max),
+        cmocka_unit_test(test_detached_worker_leaves_the_pool),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
