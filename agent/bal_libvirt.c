@@ -182,14 +182,14 @@ out:
 /* ---- a QMP command ---- */
 
 typedef struct command_work {
-    virConnectPtr conn; /* a reference */
-    char *key;          /* the domain's cache key */
+    blv_cache_entry_t *entry; /* the domain's cached handle (a reference), or NULL */
+    virConnectPtr conn;       /* with an entry, its handle's (borrowed); else a reference, to look up with */
+    char *key;                /* the domain's cache key */
     char *command;
     /* results */
     int rc;
     blv_err_t err;
-    virDomainPtr dom; /* a reference; from the cache, or looked up */
-    bool looked_up;
+    virDomainPtr dom; /* looked up: a reference */
     char *reply;
 } command_work_t;
 
@@ -202,7 +202,9 @@ static void command_work_free(void *opaque)
     free(w->reply);
     if (w->dom != NULL)
         virDomainFree(w->dom);
-    virConnectClose(w->conn);
+    if (w->entry == NULL && w->conn != NULL)
+        virConnectClose(w->conn);
+    blv_cache_entry_unref(w->entry);
     virResetLastError();
     free(w->command);
     free(w->key);
@@ -212,8 +214,9 @@ static void command_work_free(void *opaque)
 static void command_work_run(void *opaque)
 {
     command_work_t *w = opaque;
+    virDomainPtr dom = w->entry != NULL ? blv_cache_entry_domain(w->entry) : NULL;
 
-    if (w->dom == NULL) {
+    if (dom == NULL) {
         if (w->key[0] == 'u')
             w->dom = virDomainLookupByUUIDString(w->conn, w->key + 2);
         else
@@ -223,10 +226,10 @@ static void command_work_run(void *opaque)
             blv_err_capture(&w->err);
             return;
         }
-        w->looked_up = true;
+        dom = w->dom;
     }
     /* Returns 0 also when QEMU answered {"error": ...}: the reply parsers detect that. */
-    w->rc = virDomainQemuMonitorCommand(w->dom, w->command, &w->reply, 0);
+    w->rc = virDomainQemuMonitorCommand(dom, w->command, &w->reply, 0);
     if (w->rc < 0) {
         w->reply = NULL;
         blv_err_capture(&w->err);
@@ -260,17 +263,21 @@ static int command_failed(const blv_transport_t *t, const command_work_t *w, con
     }
 }
 
-/* A command's work for the domain of key, taking key and a reference to conn; NULL when out of memory
- * (both are then let go). */
-static command_work_t *command_work_new(virConnectPtr conn, char *key, const char *command)
+/* A command's work for the domain of key, taking key, entry and conn (as blv_conn_acquire_domain gives
+ * them); NULL when out of memory (all are then let go). */
+static command_work_t *command_work_new(blv_cache_entry_t *entry, virConnectPtr conn, char *key,
+                                        const char *command)
 {
     command_work_t *w = calloc(1, sizeof(*w));
 
     if (w == NULL) {
-        virConnectClose(conn);
+        if (entry == NULL)
+            virConnectClose(conn);
+        blv_cache_entry_unref(entry);
         free(key);
         return NULL;
     }
+    w->entry = entry;
     w->conn = conn;
     w->key = key;
     w->command = strdup(command);
@@ -295,6 +302,7 @@ static int refuse_while_pending(const blv_transport_t *t, const char *name, bal_
 static int command_prepare(blv_transport_t *t, const bal_domain_info_t *info, const char *command,
                            command_work_t **out, unsigned *generation, bal_error_t *err)
 {
+    blv_cache_entry_t *entry;
     command_work_t *w;
     virConnectPtr conn;
     char *key;
@@ -307,15 +315,14 @@ static int command_prepare(blv_transport_t *t, const bal_domain_info_t *info, co
         free(key);
         return refuse_while_pending(t, info->name, err);
     }
-    ret = blv_conn_acquire(t->conn, &conn, generation, err);
+    ret = blv_conn_acquire_domain(t->conn, key, &entry, &conn, generation, err);
     if (ret < 0) {
         free(key);
         return ret;
     }
-    w = command_work_new(conn, key, command);
+    w = command_work_new(entry, conn, key, command);
     if (w == NULL)
         return run_failed(t, BLV_COMMAND, info->name, -ENOMEM, err);
-    w->dom = blv_conn_cache_get(t->conn, *generation, w->key);
     *out = w;
     return 0;
 }
@@ -326,7 +333,7 @@ static int command_finish(const blv_transport_t *t, command_work_t *w, const cha
 {
     int ret = 0;
 
-    if (w->looked_up)
+    if (w->dom != NULL) /* looked up */
         blv_conn_cache_put(t->conn, generation, w->key, w->dom);
     if (w->rc == 0) {
         *reply = w->reply;

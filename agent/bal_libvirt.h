@@ -36,7 +36,13 @@
  * commands for that domain (or new opens, or lists) fail at once, so a hung peer holds at most one
  * thread per domain. When no helper thread can be started, the call is not made (never made on the
  * caller's thread without the timeout): execute and list_domains fail with -ENOMEM, a reopen counts as a
- * failed attempt (-ENOTCONN), and the constructor fails with -EAGAIN. */
+ * failed attempt (-ENOTCONN), and the constructor fails with -EAGAIN.
+ *
+ * execute_watched (bal_transport.h), the agent's way: the lookup and the command are made on the
+ * calling thread, under the caller's watch, which saves the helper's two thread hand-offs per command.
+ * A call the caller abandons holds its own references (connection, domain, command, reply) and lets go
+ * of them when libvirt returns, after the transport is freed if need be. When the watch refuses
+ * (-EBUSY) nothing is sent; when it cannot watch, the helper makes the call as above. */
 #ifndef BAL_LIBVIRT_H
 #define BAL_LIBVIRT_H
 

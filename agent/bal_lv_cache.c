@@ -1,6 +1,7 @@
 /* The libvirt transport's cache of domain handles. See bal_lv_cache.h for the contract. */
 #include "config.h"
 
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -9,8 +10,9 @@
 #include "agent/bal_lv_cache.h"
 
 struct blv_cache_entry {
+    atomic_uint refs; /* the cache's while it holds the entry, and each command's */
     char *key;
-    virDomainPtr dom;
+    virDomainPtr dom; /* one reference, for the entry's life */
     blv_cache_entry_t *next;
 };
 
@@ -28,18 +30,29 @@ char *blv_cache_key(const bal_domain_info_t *info)
     return key;
 }
 
-virDomainPtr blv_cache_get(blv_cache_t *cache, const char *key)
+blv_cache_entry_t *blv_cache_get(blv_cache_t *cache, const char *key)
 {
     for (blv_cache_entry_t *d = cache->head; d != NULL; d = d->next) {
         if (strcmp(d->key, key) == 0) {
-            if (virDomainRef(d->dom) < 0) {
-                virResetLastError();
-                return NULL;
-            }
-            return d->dom;
+            atomic_fetch_add(&d->refs, 1);
+            return d;
         }
     }
     return NULL;
+}
+
+virDomainPtr blv_cache_entry_domain(const blv_cache_entry_t *entry)
+{
+    return entry->dom;
+}
+
+void blv_cache_entry_unref(blv_cache_entry_t *entry)
+{
+    if (entry == NULL || atomic_fetch_sub(&entry->refs, 1) != 1)
+        return;
+    virDomainFree(entry->dom);
+    free(entry->key);
+    free(entry);
 }
 
 void blv_cache_put(blv_cache_t *cache, const char *key, virDomainPtr dom)
@@ -59,6 +72,7 @@ void blv_cache_put(blv_cache_t *cache, const char *key, virDomainPtr dom)
         free(d);
         return;
     }
+    atomic_init(&d->refs, 1);
     d->dom = dom;
     d->next = cache->head;
     cache->head = d;
@@ -75,8 +89,6 @@ void blv_cache_drop(blv_cache_t *cache, const char *key)
             continue;
         }
         *link = d->next;
-        virDomainFree(d->dom);
-        free(d->key);
-        free(d);
+        blv_cache_entry_unref(d);
     }
 }

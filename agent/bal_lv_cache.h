@@ -19,14 +19,20 @@ typedef struct blv_cache {
 /* The key of info (malloc'ed), from its UUID when it has one, else its name; NULL when out of memory. */
 char *blv_cache_key(const bal_domain_info_t *info);
 
-/* A new reference to key's handle, or NULL (none, or libvirt refused the reference). */
-virDomainPtr blv_cache_get(blv_cache_t *cache, const char *key);
+/* key's entry with a new reference of the caller's (blv_cache_entry_unref), or NULL. An entry keeps its
+ * handle until the cache has dropped it and the last reference is gone: a command holds the entry,
+ * not a libvirt reference of its own (virDomainRef and virDomainFree each cost a libvirt API call,
+ * with its debug formatting, per command: tests/bench). Thread-safe on its own. */
+blv_cache_entry_t *blv_cache_get(blv_cache_t *cache, const char *key);
+virDomainPtr blv_cache_entry_domain(const blv_cache_entry_t *entry);
+/* NULL is a no-op. Thread-safe: an entry's references are atomic. */
+void blv_cache_entry_unref(blv_cache_entry_t *entry);
 
 /* Keeps a reference of its own to dom under key, unless key is there already. A failure (no memory)
  * only costs a later lookup. */
 void blv_cache_put(blv_cache_t *cache, const char *key, virDomainPtr dom);
 
-/* Drops key's entry; key NULL drops every entry. */
+/* Drops key's entry (its handle goes with its last reference); key NULL drops every entry. */
 void blv_cache_drop(blv_cache_t *cache, const char *key);
 
 #endif

@@ -326,12 +326,12 @@ static int reopen_locked(blv_conn_t *c, bal_error_t *err)
     return 0;
 }
 
-int blv_conn_acquire(blv_conn_t *c, virConnectPtr *conn, unsigned *generation, bal_error_t *err)
+/* The live connection, reopened first if it was lost and the backoff allows: 0, or an error with err
+ * filled. Under the lock. */
+static int live_locked(blv_conn_t *c, bal_error_t *err)
 {
     const char *loop_failure = blv_loop_failure();
-    int ret = 0;
 
-    pthread_mutex_lock(&c->lock);
     if (loop_failure != NULL && !c->loop_failure_logged) {
         c->loop_failure_logged = true;
         bal_log(&c->logger, BAL_LOG_ERR,
@@ -341,15 +341,53 @@ int blv_conn_acquire(blv_conn_t *c, virConnectPtr *conn, unsigned *generation, b
     if (c->conn != NULL && atomic_load(&c->closed))
         lost_locked(c, close_reason(atomic_load(&c->close_reason)));
     if (c->conn == NULL)
-        ret = reopen_locked(c, err);
-    if (ret == 0 && virConnectRef(c->conn) < 0) {
+        return reopen_locked(c, err);
+    return 0;
+}
+
+/* A new reference to the live connection in *conn. Under the lock. */
+static int ref_locked(blv_conn_t *c, virConnectPtr *conn, bal_error_t *err)
+{
+    if (virConnectRef(c->conn) < 0) {
         virResetLastError();
-        ret = bal_error_set(err, -ENOTCONN, "The connection to libvirt at '%s' could not be used.", c->uri);
+        return bal_error_set(err, -ENOTCONN, "The connection to libvirt at '%s' could not be used.", c->uri);
     }
-    if (ret == 0) {
-        *conn = c->conn;
+    *conn = c->conn;
+    return 0;
+}
+
+int blv_conn_acquire(blv_conn_t *c, virConnectPtr *conn, unsigned *generation, bal_error_t *err)
+{
+    int ret;
+
+    pthread_mutex_lock(&c->lock);
+    ret = live_locked(c, err);
+    if (ret == 0)
+        ret = ref_locked(c, conn, err);
+    if (ret == 0)
         *generation = c->generation;
+    pthread_mutex_unlock(&c->lock);
+    return ret;
+}
+
+int blv_conn_acquire_domain(blv_conn_t *c, const char *key, blv_cache_entry_t **entry, virConnectPtr *conn,
+                            unsigned *generation, bal_error_t *err)
+{
+    int ret;
+
+    *entry = NULL;
+    *conn = NULL;
+    pthread_mutex_lock(&c->lock);
+    ret = live_locked(c, err);
+    if (ret == 0) {
+        *entry = blv_cache_get(&c->cache, key);
+        if (*entry != NULL)
+            *conn = c->conn;
+        else
+            ret = ref_locked(c, conn, err);
     }
+    if (ret == 0)
+        *generation = c->generation;
     pthread_mutex_unlock(&c->lock);
     return ret;
 }
@@ -393,17 +431,6 @@ int blv_conn_open(const char *uri, const bal_logger_t *logger, const bal_clock_t
 }
 
 /* ---- the domain-handle cache ---- */
-
-virDomainPtr blv_conn_cache_get(blv_conn_t *c, unsigned generation, const char *key)
-{
-    virDomainPtr dom = NULL;
-
-    pthread_mutex_lock(&c->lock);
-    if (c->generation == generation)
-        dom = blv_cache_get(&c->cache, key);
-    pthread_mutex_unlock(&c->lock);
-    return dom;
-}
 
 void blv_conn_cache_put(blv_conn_t *c, unsigned generation, const char *key, virDomainPtr dom)
 {

@@ -22,6 +22,7 @@
 #include "agent/bal_clock.h"
 #include "agent/bal_error.h"
 #include "agent/bal_log.h"
+#include "agent/bal_lv_cache.h"
 #include "agent/bal_lv_call.h"
 
 /* The reconnect backoff: the first reopen is attempted at once, then after these delays, doubling. */
@@ -47,13 +48,20 @@ int blv_conn_open(const char *uri, const bal_logger_t *logger, const bal_clock_t
  * filled. Blocks for at most the caller's timeout. */
 int blv_conn_acquire(blv_conn_t *c, virConnectPtr *conn, unsigned *generation, bal_error_t *err);
 
+/* For a command to the domain of key: 0 with the live connection in *conn and its generation, and
+ * key's cache entry (a reference: blv_cache_entry_unref it) when it is cached, *conn then borrowed
+ * (the entry's handle keeps it alive); or, when it is not, *entry NULL and *conn a new reference
+ * (virConnectClose it) to look the domain up with. Otherwise as blv_conn_acquire, in one hold of the
+ * lock and with no libvirt call on a cache hit. */
+int blv_conn_acquire_domain(blv_conn_t *c, const char *key, blv_cache_entry_t **entry, virConnectPtr *conn,
+                            unsigned *generation, bal_error_t *err);
+
 /* A call on the connection of this generation failed with a connection error: it is lost (logged once
  * per streak, with reason). Nothing when it was replaced already. */
 void blv_conn_mark_dead(blv_conn_t *c, unsigned generation, const char *reason);
 
-/* The domain-handle cache (bal_lv_cache.h) of the connection of generation: a new reference to key's
- * handle or NULL; keep dom under key; forget key's. Stale generations get and keep nothing. */
-virDomainPtr blv_conn_cache_get(blv_conn_t *c, unsigned generation, const char *key);
+/* The domain-handle cache (bal_lv_cache.h) of the connection of generation: keep dom under key; forget
+ * key's. Stale generations keep nothing. */
 void blv_conn_cache_put(blv_conn_t *c, unsigned generation, const char *key, virDomainPtr dom);
 void blv_conn_cache_drop(blv_conn_t *c, const char *key);
 /* The cache becomes exactly doms (by UUID), which also forgets domains that are gone. */

@@ -2,8 +2,13 @@
  * running domains once, then per cycle sends each one `qom-get guest-stats` of a fixed QOM path with
  * virDomainQemuMonitorCommand, P commands in flight at once (the same pool size as the plugin's),
  * and only checks that the reply is a QMP return. No parsing, no dispatch, none of the agent's code.
- * Prints the same per-cycle lines as plugin_host. */
+ * Prints the same per-cycle lines as plugin_host.
+ *
+ * -e: libvirt's default event loop is registered first and iterates on a thread of its own, as in
+ * every client that takes lifecycle events or keeps its connection alive (collectd's virt plugin,
+ * ours): each call then also takes the connection's socket out of the loop and puts it back. */
 #include <errno.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -66,12 +71,22 @@ static void ignore_libvirt_errors(void *opaque, virErrorPtr error)
     (void)error;
 }
 
+/* -e: libvirt's event loop, for the process's life (its exit ends the thread). */
+static void *event_loop(void *arg)
+{
+    (void)arg;
+    while (virEventRunDefaultImpl() == 0)
+        ;
+    fprintf(stderr, "floor: libvirt's event loop failed.\n");
+    abort();
+}
+
 static void usage(FILE *to)
 {
-    fprintf(to, "usage: floor [-u URI] [-P POOL] [-k CYCLES] [-w WARMUP] [-f NAME_PREFIX] [-q QOM_PATH] "
+    fprintf(to, "usage: floor [-e] [-u URI] [-P POOL] [-k CYCLES] [-w WARMUP] [-f NAME_PREFIX] [-q QOM_PATH] "
                 "[-s MIN_DOMAINS]\n"
-                "  defaults: qemu:///system, pool 5, 5 cycles, 1 warm-up, every running domain,\n"
-                "  /machine/peripheral/balloon0, at least 1 domain\n");
+                "  defaults: no event loop, qemu:///system, pool 5, 5 cycles, 1 warm-up, every running\n"
+                "  domain, /machine/peripheral/balloon0, at least 1 domain\n");
 }
 
 int main(int argc, char **argv)
@@ -79,10 +94,13 @@ int main(int argc, char **argv)
     const char *uri = "qemu:///system", *prefix = "", *qom_path = "/machine/peripheral/balloon0";
     bench_run_opts_t run = BENCH_RUN_OPTS_DEFAULT;
     unsigned pool = 5;
+    bool events = false;
     int c;
 
-    while ((c = bench_run_getopt(argc, argv, "u:P:f:q:", &run, usage)) != -1) {
-        if (c == 'u')
+    while ((c = bench_run_getopt(argc, argv, "eu:P:f:q:", &run, usage)) != -1) {
+        if (c == 'e')
+            events = true;
+        else if (c == 'u')
             uri = optarg;
         else if (c == 'P')
             pool = (unsigned)strtoul(optarg, NULL, 10);
@@ -106,6 +124,15 @@ int main(int argc, char **argv)
              qom_path);
 
     virSetErrorFunc(NULL, ignore_libvirt_errors);
+    if (events) {
+        pthread_t loop;
+
+        if (virEventRegisterDefaultImpl() < 0 || pthread_create(&loop, NULL, event_loop, NULL) != 0) {
+            fprintf(stderr, "floor: Cannot run libvirt's event loop.\n");
+            return 2;
+        }
+        pthread_detach(loop);
+    }
     virConnectPtr conn = virConnectOpen(uri);
     if (conn == NULL) {
         virErrorPtr e = virGetLastError();
