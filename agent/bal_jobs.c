@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <time.h>
@@ -41,7 +42,7 @@ struct bal_jobs {
 
     pthread_mutex_t lock;
     pthread_cond_t changed; /* the round's last job ended or the last puller left; CLOCK_MONOTONIC */
-    unsigned refs;          /* the owner's, and one per abandoned call that has not returned */
+    atomic_uint refs;       /* the owner's, and each puller's until it has left (abandoned or not) */
     pthread_t owner;        /* the thread of the owner's last call that waits */
     /* The round: pullers take from queue while round is theirs; closing a round moves it on, so that
      * a puller still in a late job leaves when that ends, instead of taking the next round's jobs. */
@@ -85,13 +86,10 @@ static void jobs_destroy(bal_jobs_t *jobs)
     free(jobs);
 }
 
-/* Lets go of a reference, under the lock, which this releases; the last frees the jobs. */
-static void jobs_unref_unlock(bal_jobs_t *jobs)
+/* Lets go of a reference; the last frees the jobs. Not under the lock. */
+static void jobs_unref(bal_jobs_t *jobs)
 {
-    bool last = --jobs->refs == 0;
-
-    pthread_mutex_unlock(&jobs->lock);
-    if (last)
+    if (atomic_fetch_sub(&jobs->refs, 1) == 1)
         jobs_destroy(jobs);
 }
 
@@ -126,12 +124,8 @@ static void end_job(bal_jobs_t *jobs, bal_job_t *job)
         jobs->late--;
         job->state = BAL_JOB_DONE_LATE;
     } else {
-        jobs->outstanding--;
+        jobs->outstanding--; /* at 0, the puller that ended it wakes the owner as it leaves (pull) */
         job->state = BAL_JOB_DONE;
-        /* bal_jobs_run waits for the round's last job (or its budget, or its last puller): a wake per
-         * job would cost the reading thread a futex round trip per domain for nothing. */
-        if (jobs->outstanding == 0)
-            pthread_cond_broadcast(&jobs->changed);
     }
     job->late = false;
     if (!job->discarded)
@@ -155,8 +149,9 @@ static void leave_abandoned(bal_jobs_t *jobs, puller_t *p)
     job->call_out = false;
     if (job->discarded && job->state != BAL_JOB_RUNNING)
         free(job); /* its item was released when the owner let go */
+    pthread_mutex_unlock(&jobs->lock);
     free(p);
-    jobs_unref_unlock(jobs);
+    jobs_unref(jobs);
 }
 
 static void pull(void *arg);
@@ -172,6 +167,7 @@ static void start_pullers(bal_jobs_t *jobs, unsigned n)
         p->jobs = jobs;
         p->round = jobs->round;
         jobs->pullers++;
+        atomic_fetch_add(&jobs->refs, 1); /* the puller's, so that it can wake the owner unlocked */
         /* Unlocked: the pool may run the puller at once, in this thread when it has no memory. */
         pthread_mutex_unlock(&jobs->lock);
         bal_pool_submit(jobs->pool, pull, p);
@@ -183,6 +179,7 @@ static void pull(void *arg)
 {
     puller_t *p = arg;
     bal_jobs_t *jobs = p->jobs;
+    bool wake;
 
     pthread_mutex_lock(&jobs->lock);
     p->thread = pthread_self();
@@ -206,12 +203,17 @@ static void pull(void *arg)
         end_job(jobs, job);
     }
     unlink_active(jobs, p);
-    /* Both waiters wait for the last puller at most (a job runs only inside a puller, so no job runs
-     * once none is left): bal_jobs_run while the round has jobs, bal_jobs_drain for everything. */
-    if (--jobs->pullers == 0)
-        pthread_cond_broadcast(&jobs->changed);
+    /* bal_jobs_run waits for the round's last job (which this puller ended if outstanding is 0: it then
+     * had none left to take) or its last puller; bal_jobs_drain for the last puller (a job runs only
+     * inside a puller). One wake per puller, not per job, which would cost the reading thread a futex
+     * round trip per domain; and after the unlock, so that the owner does not wake only to block on
+     * the lock this thread still holds (tests/bench). The puller's reference keeps jobs alive. */
+    wake = --jobs->pullers == 0 || jobs->outstanding == 0;
     pthread_mutex_unlock(&jobs->lock);
+    if (wake)
+        pthread_cond_broadcast(&jobs->changed);
     free(p);
+    jobs_unref(jobs);
 }
 
 /* Abandons each call past its deadline: its thread leaves the pool, abandon finishes its job, and the
@@ -233,8 +235,7 @@ static void abandon_late_calls(bal_jobs_t *jobs)
         p->abandoned = true;
         p->deadline_ms = 0;
         unlink_active(jobs, p);
-        jobs->pullers--;
-        jobs->refs++; /* the thread's, until it is back */
+        jobs->pullers--; /* its reference stays the thread's, until it is back */
         job->call_out = true;
         job->puller = NULL;
         replace = p->round == jobs->round && jobs->next < jobs->n_queue;
@@ -284,7 +285,7 @@ int bal_jobs_new(bal_pool_t *pool, unsigned width, int call_timeout_ms, bal_jobs
     jobs->release = release;
     jobs->abandon = abandon;
     jobs->opaque = opaque;
-    jobs->refs = 1;
+    atomic_init(&jobs->refs, 1);
     jobs->owner = pthread_self();
     pthread_mutex_init(&jobs->lock, NULL);
     pthread_condattr_init(&attr);
@@ -319,8 +320,7 @@ void bal_jobs_free(bal_jobs_t *jobs)
     if (jobs == NULL)
         return;
     bal_jobs_drain(jobs);
-    pthread_mutex_lock(&jobs->lock);
-    jobs_unref_unlock(jobs);
+    jobs_unref(jobs);
 }
 
 bal_job_t *bal_job_new(void *item)

@@ -187,7 +187,7 @@ static void park_kick(int timer, void *opaque)
 /* Called with blv_loop_lock held. */
 static void hold_locked(blv_loop_user_t *u, bool hold)
 {
-    bool wake = false;
+    bool wake = false, release = false;
 
     if (blv_loop == NULL || !u->joined || u->holding == hold)
         return;
@@ -195,9 +195,13 @@ static void hold_locked(blv_loop_user_t *u, bool hold)
     pthread_mutex_lock(&blv_loop->m);
     if (hold)
         wake = blv_loop->holds++ == 0;
-    else if (--blv_loop->holds == 0)
-        pthread_cond_broadcast(&blv_loop->cond);
+    else
+        release = --blv_loop->holds == 0;
     pthread_mutex_unlock(&blv_loop->m);
+    /* After the unlock, so that the woken thread does not block on m at once (a context switch more
+     * per read: tests/bench); blv_loop_lock keeps the loop alive. */
+    if (release)
+        pthread_cond_broadcast(&blv_loop->cond);
     if (wake && virEventAddTimeout(0, park_kick, NULL, NULL) < 0)
         virResetLastError();
 }
