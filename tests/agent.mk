@@ -21,7 +21,7 @@ tests_test_qmp_socket_sim_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) $(YAJL_CFLAGS)
 tests_test_qmp_socket_sim_LDADD = agent/libagent.la $(YAJL_LIBS) $(CMOCKA_LIBS)
 TESTS += tests/test_qmp_socket_sim
 # Domains, pool, polling state machine, agent core
-check_PROGRAMS += tests/test_bal_filter tests/test_bal_pool tests/test_bal_poller
+check_PROGRAMS += tests/test_bal_filter tests/test_bal_pool tests/test_bal_jobs tests/test_bal_poller
 tests_test_bal_filter_SOURCES = tests/test_bal_filter.c
 tests_test_bal_filter_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
 tests_test_bal_filter_LDFLAGS = $(AM_LDFLAGS) -Wl,--wrap=regcomp
@@ -29,10 +29,13 @@ tests_test_bal_filter_LDADD = agent/libagent.la $(CMOCKA_LIBS)
 tests_test_bal_pool_SOURCES = tests/test_bal_pool.c tests/tt_time.c tests/tt_time.h
 tests_test_bal_pool_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
 tests_test_bal_pool_LDADD = agent/libagent.la $(CMOCKA_LIBS)
+tests_test_bal_jobs_SOURCES = tests/test_bal_jobs.c tests/tt_time.c tests/tt_time.h
+tests_test_bal_jobs_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
+tests_test_bal_jobs_LDADD = agent/libagent.la $(CMOCKA_LIBS)
 tests_test_bal_poller_SOURCES = tests/test_bal_poller.c
 tests_test_bal_poller_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
 tests_test_bal_poller_LDADD = agent/libagent.la $(CMOCKA_LIBS)
-TESTS += tests/test_bal_filter tests/test_bal_pool tests/test_bal_poller
+TESTS += tests/test_bal_filter tests/test_bal_pool tests/test_bal_jobs tests/test_bal_poller
 # Text from outside, cleaned; many domains summarised
 check_PROGRAMS += tests/test_bal_text
 tests_test_bal_text_SOURCES = tests/test_bal_text.c
