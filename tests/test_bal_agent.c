@@ -67,6 +67,7 @@ typedef struct fake {
     unsigned stalled, max_stalled;                 /* executes blocked by a stall, now and at most */
     int stall_max_ms;                              /* > 0: a stall ends by itself after this long */
     unsigned watched, refused, abandoned;          /* execute_watched: watched calls, refused, abandoned */
+    unsigned inside;                               /* threads in execute_watched now */
     bool in_batch;                                 /* between the transport's batch begin and end */
     unsigned batches, outside_batch, lists_in_batch; /* begun; commands / lists outside / inside one */
 } fake_t;
@@ -316,15 +317,21 @@ static int fake_execute_watched(bal_transport_t *t, const bal_domain_info_t *dom
 
     snprintf(name, sizeof(name), "%s", dom->name);
     memcpy(mine.uuid, dom->uuid, sizeof(mine.uuid));
+    pthread_mutex_lock(&f->lock);
+    f->inside++;
+    pthread_mutex_unlock(&f->lock);
     rc = watch->begin(watch->opaque);
     if (rc == -EBUSY) {
+        rc = bal_error_set(err, -ETIMEDOUT, "The fake refused a command for '%s'.", name);
         pthread_mutex_lock(&f->lock);
         f->refused++;
-        pthread_mutex_unlock(&f->lock);
-        return bal_error_set(err, -ETIMEDOUT, "The fake refused a command for '%s'.", name);
+        goto out;
     }
-    if (rc < 0)
-        return fake_execute(t, &mine, command, reply, err);
+    if (rc < 0) {
+        rc = fake_execute(t, &mine, command, reply, err);
+        pthread_mutex_lock(&f->lock);
+        goto out;
+    }
     pthread_mutex_lock(&f->lock);
     f->watched++;
     pthread_mutex_unlock(&f->lock);
@@ -332,11 +339,16 @@ static int fake_execute_watched(bal_transport_t *t, const bal_domain_info_t *dom
     if (!watch->end(watch->opaque)) {
         if (rc == 0)
             free(*reply);
+        rc = -ECANCELED;
         pthread_mutex_lock(&f->lock);
         f->abandoned++;
-        pthread_mutex_unlock(&f->lock);
-        return -ECANCELED;
+        goto out;
     }
+    pthread_mutex_lock(&f->lock);
+out:
+    /* The last touch of the fake: the test frees it once none is inside (teardown). */
+    f->inside--;
+    pthread_mutex_unlock(&f->lock);
     return rc;
 }
 
@@ -469,6 +481,17 @@ static int teardown(void **state)
     fixture_t *fx = *state;
     fake_release(fx->fake); /* the agent waits for the commands still out */
     bal_agent_free(fx->agent);
+    /* but not for an abandoned one, whose thread still has to leave the fake */
+    for (int i = 0; i < 5000; i++) {
+        unsigned inside;
+
+        pthread_mutex_lock(&fx->fake->lock);
+        inside = fx->fake->inside;
+        pthread_mutex_unlock(&fx->fake->lock);
+        if (inside == 0)
+            break;
+        real_sleep_ms(1);
+    }
     fake_destroy(fx->fake);
     free(fx);
     return 0;
@@ -1254,6 +1277,11 @@ static void test_late_command_abandoned_by_the_next_read(void **state)
     assert_int_equal(seen_state(fx, "b"), BAL_STATE_FAILED);
     assert_int_equal(fake_find(f, "b")->started, 1);
     assert_true(f->watched >= 3); /* a's commands, and b's first */
+
+    fake_release(f);
+    for (int i = 0; i < 5000 && fake_abandoned(f) < 1; i++)
+        real_sleep_ms(1);
+    assert_int_equal(fake_abandoned(f), 1);
 }
 
 /* A domain that goes away while its abandoned command is out is dropped like any other: its state is
