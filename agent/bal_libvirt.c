@@ -359,23 +359,10 @@ static int command_run_helped(const blv_transport_t *t, command_work_t *w, const
     return command_finish(t, w, name, generation, reply, err);
 }
 
-static int blv_execute(bal_transport_t *base, const bal_domain_info_t *info, const char *command, char **reply,
-                       bal_error_t *err)
-{
-    blv_transport_t *t = (blv_transport_t *)base;
-    command_work_t *w = NULL;
-    unsigned generation = 0;
-    int ret;
-
-    ret = command_prepare(t, info, command, &w, &generation, err);
-    if (ret < 0)
-        return ret;
-    return command_run_helped(t, w, info->name, generation, reply, err);
-}
-
 /* The command made on this thread, which saves the two thread hand-offs of a helper (tests/bench): the
  * caller's watch enforces the deadline. Once the watch has abandoned the call, only w is touched: the
- * transport, the domain and their owner may be gone by the time libvirt returns. */
+ * transport, the domain and their owner may be gone by the time libvirt returns. Without a watch (or
+ * one that cannot watch), the helper makes it. */
 static int blv_execute_watched(bal_transport_t *base, const bal_domain_info_t *info, const char *command,
                                char **reply, const bal_call_watch_t *watch, bal_error_t *err)
 {
@@ -387,7 +374,7 @@ static int blv_execute_watched(bal_transport_t *base, const bal_domain_info_t *i
     ret = command_prepare(t, info, command, &w, &generation, err);
     if (ret < 0)
         return ret;
-    ret = watch->begin(watch->opaque);
+    ret = watch != NULL ? watch->begin(watch->opaque) : -ENOTSUP;
     if (ret == -EBUSY) {
         command_work_free(w);
         return refuse_while_pending(t, info->name, err);
@@ -400,6 +387,12 @@ static int blv_execute_watched(bal_transport_t *base, const bal_domain_info_t *i
         return -ECANCELED;
     }
     return command_finish(t, w, info->name, generation, reply, err);
+}
+
+static int blv_execute(bal_transport_t *base, const bal_domain_info_t *info, const char *command, char **reply,
+                       bal_error_t *err)
+{
+    return blv_execute_watched(base, info, command, reply, NULL, err);
 }
 
 /* ---- the rest of the transport ---- */

@@ -362,6 +362,14 @@ static unsigned fake_abandoned(fake_t *f)
     return n;
 }
 
+/* f's commands made as through libvirt, watched; a stall ends by itself after 5 s, so that a test
+ * whose abandoning fails, fails its bounds instead of hanging. */
+static void fake_watched(fake_t *f)
+{
+    f->tt.ops.execute_watched = fake_execute_watched;
+    f->stall_max_ms = 5000;
+}
+
 /* Lets every stalled command go on. */
 static void fake_release(fake_t *f)
 {
@@ -370,6 +378,15 @@ static void fake_release(fake_t *f)
         f->doms[i].stall = false;
     pthread_cond_broadcast(&f->released);
     pthread_mutex_unlock(&f->lock);
+}
+
+/* Lets the stalled commands go and waits (at most 5 s) until n abandoned ones have come back. */
+static void fake_release_abandoned(fake_t *f, unsigned n)
+{
+    fake_release(f);
+    for (int i = 0; i < 5000 && fake_abandoned(f) < n; i++)
+        real_sleep_ms(1);
+    assert_int_equal(fake_abandoned(f), n);
 }
 
 static unsigned fake_executed(fake_t *f, const char *name)
@@ -1205,8 +1222,7 @@ static void test_hung_command_abandoned_at_its_timeout(void **state)
     bal_error_t err = {0};
     int64_t took;
 
-    f->tt.ops.execute_watched = fake_execute_watched;
-    f->stall_max_ms = 5000;
+    fake_watched(f);
     fake_add(f, "a", VB_GUEST_LINUX, 2)->stall = true;
     fake_add(f, "b", VB_GUEST_LINUX, 0); /* the agent sets it, and puts it back at the end */
     fx->config.concurrency = 1;
@@ -1241,11 +1257,8 @@ static void test_hung_command_abandoned_at_its_timeout(void **state)
     assert_int_equal(fx->seen.events[BAL_EVENT_INTERVAL_RESTORED], 1);
     assert_int_equal(fake_find(f, "a")->started, 1);
 
-    fake_release(f); /* the abandoned thread returns now, to an agent that is gone */
-    for (int i = 0; i < 5000 && fake_abandoned(f) < 1; i++)
-        real_sleep_ms(1);
-    assert_int_equal(fake_abandoned(f), 1);
-    real_sleep_ms(20); /* the thread's way out, past the pool it has left */
+    fake_release_abandoned(f, 1); /* the abandoned thread returns now, to an agent that is gone */
+    real_sleep_ms(20);            /* the thread's way out, past the pool it has left */
 }
 
 /* A late job's command past its timeout is abandoned by the next read, before that read looks at it:
@@ -1258,8 +1271,7 @@ static void test_late_command_abandoned_by_the_next_read(void **state)
     bal_error_t err = {0};
     int64_t took;
 
-    f->tt.ops.execute_watched = fake_execute_watched;
-    f->stall_max_ms = 5000;
+    fake_watched(f);
     fake_add(f, "a", VB_GUEST_LINUX, 2);
     fake_add(f, "b", VB_GUEST_LINUX, 2)->stall = true;
     fx->config.timeout_ms = 200;
@@ -1278,10 +1290,7 @@ static void test_late_command_abandoned_by_the_next_read(void **state)
     assert_int_equal(fake_find(f, "b")->started, 1);
     assert_true(f->watched >= 3); /* a's commands, and b's first */
 
-    fake_release(f);
-    for (int i = 0; i < 5000 && fake_abandoned(f) < 1; i++)
-        real_sleep_ms(1);
-    assert_int_equal(fake_abandoned(f), 1);
+    fake_release_abandoned(f, 1);
 }
 
 /* A domain that goes away while its abandoned command is out is dropped like any other: its state is
@@ -1294,8 +1303,7 @@ static void test_domain_dropped_while_its_command_is_abandoned(void **state)
     bal_error_t err = {0};
     int64_t took;
 
-    f->tt.ops.execute_watched = fake_execute_watched;
-    f->stall_max_ms = 5000;
+    fake_watched(f);
     fake_add(f, "a", VB_GUEST_LINUX, 2)->stall = true;
     fake_add(f, "b", VB_GUEST_LINUX, 2);
     fx->config.timeout_ms = 200;
@@ -1313,10 +1321,7 @@ static void test_domain_dropped_while_its_command_is_abandoned(void **state)
     assert_string_equal(fx->seen.names[0], "b");
     assert_int_equal(fake_abandoned(f), 0); /* still out */
 
-    fake_release(f);
-    for (int i = 0; i < 5000 && fake_abandoned(f) < 1; i++)
-        real_sleep_ms(1);
-    assert_int_equal(fake_abandoned(f), 1);
+    fake_release_abandoned(f, 1);
     assert_int_equal(timed_cycle(fx, &took, &err), 1);
     assert_int_equal(fx->seen.n, 1);
 }
