@@ -15,11 +15,12 @@ tests_bench_plugin_host_CPPFLAGS = $(AM_CPPFLAGS) $(COLLECTD_CPPFLAGS)
 tests_bench_plugin_host_LDFLAGS = $(AM_LDFLAGS) -export-dynamic
 tests_bench_plugin_host_LDADD = -ldl -lm
 
-# The floor: bare concurrent virDomainQemuMonitorCommand calls, none of the agent's code.
+# The floor: bare concurrent virDomainQemuMonitorCommand calls, none of the agent's code (-p: each reply
+# parsed with yajl_tree_parse).
 tests_bench_floor_SOURCES = tests/bench/floor.c tests/bench/bench_util.c tests/bench/bench_util.h \
 	tests/bench/bench_pool.c tests/bench/bench_pool.h tests/bench/bench_run.c tests/bench/bench_run.h
-tests_bench_floor_CFLAGS = $(AM_CFLAGS) $(LIBVIRT_CFLAGS) $(LIBVIRT_QEMU_CFLAGS)
-tests_bench_floor_LDADD = $(LIBVIRT_QEMU_LIBS) $(LIBVIRT_LIBS)
+tests_bench_floor_CFLAGS = $(AM_CFLAGS) $(LIBVIRT_CFLAGS) $(LIBVIRT_QEMU_CFLAGS) $(YAJL_CFLAGS)
+tests_bench_floor_LDADD = $(LIBVIRT_QEMU_LIBS) $(LIBVIRT_LIBS) $(YAJL_LIBS)
 
 # The floor of the socket path: bare sendmsg/recv/yajl_tree_parse over balloon-sim's QMP sockets.
 check_PROGRAMS += tests/bench/floor_qmp

@@ -6,7 +6,9 @@
  *
  * -e: libvirt's default event loop is registered first and iterates on a thread of its own, as in
  * every client that takes lifecycle events or keeps its connection alive (collectd's virt plugin,
- * ours): each call then also takes the connection's socket out of the loop and puts it back. */
+ * ours): each call then also takes the connection's socket out of the loop and puts it back.
+ * -p: each reply is also parsed with yajl_tree_parse and its "return" looked up, as the socket floor
+ * (floor_qmp) does and as a plugin must, to read the stats. */
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -19,6 +21,7 @@
 #include <libvirt/libvirt-qemu.h>
 #include <libvirt/libvirt.h>
 #include <libvirt/virterror.h>
+#include <yajl/yajl_tree.h>
 
 #include "tests/bench/bench_pool.h"
 #include "tests/bench/bench_run.h"
@@ -31,7 +34,19 @@ static struct {
     bench_pool_t *pool;
     atomic_uint_fast64_t ok, failed;
     unsigned long min_domains;
+    bool parse; /* -p */
 } floor_state;
+
+/* -p: whether reply is a JSON object with a "return" member, parsed with yajl_tree_parse. */
+static bool parsed_return(const char *reply)
+{
+    static const char *path[] = {"return", NULL};
+    yajl_val tree = yajl_tree_parse(reply, NULL, 0);
+    bool ok = tree != NULL && yajl_tree_get(tree, path, yajl_t_any) != NULL;
+
+    yajl_tree_free(tree);
+    return ok;
+}
 
 static void read_domain(void *arg, size_t i)
 {
@@ -39,7 +54,7 @@ static void read_domain(void *arg, size_t i)
 
     (void)arg;
     if (virDomainQemuMonitorCommand(floor_state.domains[i], floor_state.command, &reply, 0) == 0 &&
-        reply != NULL && strstr(reply, "\"return\"") != NULL)
+        reply != NULL && (floor_state.parse ? parsed_return(reply) : strstr(reply, "\"return\"") != NULL))
         atomic_fetch_add(&floor_state.ok, 1);
     else
         atomic_fetch_add(&floor_state.failed, 1);
@@ -83,9 +98,9 @@ static void *event_loop(void *arg)
 
 static void usage(FILE *to)
 {
-    fprintf(to, "usage: floor [-e] [-u URI] [-P POOL] [-k CYCLES] [-w WARMUP] [-f NAME_PREFIX] [-q QOM_PATH] "
+    fprintf(to, "usage: floor [-e] [-p] [-u URI] [-P POOL] [-k CYCLES] [-w WARMUP] [-f NAME_PREFIX] [-q QOM_PATH] "
                 "[-s MIN_DOMAINS]\n"
-                "  defaults: no event loop, qemu:///system, pool 5, 5 cycles, 1 warm-up, every running\n"
+                "  defaults: no event loop, replies not parsed, qemu:///system, pool 5, 5 cycles, 1 warm-up, every running\n"
                 "  domain, /machine/peripheral/balloon0, at least 1 domain\n");
 }
 
@@ -97,9 +112,11 @@ int main(int argc, char **argv)
     bool events = false;
     int c;
 
-    while ((c = bench_run_getopt(argc, argv, "eu:P:f:q:", &run, usage)) != -1) {
+    while ((c = bench_run_getopt(argc, argv, "epu:P:f:q:", &run, usage)) != -1) {
         if (c == 'e')
             events = true;
+        else if (c == 'p')
+            floor_state.parse = true;
         else if (c == 'u')
             uri = optarg;
         else if (c == 'P')

@@ -12,7 +12,9 @@
 #     its one connection (floor10: libvirtd serves 5 at once per client connection, so this shows
 #     whether a bigger pool would pay on this host), and the floor with libvirt's event loop
 #     registered and running (floor_events: what any client that takes lifecycle events or keeps its
-#     connection alive pays per call, virt and our plugin among them).
+#     connection alive pays per call, virt and our plugin among them), and that one also parsing each
+#     reply with yajl_tree_parse (floor_parsed: the least a plugin that reads the stats does, as the
+#     socket floor parses).
 #   sim workload: balloon-sim with N = 100 1000 10000 guests, read by our plugin through QMPSocketDir,
 #     then by the socket floor (tests/bench/floor_qmp: the agent's commands per cycle with bare
 #     sendmsg/recv and yajl_tree_parse, the same pool size) over the same sockets.
@@ -246,9 +248,11 @@ measure_libvirt() {
             -f bench- -k "$cycles" -w 1 -s "$_n"
         run_tool libvirt "$_n" floorev "$work/libvirt-$_n-floorev-$_r" "$floor" -e -u "$uri" -P "$pool" \
             -f bench- -k "$cycles" -w 1 -s "$_n"
+        run_tool libvirt "$_n" floorparsed "$work/libvirt-$_n-floorparsed-$_r" "$floor" -e -p -u "$uri" \
+            -P "$pool" -f bench- -k "$cycles" -w 1 -s "$_n"
         _r=$((_r + 1))
     done
-    say "N=$_n: balloon $(median libvirt "$_n" balloon 4) ms, virt $(median libvirt "$_n" virt 4) ms, floor $(median libvirt "$_n" floor 4) ms, floor with $pool10 in flight $(median libvirt "$_n" floor10 4) ms, floor with the event loop $(median libvirt "$_n" floorev 4) ms"
+    say "N=$_n: balloon $(median libvirt "$_n" balloon 4) ms, virt $(median libvirt "$_n" virt 4) ms, floor $(median libvirt "$_n" floor 4) ms, floor with $pool10 in flight $(median libvirt "$_n" floor10 4) ms, floor with the event loop $(median libvirt "$_n" floorev 4) ms, and parsing $(median libvirt "$_n" floorparsed 4) ms"
 }
 
 # ---- the sim workload ----
@@ -368,7 +372,7 @@ json=$work/results.json
     printf '{\n  "libvirt": ['
     sep=
     for n in $lv_ns; do
-        printf '%s\n    {"domains": %s, "balloon_cycle_ms": %s, "virt_cycle_ms": %s, "floor_cycle_ms": %s, "floor10_cycle_ms": %s, "balloon_cpu_us_per_domain": %s, "virt_cpu_us_per_domain": %s, "floor_cpu_us_per_domain": %s, "floor10_cpu_us_per_domain": %s, "floor_events_cycle_ms": %s, "floor_events_cpu_us_per_domain": %s}' \
+        printf '%s\n    {"domains": %s, "balloon_cycle_ms": %s, "virt_cycle_ms": %s, "floor_cycle_ms": %s, "floor10_cycle_ms": %s, "balloon_cpu_us_per_domain": %s, "virt_cpu_us_per_domain": %s, "floor_cpu_us_per_domain": %s, "floor10_cpu_us_per_domain": %s, "floor_events_cycle_ms": %s, "floor_events_cpu_us_per_domain": %s, "floor_parsed_cycle_ms": %s, "floor_parsed_cpu_us_per_domain": %s}' \
             "$sep" "$n" "$(num "$(median libvirt "$n" balloon 4)")" \
             "$(num "$(median libvirt "$n" virt 4)")" "$(num "$(median libvirt "$n" floor 4)")" \
             "$(num "$(median libvirt "$n" floor10 4)")" \
@@ -377,7 +381,9 @@ json=$work/results.json
             "$(per_domain_us "$(median libvirt "$n" floor 5)" "$n")" \
             "$(per_domain_us "$(median libvirt "$n" floor10 5)" "$n")" \
             "$(num "$(median libvirt "$n" floorev 4)")" \
-            "$(per_domain_us "$(median libvirt "$n" floorev 5)" "$n")"
+            "$(per_domain_us "$(median libvirt "$n" floorev 5)" "$n")" \
+            "$(num "$(median libvirt "$n" floorparsed 4)")" \
+            "$(per_domain_us "$(median libvirt "$n" floorparsed 5)" "$n")"
         sep=,
     done
     printf '\n  ],\n  "sim": ['
@@ -403,7 +409,7 @@ sim_max=$(echo $sim_ns | awk '{ print $NF }')
 {
     echo "load $load_start / $(cut -d' ' -f1-3 /proc/loadavg)"
     for n in $lv_ns; do
-        echo "lv $n $(median libvirt "$n" balloon 4) $(median libvirt "$n" virt 4) $(median libvirt "$n" floor 4) $(per_domain_us "$(median libvirt "$n" balloon 5)" "$n") $(per_domain_us "$(median libvirt "$n" virt 5)" "$n") $(per_domain_us "$(median libvirt "$n" floor 5)" "$n") $(median libvirt "$n" floor10 4) $(per_domain_us "$(median libvirt "$n" floor10 5)" "$n") $(median libvirt "$n" floorev 4) $(per_domain_us "$(median libvirt "$n" floorev 5)" "$n")"
+        echo "lv $n $(median libvirt "$n" balloon 4) $(median libvirt "$n" virt 4) $(median libvirt "$n" floor 4) $(per_domain_us "$(median libvirt "$n" balloon 5)" "$n") $(per_domain_us "$(median libvirt "$n" virt 5)" "$n") $(per_domain_us "$(median libvirt "$n" floor 5)" "$n") $(median libvirt "$n" floor10 4) $(per_domain_us "$(median libvirt "$n" floor10 5)" "$n") $(median libvirt "$n" floorev 4) $(per_domain_us "$(median libvirt "$n" floorev 5)" "$n") $(median libvirt "$n" floorparsed 4) $(per_domain_us "$(median libvirt "$n" floorparsed 5)" "$n")"
     done
     for n in $sim_ns; do
         echo "sim $n $(median sim "$n" balloon 4) $(per_domain_us "$(median sim "$n" balloon 5)" "$n") $(awk -v n="$n" '$1 == n { printf "%.1f %.1f", $2 / 1024, $3 / 1024 }' "$work/sim-rss") $(per_domain_us "$(median sim "$n" floor 5)" "$n") $(median sim "$n" floor 4)"
@@ -412,7 +418,7 @@ sim_max=$(echo $sim_ns | awk '{ print $NF }')
 awk -v quick="${BENCH_QUICK:-0}" -f - "$work/table.in" <<'EOF' | tee "$out/table.txt"
 function verdict(ok) { return ok ? "MET" : "MISSED" }
 $1 == "load" { load = $0; sub(/^load /, "", load) }
-$1 == "lv" { n = $2; nl++; lvn[nl] = n; b[n] = $3; v[n] = $4; f[n] = $5; c[n] = $6; vc[n] = $7; fc[n] = $8; f10[n] = $9; f10c[n] = $10; fe[n] = $11; fec[n] = $12 }
+$1 == "lv" { n = $2; nl++; lvn[nl] = n; b[n] = $3; v[n] = $4; f[n] = $5; c[n] = $6; vc[n] = $7; fc[n] = $8; f10[n] = $9; f10c[n] = $10; fe[n] = $11; fec[n] = $12; fp[n] = $13; fpc[n] = $14 }
 $1 == "sim" { n = $2; ns++; sn[ns] = n; sc[n] = $3; su[n] = $4; sr[n] = $5; ss[n] = $6; sf[n] = $7; sfc[n] = $8 }
 END {
     printf "\nmachine load average (1, 5, 15 min) at the start / the end: %s\n", load
@@ -422,9 +428,10 @@ END {
     printf "the floor with 10 commands in flight on its one connection (libvirtd serves 5 at once per client)\n"
     printf "%8s %11s %15s %22s\n", "domains", "floor10 ms", "floor10 cpu/dom", "cycle vs the floor's"
     for (i = 1; i <= nl; i++) { n = lvn[i]; printf "%8d %11.1f %12.1f us %21.2fx\n", n, f10[n], f10c[n], (f[n] > 0 ? f10[n] / f[n] : 0) }
-    printf "the floor with libvirt's event loop running (as in every client that takes events or keepalive)\n"
-    printf "%8s %11s %15s %24s %27s\n", "domains", "floor_ev ms", "floor_ev cpu/dom", "its cpu vs the floor's", "our cpu vs floor_ev's"
-    for (i = 1; i <= nl; i++) { n = lvn[i]; printf "%8d %11.1f %12.1f us %23.2fx %26.2fx\n", n, fe[n], fec[n], (fc[n] > 0 ? fec[n] / fc[n] : 0), (fec[n] > 0 ? c[n] / fec[n] : 0) }
+    printf "the floor with libvirt's event loop running (as in every client that takes events or keepalive),\n"
+    printf "then also parsing each reply with yajl_tree_parse (the least a plugin that reads the stats does)\n"
+    printf "%8s %11s %16s %15s %19s %20s %20s\n", "domains", "floor_ev ms", "floor_ev cpu/dom", "parsed ms", "parsed cpu/dom", "ours vs floor_ev", "ours vs parsed"
+    for (i = 1; i <= nl; i++) { n = lvn[i]; printf "%8d %11.1f %13.1f us %15.1f %16.1f us %19.2fx %19.2fx\n", n, fe[n], fec[n], fp[n], fpc[n], (fec[n] > 0 ? c[n] / fec[n] : 0), (fpc[n] > 0 ? c[n] / fpc[n] : 0) }
     printf "\nsim workload (balloon-sim, QMPSocketDir), medians\n"
     printf "%8s %12s %16s %14s %18s %15s %17s\n", "domains", "cycle ms", "cpu us/dom", "plugin MiB", "balloon-sim MiB", "floor cycle ms", "floor cpu us/dom"
     for (i = 1; i <= ns; i++) { n = sn[i]; printf "%8d %12.1f %16.1f %14.1f %18.1f %15.1f %17.1f\n", n, sc[n], su[n], sr[n], ss[n], sfc[n], sf[n] }
