@@ -23,12 +23,59 @@
 #define QUOTE(selector) (int)(strlen(selector) > QUOTE_MAX ? QUOTE_MAX : strlen(selector)), (selector), \
                         (strlen(selector) > QUOTE_MAX ? "..." : "")
 
-/* One level of grouping: the weight of what it holds so far, and of its last operand (what a
- * repetition that follows would repeat). */
+/* How far a closure over the edges that match nothing reaches: the nodes it takes in, and how many
+ * of them are anchors. */
+typedef struct reach {
+    uint64_t nodes;
+    uint64_t anchors;
+} reach_t;
+
+/* One operand, as a repetition that follows it sees it. An operand that can match the empty string
+ * is passed through: pass is what a closure from its start, or from inside it, takes in on the way
+ * to its end. One that cannot is entered: lead is what a closure takes in from its start up to its
+ * first characters, trail what one takes in from after its last characters to its end. */
+typedef struct part {
+    uint64_t weight; /* its copies once multiplied out; 0: no operand */
+    bool empty;
+    reach_t pass, lead, trail;
+} part_t;
+
+/* One level of grouping: the weight of what it holds so far; its last operand, which a repetition
+ * may still change; the branch being read, without that operand (empty: every part so far can match
+ * the empty string, and lead is then what they all pass); and what the group's earlier branches
+ * reach from its start (lead) and to its end (trail), with whether one of them can be empty. */
 typedef struct frame {
     uint64_t sum;
-    uint64_t last;
+    part_t last;
+    bool branch_empty;
+    reach_t branch_lead, branch_trail;
+    bool group_empty;
+    reach_t group_lead, group_trail;
 } frame_t;
+
+/* What a repetition operator does to its operand. */
+typedef struct repeat {
+    uint64_t copies; /* what it multiplies the operand's weight by */
+    bool optional;   /* it may match no copy at all */
+    bool loops;      /* no upper bound: glibc compiles a star, an edge back to the operand's start */
+} repeat_t;
+
+static const reach_t REACH_NONE = {0, 0};
+
+/* An anchor: one node in a closure, but one whose condition every node the closure reaches is
+ * copied for. */
+static const part_t ANCHOR_PART = {ANCHOR_WEIGHT, true, {1, 1}, {0, 0}, {0, 0}};
+
+static reach_t reach_join(reach_t a, reach_t b)
+{
+    return (reach_t){a.nodes + b.nodes, a.anchors + b.anchors};
+}
+
+static void frame_start(frame_t *f)
+{
+    *f = (frame_t){0};
+    f->branch_empty = true;
+}
 
 /* The index of the ']' that ends the bracket expression opened at i, or len when there is none (then
  * regcomp refuses the pattern). A ']' right after the '[' or '[^' is a literal, and so is anything
@@ -99,8 +146,8 @@ static uint64_t read_bound(const char *p, size_t len, size_t *j, bool *any)
 }
 
 /* An interval "{m}", "{m,}", "{m,n}" or glibc's "{,n}" at i: true with the index of its '}' in *end and
- * what it multiplies its operand by in *mult; false when the '{' starts no interval. */
-static bool read_interval(const char *p, size_t len, size_t i, size_t *end, uint64_t *mult)
+ * what it does in *rep; false when the '{' starts no interval. */
+static bool read_interval(const char *p, size_t len, size_t i, size_t *end, repeat_t *rep)
 {
     size_t j = i + 1;
     bool has_min, has_max = false, comma = false;
@@ -116,13 +163,13 @@ static bool read_interval(const char *p, size_t len, size_t i, size_t *end, uint
     if (j >= len || p[j] != '}' || (!has_min && !comma))
         return false;
     if (has_max)
-        *mult = max;
+        *rep = (repeat_t){max, min == 0 || max == 0, false};
     else if (comma)
-        *mult = min + 1; /* {m,}: m copies and a star */
+        *rep = (repeat_t){min + 1, min == 0, true}; /* {m,}: m copies and a star */
     else
-        *mult = min;
-    if (*mult == 0)
-        *mult = 1;
+        *rep = (repeat_t){min, min == 0, false};
+    if (rep->copies == 0)
+        rep->copies = 1;
     *end = j;
     return true;
 }
@@ -136,15 +183,140 @@ static int too_heavy(const char *selector, bal_error_t *err)
                          QUOTE(selector), BAL_LIMIT_REGEX_WEIGHT);
 }
 
+/* glibc computes the closure of each node over the edges that match nothing, and stores none that
+ * meets a node still being computed: a loop around a part that can match the empty string makes
+ * such a cycle, and the closures inside it are computed again along every path through it, which
+ * nested optional parts multiply ("((){1,100}){1,}" took 2.5 s at weight 201, "(((a?){1,2}){1,40})*"
+ * more than a minute at weight 80). */
+static int loops_on_empty(const char *selector, bal_error_t *err)
+{
+    return bal_error_set(err, -EINVAL,
+                         "The domain selector '%.*s%s' repeats without bound ('*', '+' or '{m,}') a part that "
+                         "can match the empty string (such as '(a*)*' or '(x|)+'), which glibc takes time "
+                         "exponential in the part's size to compile; write the part so that it matches at "
+                         "least one character.",
+                         QUOTE(selector));
+}
+
+/* glibc gives each node next to an anchor the anchor's condition, copying every node the anchor's
+ * closure takes in once for each condition that meets there, and their closures with them: parts
+ * that can match the empty string next to anchors make those closures long and their copies many
+ * ("\b(a?){1,120}" took 0.3 s and 22 MiB, "\b(a?){1,120}(a?){1,120}" 0.9 GiB, "a\B(\b()){1,27}"
+ * 611 MiB, all under the weight limit). A closure is refused when its nodes times its anchors pass
+ * the limit. */
+static int check_reach(reach_t reach, const char *selector, bal_error_t *err)
+{
+    if (reach.anchors * reach.nodes <= BAL_LIMIT_REGEX_ANCHOR_REACH)
+        return 0;
+    return bal_error_set(err, -EINVAL,
+                         "The domain selector '%.*s%s' puts anchors ('^', '$', '\\b'...) next to too many parts "
+                         "that can match the empty string (such as '\\b(a?){1,50}', or '(()\\b){1,10}'): glibc "
+                         "copies all that an anchor reaches without matching a character for each of its "
+                         "conditions, %d nodes times the anchors at most here; write fewer optional parts "
+                         "next to the anchors.",
+                         QUOTE(selector), BAL_LIMIT_REGEX_ANCHOR_REACH);
+}
+
+/* Adds the frame's last operand to its branch: an empty one lengthens what the branch's end (or, in
+ * an empty branch, its start) reaches; another ends that reach with its lead. */
+static int commit_last(frame_t *f, const char *selector, bal_error_t *err)
+{
+    const part_t *last = &f->last;
+    int rc;
+
+    if (last->weight == 0)
+        return 0;
+    if (last->empty) {
+        if (f->branch_empty)
+            f->branch_lead = reach_join(f->branch_lead, last->pass);
+        else
+            f->branch_trail = reach_join(f->branch_trail, last->pass);
+    } else if (f->branch_empty) {
+        f->branch_lead = reach_join(f->branch_lead, last->lead);
+        f->branch_trail = last->trail;
+        f->branch_empty = false;
+    } else {
+        rc = check_reach(reach_join(f->branch_trail, last->lead), selector, err);
+        if (rc < 0)
+            return rc;
+        f->branch_trail = last->trail;
+    }
+    f->last = (part_t){0};
+    rc = check_reach(f->branch_lead, selector, err);
+    return rc < 0 ? rc : check_reach(f->branch_trail, selector, err);
+}
+
+/* Ends the branch being read ('|', ')' or the end of the pattern) and starts the next; sep is the
+ * weight of the alternation node between them, which a closure from the group's start also takes in. */
+static int end_branch(frame_t *f, uint64_t sep, const char *selector, bal_error_t *err)
+{
+    int rc = commit_last(f, selector, err);
+
+    if (rc < 0)
+        return rc;
+    f->group_empty = f->group_empty || f->branch_empty;
+    f->group_lead = reach_join(f->group_lead, f->branch_lead);
+    f->group_lead.nodes += sep;
+    f->group_trail = reach_join(f->group_trail, f->branch_trail);
+    f->branch_empty = true;
+    f->branch_lead = REACH_NONE;
+    f->branch_trail = REACH_NONE;
+    rc = check_reach(f->group_lead, selector, err);
+    return rc < 0 ? rc : check_reach(f->group_trail, selector, err);
+}
+
+/* The group whose branches f has ended, as an operand. A group weighs what it holds, and at least
+ * 1: an empty one is still a node of the tree that glibc copies for each repetition
+ * ("((){1,100}){1,100}" took it 3 s and 3.5 GiB). */
+static part_t group_part(const frame_t *f)
+{
+    part_t group = {f->sum > 0 ? f->sum : 1, f->group_empty, REACH_NONE, f->group_lead, f->group_trail};
+
+    if (group.empty) {
+        group.pass = reach_join(f->group_lead, f->group_trail);
+        if (group.pass.nodes == 0)
+            group.pass.nodes = 1;
+    }
+    return group;
+}
+
+/* Applies rep to the operand last: x{m,n} is compiled as m copies of x and n - m optional ones, each
+ * nested in the one before, and a closure from inside a copy reaches the next copy's start and past
+ * the last. What such a closure reaches between two copies is left in *between. */
+static void repeat_part(part_t *last, repeat_t rep, reach_t *between)
+{
+    *between = REACH_NONE;
+    if (last->empty) {
+        /* bounded (loops_on_empty): the copies, each with its optional node, one after the other */
+        last->pass.nodes = rep.copies * (last->pass.nodes + 1);
+        last->pass.anchors *= rep.copies;
+    } else {
+        if (rep.copies > 1 || rep.loops) {
+            *between = reach_join(reach_join(last->trail, (reach_t){1, 0}), last->lead);
+            last->trail = *between;
+        }
+        if (rep.optional) {
+            /* a closure from the start passes by or enters the first copy; one from inside the copies
+             * reaches the end */
+            last->pass = reach_join(reach_join((reach_t){1, 0}, last->lead), last->trail);
+            last->empty = true;
+        }
+    }
+    last->weight *= rep.copies;
+}
+
 int bal_regex_check(const char *pattern, size_t len, const char *selector, bal_error_t *err)
 {
-    frame_t frames[BAL_LIMIT_REGEX_DEPTH + 1] = {{0, 0}};
+    frame_t frames[BAL_LIMIT_REGEX_DEPTH + 1];
     size_t depth = 0;
     bool after_repetition = false;
+    int rc;
 
+    frame_start(&frames[0]);
     for (size_t i = 0; i < len; i++) {
         frame_t *f = &frames[depth];
-        uint64_t weight = 1, mult = 0;
+        part_t operand = {1, false, REACH_NONE, {1, 0}, REACH_NONE}; /* a character */
+        repeat_t rep = {1, false, false};
         bool repetition = false;
         size_t end;
 
@@ -158,11 +330,11 @@ int bal_regex_check(const char *pattern, size_t len, const char *selector, bal_e
                                      QUOTE(selector), pattern[i + 1]);
             i++; /* an escaped character, or one of glibc's \w \b ...: one atom */
             if (i < len && memchr("bB<>`'", pattern[i], 6) != NULL)
-                weight = ANCHOR_WEIGHT;
+                operand = ANCHOR_PART;
             break;
         case '^':
         case '$':
-            weight = ANCHOR_WEIGHT;
+            operand = ANCHOR_PART;
             break;
         case '[':
             i = bracket_end(pattern, len, i);
@@ -171,40 +343,44 @@ int bal_regex_check(const char *pattern, size_t len, const char *selector, bal_e
             if (depth == BAL_LIMIT_REGEX_DEPTH)
                 return bal_error_set(err, -EINVAL, "The domain selector '%.*s%s' nests groups more than %d deep.",
                                      QUOTE(selector), BAL_LIMIT_REGEX_DEPTH);
-            frames[++depth] = (frame_t){0, 0};
+            frame_start(&frames[++depth]);
             after_repetition = false;
             continue;
         case ')':
-            /* A group weighs what it holds, and at least 1: an empty one is still a node of the tree
-             * that glibc copies for each repetition ("((){1,100}){1,100}" took it 3 s and 3.5 GiB).
-             * Without an opening one, a literal, as glibc takes it. */
+            /* Without an opening one, a literal, as glibc takes it. */
             if (depth > 0) {
-                weight = frames[depth--].sum;
-                if (weight == 0)
-                    weight = 1;
+                rc = end_branch(f, 0, selector, err);
+                if (rc < 0)
+                    return rc;
+                operand = group_part(f);
+                f = &frames[--depth];
             }
-            f = &frames[depth];
             break;
         case '|':
             /* A new branch: its weight adds to the group's, and the alternation is a node itself
              * ("(|||...){1,100}" with 60 of them took 171 MiB). */
+            rc = end_branch(f, 1, selector, err);
+            if (rc < 0)
+                return rc;
             f->sum += 1;
-            f->last = 0;
             after_repetition = false;
             if (f->sum > BAL_LIMIT_REGEX_WEIGHT)
                 return too_heavy(selector, err);
             continue;
         case '*':
+            repetition = true;
+            rep = (repeat_t){1, true, true};
+            break;
         case '?':
             repetition = true;
-            mult = 1;
+            rep = (repeat_t){1, true, false};
             break;
         case '+':
             repetition = true;
-            mult = 2; /* glibc compiles x+ as xx* */
+            rep = (repeat_t){2, false, true}; /* glibc compiles x+ as xx* */
             break;
         case '{':
-            repetition = read_interval(pattern, len, i, &end, &mult);
+            repetition = read_interval(pattern, len, i, &end, &rep);
             if (repetition)
                 i = end;
             break;
@@ -217,11 +393,29 @@ int bal_regex_check(const char *pattern, size_t len, const char *selector, bal_e
                                      "The domain selector '%.*s%s' stacks repetition operators (such as '++' or "
                                      "'*{2}'); write a single one.",
                                      QUOTE(selector));
-            f->sum += f->last * (mult - 1);
-            f->last *= mult;
+            /* With no operand (at the start, after '(' or '|') regcomp refuses it itself. */
+            if (f->last.weight > 0) {
+                uint64_t before = f->last.weight;
+                reach_t between;
+
+                if (rep.loops && f->last.empty)
+                    return loops_on_empty(selector, err);
+                repeat_part(&f->last, rep, &between);
+                f->sum += f->last.weight - before;
+                if (f->sum > BAL_LIMIT_REGEX_WEIGHT)
+                    return too_heavy(selector, err);
+                rc = check_reach(between, selector, err);
+                if (rc == 0 && f->last.empty)
+                    rc = check_reach(f->last.pass, selector, err);
+                if (rc < 0)
+                    return rc;
+            }
         } else {
-            f->sum += weight;
-            f->last = weight;
+            rc = commit_last(f, selector, err);
+            if (rc < 0)
+                return rc;
+            f->last = operand;
+            f->sum += operand.weight;
         }
         after_repetition = repetition;
         /* What a group holds only grows once multiplied: refused as soon as any part is too heavy. */
@@ -233,5 +427,7 @@ int bal_regex_check(const char *pattern, size_t len, const char *selector, bal_e
         frames[depth - 1].sum += frames[depth].sum;
         depth--;
     }
-    return frames[0].sum > BAL_LIMIT_REGEX_WEIGHT ? too_heavy(selector, err) : 0;
+    if (frames[0].sum > BAL_LIMIT_REGEX_WEIGHT)
+        return too_heavy(selector, err);
+    return end_branch(&frames[0], 0, selector, err);
 }

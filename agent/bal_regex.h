@@ -23,7 +23,17 @@
  *    of what it holds (all branches of a '|'), and a repetition multiplies the weight of what it
  *    repeats by its upper bound ({m,n}: n; {m,}: m + 1; '+': 2; '*' and '?': 1). An anchor or a '|'
  *    matches nothing but is a node all the same, and glibc's closures over such nodes grow with
- *    their square or faster: 44 '$' repeated 100 times took it 20 s and 7.4 GiB.
+ *    their square or faster: 44 '$' repeated 100 times took it 20 s and 7.4 GiB;
+ *  - a repetition without bound ('*', '+', "{m,}") of a part that can match the empty string
+ *    ("(a*)*", "(x|)+", "(^)*"): glibc recomputes the closures inside such a cycle along every path
+ *    through it, exponential in the part ("(((a?){1,2}){1,40})*" took more than a minute);
+ *  - anchors next to too many parts that can match the empty string: for each stretch that a
+ *    closure over the edges that match nothing takes in, its nodes times its anchors above
+ *    BAL_LIMIT_REGEX_ANCHOR_REACH. A character at the stretch's edge, an anchor and an empty group
+ *    are 1 node; x? and x{0,n} pass by x: 1 node more than x's edges; each copy of a repetition is 1
+ *    more than what it repeats ("(a?)" is 3 a copy); an alternation is its branches and 1 between
+ *    each two. glibc copies what an anchor's closure reaches once for each condition that meets
+ *    there: "\b(a?){1,120}(a?){1,120}" took it 0.9 GiB. "\b(a?){1,42}" is the most for one anchor.
  * What is left for regcomp to judge (an unmatched parenthesis, a bad bound) is not refused here.
  * Returns 0, or -EINVAL with a sentence in err quoting selector. */
 int bal_regex_check(const char *pattern, size_t len, const char *selector, bal_error_t *err);

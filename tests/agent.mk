@@ -22,7 +22,7 @@ tests_test_qmp_socket_sim_LDADD = agent/libagent.la $(YAJL_LIBS) $(CMOCKA_LIBS)
 TESTS += tests/test_qmp_socket_sim
 # Domains, pool, polling state machine, agent core
 check_PROGRAMS += tests/test_bal_filter tests/test_bal_pool tests/test_bal_jobs tests/test_bal_poller
-tests_test_bal_filter_SOURCES = tests/test_bal_filter.c
+tests_test_bal_filter_SOURCES = tests/test_bal_filter.c tests/tt_env.c tests/tt_env.h
 tests_test_bal_filter_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
 tests_test_bal_filter_LDFLAGS = $(AM_LDFLAGS) -Wl,--wrap=regcomp
 tests_test_bal_filter_LDADD = agent/libagent.la $(CMOCKA_LIBS)

@@ -186,11 +186,11 @@ static void test_costly_regexes_refused_before_compiling(void **state)
     expect_compiled("/a{0\\,256}/");
     /* Anchors and alternations are nodes that match nothing: 44 '$' repeated 100 times took glibc 20 s
      * and 7.4 GiB, 60 '|' 171 MiB (found by fuzz_plugin_config). */
-    expect_costly("/(($$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$){2,100})/", "copies of its parts");
+    expect_costly("/(($$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$){2,100})/", "next to too many parts");
     expect_costly("/(||||||||||||||||||||||||||||||||||||||||||||||||||||||||||||){1,100}/",
                   "copies of its parts");
-    expect_compiled("/($$$$){0,8}/");
-    expect_costly("/($$$$){0,9}/", "copies of its parts");
+    expect_compiled("/(a$$$){0,10}/");
+    expect_costly("/(a$$$){0,11}/", "copies of its parts");
     expect_compiled("/(||){0,128}/");
     expect_costly("/(||){0,129}/", "copies of its parts");
     expect_compiled("/^(web|db)-[0-9]+$/");
@@ -239,8 +239,55 @@ static void test_costly_regexes_refused_before_compiling(void **state)
     ok_deep[n++] = '/';
     ok_deep[n] = '\0';
     expect_compiled(ok_deep);
+    /* A loop around a part that can match nothing: glibc computes closures again along every path
+     * through it, exponential in the part's size ("((){1,100}){1,}" 2.5 s, from fuzz_plugin_config in
+     * CI; "(((a?){1,2}){1,40})*" more than a minute, both far under the weight limit). */
+    expect_costly("/((){1,100}){1,}/", "can match the empty string");
+    expect_costly("/(((a?){1,2}){1,40})*/", "can match the empty string");
+    expect_costly("/(a*)*/", "can match the empty string");
+    expect_costly("/(x|)+/", "can match the empty string");
+    expect_costly("/(|x)+/", "can match the empty string");
+    expect_costly("/(a|b?){2,}/", "can match the empty string");
+    expect_costly("/(a?b?)*/", "can match the empty string");
+    expect_costly("/(^)*/", "can match the empty string");
+    expect_costly("/(a{0,3})*/", "can match the empty string");
+    expect_costly("/(a{0})+/", "can match the empty string");
+    expect_costly("/((a|b)?(c|))*/", "can match the empty string");
+    /* ... but not a loop around a part that must match a character, nor a bounded repetition of one
+     * that need not. */
+    expect_compiled("/(a?b)*/");
+    expect_compiled("/(a|b)+/");
+    expect_compiled("/(b(a?){1,100})*/");
+    expect_compiled("/((a?){1,100}b){1,}/");
+    expect_compiled("/(((a?){1,2}){1,40})/");
+    expect_compiled("/((){1,100})/");
+    expect_compiled("/(a{1,3})+/");
+    expect_compiled("/(-[0-9]+)*$/");
+    expect_compiled("/(\\.)*/");
+    /* An anchor next to parts that can match nothing: glibc copies all that the anchor's closure
+     * reaches for each of its conditions ("\\b(a?){1,120}(a?){1,120}" 0.9 GiB at weight 248, found by
+     * a random search over patterns the checker accepted). Each copy of "(a?)" is 3 nodes. */
+    expect_costly("/\\b(a?){1,120}(a?){1,120}/", "next to too many parts");
+    expect_compiled("/\\b(a?){1,42}/");
+    expect_costly("/\\b(a?){1,43}/", "next to too many parts");
+    expect_costly("/(a?){1,43}$/", "next to too many parts");
+    expect_costly("/\\<((a?){1,2}){1,60}/", "next to too many parts");
+    /* ... wherever the reach goes: out of a group, into a branch, between the copies of a repetition */
+    expect_costly("/(x\\b(a?){1,30})(a?){1,30}/", "next to too many parts");
+    expect_costly("/(a?){1,60}(\\<|x)/", "next to too many parts");
+    expect_costly("/(x(a?){1,30}\\b(a?){1,30}){1,2}/", "next to too many parts");
+    /* ... but a character ends it, and the usual optional parts are far from it. */
+    expect_compiled("/\\bx(a?){1,80}/");
+    expect_compiled("/(a?){1,80}x$/");
+    expect_compiled("/^[a-z0-9-]{0,63}$/");
+    expect_compiled("/^(web|db)(-[0-9]+)?$/");
+    /* Nodes times anchors: each anchor's condition copies all it reaches ("a\\B(\\b()){1,27}" 611 MiB). */
+    expect_compiled("/(()\\b){1,6}/");
+    expect_costly("/(()\\b){1,7}/", "next to too many parts");
+    expect_costly("/a\\B(\\b()){1,27}/", "next to too many parts");
+    expect_compiled("/\\b\\b(a?){1,20}/");
     /* Back-references: seconds to match one 200-byte name, which a peer chooses. */
-    expect_costly("/(a*)*\\1$/", "back-reference");
+    expect_costly("/(a*)b*\\1$/", "back-reference");
     expect_costly("/(x)\\9/", "back-reference");
     expect_compiled("/a\\.b\\\\1/"); /* an escaped backslash, then a literal 1 */
     /* What only looks like a bound or a group is not counted as one. */
@@ -262,11 +309,11 @@ static void test_bad_selector_among_good_ones_frees_everything(void **state)
 }
 
 /* The heaviest selectors the checker lets through, for shapes built of parts that match nothing (the
- * ones glibc's closures grow with) and of ordinary ones: "/(P){0,n}/", "/(PPPP){0,n}/" and
- * "/((P){0,8}){0,n}/" with the largest n accepted. */
+ * ones glibc's closures grow with) and of ordinary ones: "/(P){0,n}/", "/(PPPP){0,n}/",
+ * "/((P){0,8}){0,n}/", "/^(P){1,n}$/" and "/(x(P){0,n})+/" with the largest n accepted. */
 static const char *const light_parts[] = {"$", "^", "|", "()", "a", "a?", "a*", "\\b", "\\B", "\\<", "\\>", "\\`",
                                            "\\'", "(^$)", "[a-z]", ".", "\\w", "(|)", "(a|b)"};
-enum { N_SHAPES = 3 };
+enum { N_SHAPES = 5 };
 
 /* Writes shape with part and the bound n into buf (len bytes). */
 static void shape_build(unsigned shape, const char *part, unsigned n, char *buf, size_t len)
@@ -275,8 +322,12 @@ static void shape_build(unsigned shape, const char *part, unsigned n, char *buf,
         snprintf(buf, len, "/(%s){0,%u}/", part, n);
     else if (shape == 1)
         snprintf(buf, len, "/(%s%s%s%s){0,%u}/", part, part, part, part, n);
-    else
+    else if (shape == 2)
         snprintf(buf, len, "/((%s){0,8}){0,%u}/", part, n);
+    else if (shape == 3)
+        snprintf(buf, len, "/^(%s){1,%u}$/", part, n);
+    else
+        snprintf(buf, len, "/(x(%s){0,%u})+/", part, n);
 }
 
 /* Whether the checker accepts shape with part and the bound n. */
@@ -289,9 +340,10 @@ static bool shape_accepted(unsigned shape, const char *part, unsigned n)
     return bal_regex_check(selector + 1, strlen(selector) - 2, selector, &err) == 0;
 }
 
-/* Compiles selector in a child limited to limit_mib of address space beyond what it has, and says
- * whether regcomp succeeded there within 30 s. */
-static bool compiles_within(const char *selector, unsigned long limit_mib)
+/* Compiles selector in a child limited to limit_mib of address space beyond what it has and to
+ * cpu_s seconds of CPU, and says whether regcomp succeeded there within 30 s. With malformed_ok, the pattern is given to regcomp
+ * directly and only running out of memory or time counts as failing (not a pattern it refuses). */
+static bool compiles_within(const char *selector, unsigned long limit_mib, unsigned cpu_s, bool malformed_ok)
 {
     long pages = 0;
     FILE *statm = fopen("/proc/self/statm", "r");
@@ -307,12 +359,19 @@ static bool compiles_within(const char *selector, unsigned long limit_mib)
     assert_true(pid >= 0);
     if (pid == 0) {
         rlim_t cap = (rlim_t)pages * (rlim_t)sysconf(_SC_PAGESIZE) + (rlim_t)limit_mib * 1024 * 1024;
-        struct rlimit rl = {cap, cap};
+        struct rlimit rl = {cap, cap}, cpu = {cpu_s, cpu_s};
         bal_error_t err = {0};
 
         alarm(30);
-        if (setrlimit(RLIMIT_AS, &rl) != 0)
+        if (setrlimit(RLIMIT_AS, &rl) != 0 || setrlimit(RLIMIT_CPU, &cpu) != 0)
             _exit(3);
+        if (malformed_ok) {
+            char pattern[256];
+            regex_t re;
+
+            snprintf(pattern, sizeof(pattern), "%.*s", (int)(strlen(selector) - 2), selector + 1);
+            _exit(__real_regcomp(&re, pattern, REG_EXTENDED | REG_NOSUB) == REG_ESPACE ? 1 : 0);
+        }
         _exit(bal_filter_check_selector(selector, &err) == 0 ? 0 : 1);
     }
     assert_int_equal(waitpid(pid, &status, 0), pid);
@@ -339,9 +398,77 @@ static void test_heaviest_accepted_selectors_compile_in_bounded_memory(void **st
                     n += step;
             assert_false(shape_accepted(shape, light_parts[i], n + 1));
             shape_build(shape, light_parts[i], n, selector, sizeof(selector));
-            if (!compiles_within(selector, 256))
+            if (!compiles_within(selector, 256, 30, false))
                 fail_msg("'%s', accepted by the checker, did not compile within 256 MiB and 30 s.", selector);
         }
+}
+
+/* Random patterns built of what makes glibc's closures long (anchors, empty groups, optional parts,
+ * alternations, bounds, loops), nested in groups: every one the checker accepts must compile within
+ * RANDOM_LIMIT_MIB and RANDOM_LIMIT_CPU_S (the worst found take 0.05 s). Seeded, so that a failure names the same pattern on every run; the
+ * search that found "\b(a?){1,120}(a?){1,120}" and "a\B(\b()){1,27}" (0.9 GiB and 611 MiB). */
+static const char *const random_atoms[] = {"a", "[a-z]", "()", "^", "$", "\\b", "\\B", "\\<"};
+static const char *const random_repeats[] = {"?", "*", "+", "{1,2}", "{0,3}", "{2,}", "{0,8}", "{1,10}",
+                                             "{1,27}", "{1,40}", "{1,100}", "{1,120}"};
+enum { RANDOM_PATTERNS = 3000, RANDOM_DEPTH = 3, RANDOM_LIMIT_MIB = 64, RANDOM_LIMIT_CPU_S = 2 };
+
+static uint32_t next_random(uint32_t *state)
+{
+    /* xorshift32: the same sequence on every machine */
+    *state ^= *state << 13;
+    *state ^= *state >> 17;
+    *state ^= *state << 5;
+    return *state;
+}
+
+#define PICK(state, table) ((table)[next_random(state) % (sizeof(table) / sizeof((table)[0]))])
+
+/* Appends to buf (len bytes) one to three parts, each an atom or a group of such parts, with a
+ * repetition half of the time, and a '|' between two parts now and then. */
+static void random_sequence(uint32_t *state, unsigned depth, char *buf, size_t len)
+{
+    unsigned parts = 1 + next_random(state) % 3;
+
+    for (unsigned i = 0; i < parts; i++) {
+        if (i > 0 && next_random(state) % 5 == 0)
+            strncat(buf, "|", len - strlen(buf) - 1);
+        if (depth < RANDOM_DEPTH && next_random(state) % 2 == 0) {
+            strncat(buf, "(", len - strlen(buf) - 1);
+            random_sequence(state, depth + 1, buf, len);
+            strncat(buf, ")", len - strlen(buf) - 1);
+        } else {
+            strncat(buf, PICK(state, random_atoms), len - strlen(buf) - 1);
+        }
+        if (next_random(state) % 2 == 0)
+            strncat(buf, PICK(state, random_repeats), len - strlen(buf) - 1);
+    }
+}
+
+static void test_random_accepted_selectors_compile_in_bounded_memory(void **state)
+{
+    uint32_t seed = 20261202;
+    unsigned accepted = 0, refused = 0;
+    (void)state;
+    if (TT_ASAN || tt_skip_slow())
+        skip(); /* ASan: no RLIMIT_AS; valgrind: thousands of children, each slowed down 50 times */
+    for (unsigned k = 0; k < RANDOM_PATTERNS; k++) {
+        char selector[240] = "/";
+        bal_error_t err = {0};
+
+        random_sequence(&seed, 0, selector, sizeof(selector) - 1);
+        strcat(selector, "/");
+        if (bal_regex_check(selector + 1, strlen(selector) - 2, selector, &err) != 0) {
+            refused++;
+            continue;
+        }
+        accepted++;
+        if (!compiles_within(selector, RANDOM_LIMIT_MIB, RANDOM_LIMIT_CPU_S, true))
+            fail_msg("'%s', accepted by the checker, did not compile within %d MiB and %d s of CPU.", selector,
+                     RANDOM_LIMIT_MIB, RANDOM_LIMIT_CPU_S);
+    }
+    /* Both sides of the checker are exercised, or the search proves nothing. */
+    assert_true(accepted > RANDOM_PATTERNS / 20);
+    assert_true(refused > RANDOM_PATTERNS / 20);
 }
 
 int main(void)
@@ -356,6 +483,7 @@ int main(void)
         cmocka_unit_test(test_costly_regexes_refused_before_compiling),
         cmocka_unit_test(test_bad_selector_among_good_ones_frees_everything),
         cmocka_unit_test(test_heaviest_accepted_selectors_compile_in_bounded_memory),
+        cmocka_unit_test(test_random_accepted_selectors_compile_in_bounded_memory),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
