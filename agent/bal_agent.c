@@ -6,36 +6,18 @@
 #include <string.h>
 
 #include "agent/bal_agent.h"
+#include "agent/bal_agent_job.h"
 #include "agent/bal_filter.h"
 #include "agent/bal_jobs.h"
 #include "agent/bal_limits.h"
 #include "agent/bal_poller.h"
 #include "agent/bal_pool.h"
-#include "agent/bal_qmp.h"
 #include "agent/bal_summary.h"
 
-typedef struct domain {
-    bal_domain_info_t info; /* name owned; not written while its job runs (see pending) */
-    bal_poller_t *poller;   /* driven by its job's thread while the job runs, else by the reader */
-    bal_job_t *job;         /* at most one in flight */
-    bool in_cycle;          /* begun in this read; false for one listed again mid-cycle */
-    bool restore;           /* the job's work: put the interval back, instead of a read cycle */
-    int64_t deadline_ms;    /* the job's steps starting after this fail at once (agent's clock) */
-    bool suspect;           /* its last job was late or timed out: queued last, within the late budget */
-    bool skipped;           /* a suspect left out of this read: too many jobs still late */
-    int64_t last_interval;  /* of the last sample handed out, for a late one: -1 unknown */
-    void *user;             /* the caller's slot (bal_sample_t.user); the reader's thread only */
-    /* Listed again while its job ran: the instance and uuid to take once it has ended. */
-    bool has_pending;
-    uint64_t pending_instance;
-    char pending_uuid[37];
-} domain_t;
-
 struct bal_agent {
-    bal_transport_t *transport;
+    bal_agent_job_env_t env; /* the transport, the jobs, the clock and the timeout */
     bal_filter_t *filter;
     bal_pool_t *pool;
-    bal_jobs_t *jobs;
     unsigned width;     /* commands in flight at once within a read */
     char *qom_path;
     bal_poller_config_t poller_config;
@@ -45,13 +27,11 @@ struct bal_agent {
     void *event_opaque;
     void **gone_users;  /* slots of the domains dropped during this read, released at its end */
     size_t n_gone, cap_gone;
-    const bal_clock_t *clock;
-    int timeout_ms;
     int64_t read_budget_ms; /* how long a read waits for answers; 0: for all of them */
     int64_t refresh_ms;
     bool restore_interval;
 
-    domain_t **domains; /* sorted by name */
+    bal_agent_domain_t **domains; /* sorted by name */
     size_t n_domains;
     size_t suspect_next; /* where the next read starts looking for suspects to send to, round robin */
     bool listed;        /* the list was had at least once */
@@ -61,10 +41,10 @@ struct bal_agent {
 
 static int64_t monotonic_ms(const bal_agent_t *agent)
 {
-    return agent->clock->monotonic_ms(agent->clock->opaque);
+    return agent->env.clock->monotonic_ms(agent->env.clock->opaque);
 }
 
-static void domain_free(domain_t *dom)
+static void domain_free(bal_agent_domain_t *dom)
 {
     if (dom == NULL)
         return;
@@ -108,7 +88,7 @@ static void keep_gone_user(bal_agent_t *agent, void *user)
 
 /* Lets go of a domain: now, or when its job in flight ends. Its slot goes back to the caller at the
  * end of the read. */
-static void domain_discard(bal_agent_t *agent, domain_t *dom)
+static void domain_discard(bal_agent_t *agent, bal_agent_domain_t *dom)
 {
     if (dom == NULL)
         return;
@@ -116,161 +96,19 @@ static void domain_discard(bal_agent_t *agent, domain_t *dom)
         keep_gone_user(agent, dom->user);
     dom->user = NULL;
     if (dom->job != NULL)
-        bal_jobs_discard(agent->jobs, dom->job);
+        bal_jobs_discard(agent->env.jobs, dom->job);
     else
         domain_free(dom);
 }
 
-static bal_job_state_t job_state(const bal_agent_t *agent, const domain_t *dom)
+static bal_job_state_t job_state(const bal_agent_t *agent, const bal_agent_domain_t *dom)
 {
-    return bal_job_state(agent->jobs, dom->job);
-}
-
-/* ---- one domain's commands, on a pool thread ---- */
-
-static int build_command(const bal_poller_step_t *step, char **cmd, bal_error_t *err)
-{
-    switch (step->op) {
-    case BAL_POLLER_GET_INTERVAL:
-        return bal_qmp_build_qom_get(step->path, BAL_QMP_PROP_INTERVAL, cmd, err);
-    case BAL_POLLER_SET_INTERVAL:
-        return bal_qmp_build_qom_set_int(step->path, BAL_QMP_PROP_INTERVAL, step->value, cmd, err);
-    case BAL_POLLER_GET_STATS:
-        return bal_qmp_build_qom_get(step->path, BAL_QMP_PROP_STATS, cmd, err);
-    case BAL_POLLER_LIST:
-        return bal_qmp_build_qom_list(step->path, cmd, err);
-    }
-    return bal_error_set(err, -EINVAL, "The agent asked for an unknown QMP step.");
-}
-
-/* The watch of one command of dom's job (bal_transport.h): bal_jobs' calls. */
-typedef struct step_watch {
-    bal_jobs_t *jobs;
-    bal_job_t *job;
-    bal_jobs_call_t *call;
-} step_watch_t;
-
-static int watch_begin(void *opaque)
-{
-    step_watch_t *w = opaque;
-
-    return bal_jobs_call_begin(w->jobs, w->job, &w->call);
-}
-
-static bool watch_end(void *opaque)
-{
-    step_watch_t *w = opaque;
-
-    return bal_jobs_call_end(w->jobs, w->call);
-}
-
-/* Sends one step and feeds what came back to the poller. Returns false when the command was abandoned
- * (past the timeout): dom is then the reader's, which finishes the job (finish_abandoned), and this
- * thread must not touch it. */
-static bool run_step(const bal_agent_t *agent, domain_t *dom, const bal_poller_step_t *step)
-{
-    bal_error_t err = {0};
-    bal_poller_reply_t reply = {.outcome = BAL_POLLER_FAILED, .error = &err};
-    step_watch_t watched = {.jobs = agent->jobs, .job = dom->job};
-    bal_call_watch_t watch = {.begin = watch_begin, .end = watch_end, .opaque = &watched};
-    bal_stats_t stats;
-    char *cmd = NULL, *answer = NULL, *found = NULL;
-    int rc;
-
-    if (monotonic_ms(agent) > dom->deadline_ms) {
-        /* Keeps a cycle over many hung domains within its time bound. */
-        bal_error_set(&err, -ETIMEDOUT, "The read cycle ran out of time before domain '%s' was done.",
-                      dom->info.name);
-        goto out;
-    }
-    rc = build_command(step, &cmd, &err);
-    if (rc < 0)
-        goto out;
-    rc = bal_transport_execute_watched(agent->transport, &dom->info, cmd, &answer, &watch, &err);
-    if (rc == -ECANCELED) {
-        free(cmd);
-        return false;
-    }
-    if (rc < 0)
-        goto out;
-    switch (step->op) {
-    case BAL_POLLER_GET_INTERVAL:
-        rc = bal_qmp_parse_int(answer, strlen(answer), &reply.interval, &err);
-        break;
-    case BAL_POLLER_SET_INTERVAL:
-        rc = bal_qmp_parse_empty(answer, strlen(answer), &err);
-        break;
-    case BAL_POLLER_GET_STATS:
-        rc = bal_qmp_parse_guest_stats(answer, strlen(answer), &stats, &err);
-        reply.stats = &stats;
-        break;
-    case BAL_POLLER_LIST:
-        rc = bal_qmp_find_balloon(answer, strlen(answer), step->path, &found, &err);
-        if (rc == -ENOENT) /* a list without a balloon is an answer */
-            rc = 0;
-        reply.found_path = found;
-        break;
-    }
-    if (rc == 0)
-        reply.outcome = BAL_POLLER_ANSWERED;
-    else if (rc == -EREMOTEIO)
-        reply.outcome = BAL_POLLER_QMP_ERROR;
-out:
-    bal_poller_feed(dom->poller, &reply);
-    free(found);
-    free(answer);
-    free(cmd);
-    return true;
-}
-
-/* dom's steps from where its poller is, until it has none left or one is abandoned. */
-static void run_steps(const bal_agent_t *agent, domain_t *dom)
-{
-    bal_poller_step_t step;
-
-    while (bal_poller_next(dom->poller, &step))
-        if (!run_step(agent, dom, &step))
-            return;
-}
-
-/* bal_jobs' run: one domain's share of a read (or of the shutdown), on a pool thread. */
-static void run_domain(void *opaque, void *item)
-{
-    const bal_agent_t *agent = opaque;
-    domain_t *dom = item;
-
-    if (dom->restore)
-        bal_poller_begin_restore(dom->poller);
-    else
-        bal_poller_begin_cycle(dom->poller, dom->info.instance);
-    run_steps(agent, dom);
-}
-
-/* bal_jobs' abandon, on the reader's thread: dom's command in flight was abandoned at the timeout. Its
- * step fails as one that timed out; the steps after it fail at once, sending nothing, as the domain's
- * commands do until the abandoned one returns (the transport may block, the reader must not). */
-static void finish_abandoned(void *opaque, void *item)
-{
-    const bal_agent_t *agent = opaque;
-    domain_t *dom = item;
-    bal_error_t err = {0};
-    bal_poller_reply_t reply = {.outcome = BAL_POLLER_FAILED, .error = &err};
-    bal_poller_step_t step;
-
-    bal_error_set(&err, -ETIMEDOUT, "Domain '%s' did not answer a QMP command within %d ms.", dom->info.name,
-                  agent->timeout_ms);
-    bal_poller_feed(dom->poller, &reply);
-    bal_error_set(&err, -ETIMEDOUT,
-                  "The previous QMP command for domain '%s' has not returned after the %d ms timeout; no other "
-                  "is sent until it does.",
-                  dom->info.name, agent->timeout_ms);
-    while (bal_poller_next(dom->poller, &step))
-        bal_poller_feed(dom->poller, &reply);
+    return bal_job_state(agent->env.jobs, dom->job);
 }
 
 /* Queues dom's job for the round being built: a read cycle (or the shutdown sequence), its steps
  * allowed to start until twice the timeout from now (with the one in flight, about 3 timeouts). */
-static bool queue_domain(bal_agent_t *agent, domain_t *dom, bool restore)
+static bool queue_domain(bal_agent_t *agent, bal_agent_domain_t *dom, bool restore)
 {
     if (dom->has_pending) {
         /* listed again while its job ran: a new instance is seen by the poller from now on */
@@ -279,25 +117,25 @@ static bool queue_domain(bal_agent_t *agent, domain_t *dom, bool restore)
         dom->has_pending = false;
     }
     dom->restore = restore;
-    dom->deadline_ms = monotonic_ms(agent) + 2 * (int64_t)agent->timeout_ms;
-    return bal_jobs_add(agent->jobs, dom->job) == 0;
+    dom->deadline_ms = monotonic_ms(agent) + 2 * (int64_t)agent->env.timeout_ms;
+    return bal_jobs_add(agent->env.jobs, dom->job) == 0;
 }
 
 /* Runs the round queued, inside one batch of the transport; returns after at most budget_ms (0: when
  * every job is done). */
 static void run_round(bal_agent_t *agent, int64_t budget_ms)
 {
-    bal_transport_batch_begin(agent->transport);
-    bal_jobs_run(agent->jobs, budget_ms);
-    bal_transport_batch_end(agent->transport);
+    bal_transport_batch_begin(agent->env.transport);
+    bal_jobs_run(agent->env.jobs, budget_ms);
+    bal_transport_batch_end(agent->env.transport);
 }
 
 /* ---- the domain list ---- */
 
 /* A domain first seen, with its poller and its job; NULL when out of memory. */
-static domain_t *domain_new(bal_agent_t *agent, const char *name)
+static bal_agent_domain_t *domain_new(bal_agent_t *agent, const char *name)
 {
-    domain_t *dom = calloc(1, sizeof(*dom));
+    bal_agent_domain_t *dom = calloc(1, sizeof(*dom));
 
     if (dom == NULL)
         return NULL;
@@ -361,7 +199,7 @@ static void log_changes(const bal_agent_t *agent, const bal_summary_t *added, co
 typedef struct selection {
     bal_domain_list_t list;
     bal_domain_info_t **byname; /* the listing in name order */
-    domain_t **next;
+    bal_agent_domain_t **next;
     bal_domain_info_t **src;
     ssize_t *old;
     size_t n;
@@ -443,7 +281,7 @@ static void selection_commit(bal_agent_t *agent, selection_t *sel)
     bal_summary_clear(&restarted);
     for (size_t j = 0; j < sel->n; j++) {
         bal_domain_info_t *item = sel->src[j];
-        domain_t *dom = sel->next[j];
+        bal_agent_domain_t *dom = sel->next[j];
 
         if (sel->old[j] < 0) {
             bal_summary_add(&added, item->name, NULL);
@@ -487,7 +325,7 @@ static int refresh_domains(bal_agent_t *agent, bal_error_t *err)
     selection_t sel = {0};
     int rc;
 
-    rc = bal_transport_list_domains(agent->transport, &sel.list, err);
+    rc = bal_transport_list_domains(agent->env.transport, &sel.list, err);
     if (rc < 0)
         return rc;
     rc = selection_sort(&sel, err);
@@ -515,7 +353,7 @@ static void drop_gone_domains(bal_agent_t *agent)
     bool any = false;
 
     for (size_t i = 0; i < agent->n_domains && !any; i++) {
-        const domain_t *dom = agent->domains[i];
+        const bal_agent_domain_t *dom = agent->domains[i];
         bal_job_state_t st = job_state(agent, dom);
 
         /* a job in flight is its thread's: only an ended one is read */
@@ -541,7 +379,7 @@ static bal_log_level_t severity_level(bal_severity_t severity)
 }
 
 /* Logs a domain's events from this cycle and hands them to on_event. Calling thread only. */
-static void deliver_events(const bal_agent_t *agent, domain_t *dom)
+static void deliver_events(const bal_agent_t *agent, bal_agent_domain_t *dom)
 {
     const bal_poller_event_t *events;
     size_t n = bal_poller_events(dom->poller, &events);
@@ -568,12 +406,12 @@ static void deliver_events(const bal_agent_t *agent, domain_t *dom)
  * turns, round robin. */
 static void queue_read(bal_agent_t *agent)
 {
-    size_t late = bal_jobs_late(agent->jobs), n = agent->n_domains;
+    size_t late = bal_jobs_late(agent->env.jobs), n = agent->n_domains;
     size_t room = agent->read_budget_ms <= 0 ? SIZE_MAX : agent->width > late ? agent->width - late : 0;
     size_t start = n > 0 ? agent->suspect_next % n : 0;
 
     for (size_t i = 0; i < n; i++) {
-        domain_t *dom = agent->domains[i];
+        bal_agent_domain_t *dom = agent->domains[i];
 
         dom->in_cycle = true;
         dom->skipped = false;
@@ -582,7 +420,7 @@ static void queue_read(bal_agent_t *agent)
     }
     for (size_t k = 0; k < n; k++) {
         size_t i = (start + k) % n;
-        domain_t *dom = agent->domains[i];
+        bal_agent_domain_t *dom = agent->domains[i];
 
         if (!dom->suspect || job_state(agent, dom) != BAL_JOB_IDLE)
             continue;
@@ -599,7 +437,7 @@ static void queue_read(bal_agent_t *agent)
 /* dom's sample for this read, in *sample (message room for a late one in buf): its job's outcome when
  * the job has ended, else a LATE sample. Returns true when it is the job's outcome, whose events are
  * then to be delivered. Takes the outcome: the domain's next job may be queued. */
-static bool take_sample(bal_agent_t *agent, domain_t *dom, bal_sample_t *sample, char *buf, size_t len)
+static bool take_sample(bal_agent_t *agent, bal_agent_domain_t *dom, bal_sample_t *sample, char *buf, size_t len)
 {
     bal_job_state_t st = job_state(agent, dom);
 
@@ -627,7 +465,7 @@ static bool take_sample(bal_agent_t *agent, domain_t *dom, bal_sample_t *sample,
     sample->name = dom->info.name;
     sample->uuid = dom->info.uuid;
     sample->user = &dom->user;
-    bal_job_take(agent->jobs, dom->job);
+    bal_job_take(agent->env.jobs, dom->job);
     return sample->state != BAL_STATE_LATE;
 }
 
@@ -640,8 +478,8 @@ int bal_agent_read(bal_agent_t *agent, bal_sample_cb cb, void *opaque, bal_error
 
     if (agent == NULL)
         return bal_error_set(err, -EINVAL, "No agent was given to read with.");
-    bal_jobs_expire(agent->jobs); /* a late job whose command is past its timeout ends now */
-    if (bal_transport_take_changes(agent->transport))
+    bal_jobs_expire(agent->env.jobs); /* a late job whose command is past its timeout ends now */
+    if (bal_transport_take_changes(agent->env.transport))
         agent->refresh_now = true;
     if (!agent->listed || agent->refresh_now || monotonic_ms(agent) >= agent->next_refresh_ms) {
         rc = refresh_domains(agent, err);
@@ -653,7 +491,7 @@ int bal_agent_read(bal_agent_t *agent, bal_sample_cb cb, void *opaque, bal_error
     drop_gone_domains(agent);
 
     for (size_t i = 0; i < agent->n_domains; i++) {
-        domain_t *dom = agent->domains[i];
+        bal_agent_domain_t *dom = agent->domains[i];
         char late[384];
         bal_sample_t sample;
         bool answered;
@@ -689,19 +527,19 @@ static void restore_intervals(bal_agent_t *agent)
     char names[512];
 
     bal_summary_clear(&failed);
-    bal_jobs_drain(agent->jobs);
+    bal_jobs_drain(agent->env.jobs);
     for (size_t i = 0; i < agent->n_domains; i++) {
-        domain_t *dom = agent->domains[i];
+        bal_agent_domain_t *dom = agent->domains[i];
         bal_job_state_t st = job_state(agent, dom);
 
         if (st == BAL_JOB_DONE || st == BAL_JOB_DONE_LATE)
             deliver_events(agent, dom); /* an answer that came after the last read */
-        bal_job_take(agent->jobs, dom->job);
+        bal_job_take(agent->env.jobs, dom->job);
         queue_domain(agent, dom, true);
     }
     run_round(agent, 0);
     for (size_t i = 0; i < agent->n_domains; i++) {
-        domain_t *dom = agent->domains[i];
+        bal_agent_domain_t *dom = agent->domains[i];
         bal_sample_t sample;
 
         if (job_state(agent, dom) != BAL_JOB_DONE)
@@ -710,7 +548,7 @@ static void restore_intervals(bal_agent_t *agent)
         bal_poller_result(dom->poller, &sample);
         if (sample.error != NULL)
             bal_summary_add(&failed, dom->info.name, sample.error);
-        bal_job_take(agent->jobs, dom->job);
+        bal_job_take(agent->env.jobs, dom->job);
     }
     if (failed.count <= BAL_SUMMARY_KEPT) {
         for (size_t i = 0; i < failed.count; i++)
@@ -727,19 +565,19 @@ void bal_agent_free(bal_agent_t *agent)
 {
     if (agent == NULL)
         return;
-    if (agent->jobs != NULL) {
-        if (agent->restore_interval && agent->transport != NULL)
+    if (agent->env.jobs != NULL) {
+        if (agent->restore_interval && agent->env.transport != NULL)
             restore_intervals(agent);
-        bal_jobs_drain(agent->jobs);
+        bal_jobs_drain(agent->env.jobs);
     }
     for (size_t i = 0; i < agent->n_domains; i++)
         domain_discard(agent, agent->domains[i]);
     release_gone(agent);
     free(agent->gone_users);
     free(agent->domains);
-    bal_jobs_free(agent->jobs);
+    bal_jobs_free(agent->env.jobs);
     bal_pool_free(agent->pool);
-    bal_transport_free(agent->transport);
+    bal_transport_free(agent->env.transport);
     bal_filter_free(agent->filter);
     free(agent->qom_path);
     free(agent);
@@ -782,21 +620,21 @@ int bal_agent_new_with_transport(const bal_agent_config_t *config, bal_transport
         rc = bal_error_set(err, -ENOMEM, "Out of memory creating the agent.");
         goto fail;
     }
-    agent->transport = transport;
+    agent->env.transport = transport;
     transport = NULL;
     rc = bal_filter_new(config->domains, config->n_domains, config->ignore_selected, &agent->filter,
                         err);
     if (rc < 0)
         goto fail;
     agent->width = config->concurrency != 0 ? config->concurrency : BAL_LIMIT_CONCURRENCY_DEFAULT;
-    agent->timeout_ms = config->timeout_ms != 0 ? config->timeout_ms : BAL_LIMIT_TIMEOUT_MS_DEFAULT;
+    agent->env.timeout_ms = config->timeout_ms != 0 ? config->timeout_ms : BAL_LIMIT_TIMEOUT_MS_DEFAULT;
     agent->read_budget_ms = config->read_budget_ms;
-    rc = bal_pool_new(agent->width, pool_max_threads(agent->width, agent->timeout_ms, agent->read_budget_ms),
+    rc = bal_pool_new(agent->width, pool_max_threads(agent->width, agent->env.timeout_ms, agent->read_budget_ms),
                       &agent->pool, err);
     if (rc < 0)
         goto fail;
-    rc = bal_jobs_new(agent->pool, agent->width, agent->timeout_ms, run_domain, release_domain, finish_abandoned,
-                      agent, &agent->jobs, err);
+    rc = bal_jobs_new(agent->pool, agent->width, agent->env.timeout_ms, bal_agent_job_run, release_domain,
+                      bal_agent_job_abandon, &agent->env, &agent->env.jobs, err);
     if (rc < 0)
         goto fail;
     if (config->qom_path != NULL) {
@@ -806,14 +644,14 @@ int bal_agent_new_with_transport(const bal_agent_config_t *config, bal_transport
             goto fail;
         }
     }
-    agent->clock = config->clock != NULL ? config->clock : bal_clock_system();
+    agent->env.clock = config->clock != NULL ? config->clock : bal_clock_system();
     agent->poller_config = (bal_poller_config_t){
         .qom_path = agent->qom_path,
         .polling_interval_s = config->polling_interval_s,
         .observe_only = config->observe_only,
         .stale_after = config->stale_after,
         .verify_every = config->verify_every,
-        .clock = agent->clock,
+        .clock = agent->env.clock,
     };
     agent->logger = config->logger;
     agent->on_event = config->on_event;

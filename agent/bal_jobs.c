@@ -254,12 +254,13 @@ static void abandon_late_calls(bal_jobs_t *jobs)
  * timeout from now (a call begun later is due after that), or until (> 0) when sooner. 0: never. */
 static int64_t next_wake(const bal_jobs_t *jobs, int64_t until)
 {
-    int64_t wake = until;
+    int64_t wake = until, timeout_from_now;
 
     if (jobs->call_timeout_ms <= 0)
         return wake;
-    if (wake == 0 || now_ms() + jobs->call_timeout_ms < wake)
-        wake = now_ms() + jobs->call_timeout_ms;
+    timeout_from_now = now_ms() + jobs->call_timeout_ms;
+    if (wake == 0 || timeout_from_now < wake)
+        wake = timeout_from_now;
     for (const puller_t *p = jobs->active; p != NULL; p = p->next)
         if (p->deadline_ms != 0 && p->deadline_ms < wake)
             wake = p->deadline_ms;

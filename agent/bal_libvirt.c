@@ -291,10 +291,7 @@ static command_work_t *command_work_new(blv_cache_entry_t *entry, virConnectPtr 
 /* The refusal of a command for domain name while an earlier one, abandoned, has not returned. */
 static int refuse_while_pending(const blv_transport_t *t, const char *name, bal_error_t *err)
 {
-    return bal_error_set(err, -ETIMEDOUT,
-                         "The previous QMP command for domain '%s' has not returned after the %d ms timeout; no "
-                         "other is sent until it does.",
-                         name, blv_caller_timeout_ms(t->caller));
+    return bal_transport_refuse_pending(name, blv_caller_timeout_ms(t->caller), err);
 }
 
 /* A command's work for info, ready to be made: 0, *out and the connection's *generation, or an error

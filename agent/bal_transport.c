@@ -232,6 +232,14 @@ int bal_transport_execute(bal_transport_t *t, const bal_domain_info_t *dom, cons
     return bal_transport_execute_watched(t, dom, command, reply, NULL, err);
 }
 
+int bal_transport_refuse_pending(const char *domain, int timeout_ms, bal_error_t *err)
+{
+    return bal_error_set(err, -ETIMEDOUT,
+                         "The previous QMP command for domain '%s' has not returned after the %d ms timeout; no "
+                         "other is sent until it does.",
+                         domain, timeout_ms);
+}
+
 bool bal_transport_take_changes(bal_transport_t *t)
 {
     if (t == NULL || t->ops->take_changes == NULL)

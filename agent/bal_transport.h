@@ -83,6 +83,10 @@ int bal_transport_execute(bal_transport_t *t, const bal_domain_info_t *dom, cons
 /* bal_transport_execute under watch, when the transport has execute_watched (else as without). */
 int bal_transport_execute_watched(bal_transport_t *t, const bal_domain_info_t *dom, const char *command,
                                   char **reply, const bal_call_watch_t *watch, bal_error_t *err);
+/* The refusal of a command for domain while its previous one, abandoned after timeout_ms, has not
+ * returned: -ETIMEDOUT, with the sentence in err. One sentence for the transport that refuses and
+ * the agent that fails the rest of the job. */
+int bal_transport_refuse_pending(const char *domain, int timeout_ms, bal_error_t *err);
 bool bal_transport_take_changes(bal_transport_t *t);
 /* A batch of commands begins / has ended (the batch op, when the transport has one). */
 void bal_transport_batch_begin(bal_transport_t *t);

@@ -33,6 +33,7 @@ agent_libagent_la_SOURCES += agent/bal_filter.c agent/bal_filter.h \
 	agent/bal_pool.c agent/bal_pool.h \
 	agent/bal_jobs.c agent/bal_jobs.h \
 	agent/bal_poller.c agent/bal_poller.h \
+	agent/bal_agent_job.c agent/bal_agent_job.h \
 	agent/bal_agent.c agent/bal_agent_config.c
 # the transports by kind: what the plugin and balloonctl open an agent with
 agent_libagent_la_SOURCES += agent/bal_open.c agent/bal_open.h

@@ -230,7 +230,7 @@ static const bad_line_t bad_lines[] = {
     {"Domain", S, "/(a{0,32767})/", NULL, 0, "'Domain \"/(a{0,32767})/\"'", "copies of its parts"},
     {"Domain", S, "/((a{1,100}){1,100}){1,100}/", NULL, 0, "'Domain \"/((a{1,100}){1,100}){1,100}/\"'",
      "copies of its parts"},
-    {"Domain", S, "/(a*)*\\1/", NULL, 0, "'Domain \"/(a*)*\\\\1/\"'", "back-reference"},
+    {"Domain", S, "/(a*)b\\1/", NULL, 0, "'Domain \"/(a*)b\\\\1/\"'", "back-reference"},
     {"HostnameFormat", S, "metadata", NULL, 0, "'HostnameFormat \"metadata\"'", "'name', 'uuid' and"},
     {"HostnameFormat", S, "none", NULL, 0, "'HostnameFormat \"none\"'", "'name', 'uuid' and"},
     {"HostnameFormat", NONE, NULL, NULL, 0, "'HostnameFormat'", "'name', 'uuid' and"},
