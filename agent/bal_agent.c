@@ -39,11 +39,6 @@ struct bal_agent {
     int64_t next_refresh_ms;
 };
 
-static int64_t monotonic_ms(const bal_agent_t *agent)
-{
-    return agent->env.clock->monotonic_ms(agent->env.clock->opaque);
-}
-
 static void domain_free(bal_agent_domain_t *dom)
 {
     if (dom == NULL)
@@ -117,7 +112,7 @@ static bool queue_domain(bal_agent_t *agent, bal_agent_domain_t *dom, bool resto
         dom->has_pending = false;
     }
     dom->restore = restore;
-    dom->deadline_ms = monotonic_ms(agent) + 2 * (int64_t)agent->env.timeout_ms;
+    dom->deadline_ms = bal_clock_monotonic_ms(agent->env.clock) + 2 * (int64_t)agent->env.timeout_ms;
     return bal_jobs_add(agent->env.jobs, dom->job) == 0;
 }
 
@@ -335,7 +330,7 @@ static int refresh_domains(bal_agent_t *agent, bal_error_t *err)
         selection_commit(agent, &sel);
         agent->listed = true;
         agent->refresh_now = false;
-        agent->next_refresh_ms = monotonic_ms(agent) + agent->refresh_ms;
+        agent->next_refresh_ms = bal_clock_monotonic_ms(agent->env.clock) + agent->refresh_ms;
     }
     selection_free(agent, &sel);
     return rc;
@@ -481,7 +476,7 @@ int bal_agent_read(bal_agent_t *agent, bal_sample_cb cb, void *opaque, bal_error
     bal_jobs_expire(agent->env.jobs); /* a late job whose command is past its timeout ends now */
     if (bal_transport_take_changes(agent->env.transport))
         agent->refresh_now = true;
-    if (!agent->listed || agent->refresh_now || monotonic_ms(agent) >= agent->next_refresh_ms) {
+    if (!agent->listed || agent->refresh_now || bal_clock_monotonic_ms(agent->env.clock) >= agent->next_refresh_ms) {
         rc = refresh_domains(agent, err);
         if (rc < 0)
             return rc;

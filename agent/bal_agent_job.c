@@ -57,7 +57,7 @@ static bool run_step(const bal_agent_job_env_t *env, bal_agent_domain_t *dom, co
     char *cmd = NULL, *answer = NULL, *found = NULL;
     int rc;
 
-    if (env->clock->monotonic_ms(env->clock->opaque) > dom->deadline_ms) {
+    if (bal_clock_monotonic_ms(env->clock) > dom->deadline_ms) {
         /* Keeps a cycle over many hung domains within its time bound. */
         bal_error_set(&err, -ETIMEDOUT, "The read cycle ran out of time before domain '%s' was done.",
                       dom->info.name);

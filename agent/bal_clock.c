@@ -29,3 +29,13 @@ const bal_clock_t *bal_clock_system(void)
 {
     return &system_clock;
 }
+
+int64_t bal_clock_wall_s(const bal_clock_t *clock)
+{
+    return clock->wall_s(clock->opaque);
+}
+
+int64_t bal_clock_monotonic_ms(const bal_clock_t *clock)
+{
+    return clock->monotonic_ms(clock->opaque);
+}

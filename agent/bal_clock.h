@@ -13,4 +13,8 @@ typedef struct bal_clock {
 /* CLOCK_REALTIME / CLOCK_MONOTONIC. Never NULL; not to be freed. */
 const bal_clock_t *bal_clock_system(void);
 
+/* clock's readings: its wall_s and monotonic_ms, called with its opaque. */
+int64_t bal_clock_wall_s(const bal_clock_t *clock);
+int64_t bal_clock_monotonic_ms(const bal_clock_t *clock);
+
 #endif

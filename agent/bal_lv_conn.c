@@ -45,7 +45,7 @@ struct blv_conn {
 
 static int64_t now_ms(const blv_conn_t *c)
 {
-    return c->clock->monotonic_ms(c->clock->opaque);
+    return bal_clock_monotonic_ms(c->clock);
 }
 
 void blv_conn_unref(blv_conn_t *c)

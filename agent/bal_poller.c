@@ -95,12 +95,12 @@ struct bal_poller {
 
 static int64_t now_ms(const bal_poller_t *p)
 {
-    return p->clock->monotonic_ms(p->clock->opaque);
+    return bal_clock_monotonic_ms(p->clock);
 }
 
 static int64_t now_wall(const bal_poller_t *p)
 {
-    return p->clock->wall_s(p->clock->opaque);
+    return bal_clock_wall_s(p->clock);
 }
 
 /* Far beyond any real window, and small enough to add to a clock in ms without overflow. */
