@@ -29,7 +29,7 @@ tests_test_bal_filter_LDADD = agent/libagent.la $(CMOCKA_LIBS)
 tests_test_bal_pool_SOURCES = tests/test_bal_pool.c tests/tt_time.c tests/tt_time.h
 tests_test_bal_pool_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
 tests_test_bal_pool_LDADD = agent/libagent.la $(CMOCKA_LIBS)
-tests_test_bal_jobs_SOURCES = tests/test_bal_jobs.c tests/tt_time.c tests/tt_time.h
+tests_test_bal_jobs_SOURCES = tests/test_bal_jobs.c tests/tt_env.c tests/tt_env.h tests/tt_time.c tests/tt_time.h
 tests_test_bal_jobs_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
 tests_test_bal_jobs_LDADD = agent/libagent.la $(CMOCKA_LIBS)
 tests_test_bal_poller_SOURCES = tests/test_bal_poller.c
@@ -50,7 +50,7 @@ tests_test_limits_LDADD = agent/libagent.la $(CMOCKA_LIBS) -lm
 TESTS += tests/test_limits
 # libvirt transport: libvirt's connection and domain API mocked at link time, the device model behind it
 check_PROGRAMS += tests/test_bal_libvirt
-tests_test_bal_libvirt_SOURCES = tests/test_bal_libvirt.c
+tests_test_bal_libvirt_SOURCES = tests/test_bal_libvirt.c tests/tt_env.c tests/tt_env.h
 tests_test_bal_libvirt_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) $(YAJL_CFLAGS) $(LIBVIRT_CFLAGS) $(LIBVIRT_QEMU_CFLAGS)
 # The part of libvirt's API that the transport uses, replaced at link time by a test's fake of it
 # (test_bal_libvirt here, fault_libvirt in tests/fault.mk).
@@ -68,7 +68,7 @@ tests_test_bal_libvirt_LDADD = agent/libagent.la virtio/libvirtio.la $(LIBVIRT_Q
 	$(YAJL_LIBS) $(CMOCKA_LIBS)
 TESTS += tests/test_bal_libvirt
 check_PROGRAMS += tests/test_bal_agent
-tests_test_bal_agent_SOURCES = tests/test_bal_agent.c tests/tt_fake.c tests/tt_fake.h tests/tt_manual_clock.c \
+tests_test_bal_agent_SOURCES = tests/test_bal_agent.c tests/tt_env.c tests/tt_env.h tests/tt_fake.c tests/tt_fake.h tests/tt_manual_clock.c \
 	tests/tt_manual_clock.h tests/tt_qemu_reply.c tests/tt_qemu_reply.h tests/tt_time.c tests/tt_time.h
 tests_test_bal_agent_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) $(YAJL_CFLAGS)
 tests_test_bal_agent_LDADD = agent/libagent.la virtio/libvirtio.la $(YAJL_LIBS) $(CMOCKA_LIBS)

@@ -30,7 +30,7 @@ TESTS += tests/test_least_privilege
 
 # The whole read path over QMP sockets, against a server that fails in the issue's ways.
 check_PROGRAMS += tests/fault_qmp
-tests_fault_qmp_SOURCES = tests/fault_qmp.c tests/fault_server.c tests/fault_server.h tests/tt_time.c tests/tt_time.h \
+tests_fault_qmp_SOURCES = tests/fault_qmp.c tests/tt_env.c tests/tt_env.h tests/fault_server.c tests/fault_server.h tests/tt_time.c tests/tt_time.h \
 	$(FAULT_FAKE_SRC)
 tests_fault_qmp_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) $(YAJL_CFLAGS)
 tests_fault_qmp_LDADD = agent/libagent.la virtio/libvirtio.la $(YAJL_LIBS) $(CMOCKA_LIBS)
@@ -52,7 +52,7 @@ EXTRA_DIST += tests/valgrind.sh tests/valgrind.supp
 
 # balloon-sim killed mid-cycle (SIGKILL) and restarted under the agent's cycles
 check_PROGRAMS += tests/fault_cycles
-tests_fault_cycles_SOURCES = tests/fault_cycles.c tests/tt_time.c tests/tt_time.h
+tests_fault_cycles_SOURCES = tests/fault_cycles.c tests/tt_env.c tests/tt_env.h tests/tt_time.c tests/tt_time.h
 tests_fault_cycles_LDADD = agent/libagent.la $(YAJL_LIBS)
 TESTS += tests/fault_sim.sh
 EXTRA_DIST += tests/fault_sim.sh

@@ -17,6 +17,7 @@
 
 #include "agent/bal_agent.h"
 #include "agent/bal_open.h"
+#include "tests/tt_env.h"
 #include "tests/tt_time.h"
 
 typedef struct tally {
@@ -34,8 +35,7 @@ static void on_sample(void *opaque, const bal_sample_t *s)
 
 int main(int argc, char **argv)
 {
-    const char *vg = getenv("BALLOON_VALGRIND");
-    int64_t slack = vg != NULL && vg[0] == '1' ? 10000 : 1000;
+    int64_t slack = tt_valgrind() ? 10000 : 1000;
     bal_open_config_t open = {.transport = BAL_TRANSPORT_QMP_DIR};
     bal_agent_config_t config = {
         .polling_interval_s = 1,

@@ -471,8 +471,7 @@ static int64_t ac_monotonic_ms(void *opaque)
 
 static int cycle(bal_agent_t *agent, agent_clock_t *clock, int64_t advance_s, tt_tally_t *t)
 {
-    const char *vg = getenv("BALLOON_VALGRIND");
-    int64_t slack = vg != NULL && vg[0] == '1' ? 10000 : 1000, start, took;
+    int64_t slack = tt_valgrind() ? 10000 : 1000, start, took;
     bal_error_t err = {0};
     int rc;
 
@@ -596,8 +595,7 @@ static void test_random_libvirt_failures(void **state)
  * transport's timeout gives up on it, and read again once its QEMU answers. */
 static void test_stalled_domain_late_through_libvirt(void **state)
 {
-    const char *vg = getenv("BALLOON_VALGRIND");
-    int64_t slack = vg != NULL && vg[0] == '1' ? 10000 : 1000, stall_began;
+    int64_t slack = tt_valgrind() ? 10000 : 1000, stall_began;
     agent_clock_t clock;
     bal_open_config_t open = {.transport = BAL_TRANSPORT_LIBVIRT, .libvirt_uri = "qemu:///fault"};
     bal_agent_config_t config = {

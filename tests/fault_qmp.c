@@ -32,6 +32,7 @@
 #include "agent/bal_agent.h"
 #include "agent/bal_open.h"
 #include "tests/fault_server.h"
+#include "tests/tt_env.h"
 #include "tests/tt_time.h"
 
 #define MAX_SEEN 16
@@ -64,8 +65,7 @@ static void on_sample(void *opaque, const bal_sample_t *s)
 /* Scheduling noise on a loaded 2-CPU machine; valgrind is another matter. */
 static int64_t slack_ms(void)
 {
-    const char *vg = getenv("BALLOON_VALGRIND");
-    return vg != NULL && vg[0] == '1' ? 10000 : 1000;
+    return tt_valgrind() ? 10000 : 1000;
 }
 
 /* The agent's clock: real time, plus an offset each cycle() moves 2 s forward, so that the domain

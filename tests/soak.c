@@ -82,7 +82,7 @@ int main(int argc, char **argv)
         return 2;
     }
     report = cycles >= 100000 ? 10000 : cycles / 10;
-    check_rss = RSS_MEANINGFUL && !(getenv("BALLOON_VALGRIND") != NULL && getenv("BALLOON_VALGRIND")[0] == '1');
+    check_rss = RSS_MEANINGFUL && !tt_valgrind();
 
     /* the set shifts by one guest every 1000 cycles: room for every id it will use */
     f = ff_new(guests + cycles / 1000 + 1);

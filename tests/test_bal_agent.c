@@ -23,6 +23,7 @@
 #include "agent/bal_agent.h"
 #include "agent/bal_open.h"
 #include "agent/bal_transport.h"
+#include "tests/tt_env.h"
 #include "tests/tt_fake.h"
 #include "tests/tt_manual_clock.h"
 #include "tests/tt_qemu_reply.h"
@@ -1033,16 +1034,14 @@ static void test_cycle_time_bound_over_hung_domains(void **state)
 /* Scheduling noise on a loaded machine; valgrind is another matter. */
 static int64_t slack_ms(void)
 {
-    const char *vg = getenv("BALLOON_VALGRIND");
-    return vg != NULL && vg[0] == '1' ? 10000 : 1500;
+    return tt_valgrind() ? 10000 : 1500;
 }
 
 /* A read budget in which the healthy domains' commands are all answered: valgrind runs one thread
  * at a time, many times slower, so there they get ten times as long. */
 static int budget_ms(int ms)
 {
-    const char *vg = getenv("BALLOON_VALGRIND");
-    return vg != NULL && vg[0] == '1' ? 10 * ms : ms;
+    return tt_valgrind() ? 10 * ms : ms;
 }
 
 /* One cycle, timed on the real clock. */

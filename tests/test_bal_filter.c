@@ -330,19 +330,27 @@ static void shape_build(unsigned shape, const char *part, unsigned n, char *buf,
         snprintf(buf, len, "/(x(%s){0,%u})+/", part, n);
 }
 
+/* Whether the checker accepts selector ("/.../"), before any compiling. */
+static bool checker_accepts(const char *selector)
+{
+    bal_error_t err = {0};
+
+    return bal_regex_check(selector + 1, strlen(selector) - 2, selector, &err) == 0;
+}
+
 /* Whether the checker accepts shape with part and the bound n. */
 static bool shape_accepted(unsigned shape, const char *part, unsigned n)
 {
     char selector[256];
-    bal_error_t err = {0};
 
     shape_build(shape, part, n, selector, sizeof(selector));
-    return bal_regex_check(selector + 1, strlen(selector) - 2, selector, &err) == 0;
+    return checker_accepts(selector);
 }
 
 /* Compiles selector in a child limited to limit_mib of address space beyond what it has and to
- * cpu_s seconds of CPU, and says whether regcomp succeeded there within 30 s. With malformed_ok, the pattern is given to regcomp
- * directly and only running out of memory or time counts as failing (not a pattern it refuses). */
+ * cpu_s seconds of CPU, and says whether regcomp succeeded there within 30 s. With malformed_ok, the
+ * pattern is given to regcomp directly and only running out of memory or time counts as failing (not
+ * a pattern it refuses). */
 static bool compiles_within(const char *selector, unsigned long limit_mib, unsigned cpu_s, bool malformed_ok)
 {
     long pages = 0;
@@ -405,8 +413,9 @@ static void test_heaviest_accepted_selectors_compile_in_bounded_memory(void **st
 
 /* Random patterns built of what makes glibc's closures long (anchors, empty groups, optional parts,
  * alternations, bounds, loops), nested in groups: every one the checker accepts must compile within
- * RANDOM_LIMIT_MIB and RANDOM_LIMIT_CPU_S (the worst found take 0.05 s). Seeded, so that a failure names the same pattern on every run; the
- * search that found "\b(a?){1,120}(a?){1,120}" and "a\B(\b()){1,27}" (0.9 GiB and 611 MiB). */
+ * RANDOM_LIMIT_MIB and RANDOM_LIMIT_CPU_S (the worst found take 0.05 s). Seeded, so that a failure
+ * names the same pattern on every run; the search that found "\b(a?){1,120}(a?){1,120}" and
+ * "a\B(\b()){1,27}" (0.9 GiB and 611 MiB). */
 static const char *const random_atoms[] = {"a", "[a-z]", "()", "^", "$", "\\b", "\\B", "\\<"};
 static const char *const random_repeats[] = {"?", "*", "+", "{1,2}", "{0,3}", "{2,}", "{0,8}", "{1,10}",
                                              "{1,27}", "{1,40}", "{1,100}", "{1,120}"};
@@ -453,11 +462,10 @@ static void test_random_accepted_selectors_compile_in_bounded_memory(void **stat
         skip(); /* ASan: no RLIMIT_AS; valgrind: thousands of children, each slowed down 50 times */
     for (unsigned k = 0; k < RANDOM_PATTERNS; k++) {
         char selector[240] = "/";
-        bal_error_t err = {0};
 
         random_sequence(&seed, 0, selector, sizeof(selector) - 1);
         strcat(selector, "/");
-        if (bal_regex_check(selector + 1, strlen(selector) - 2, selector, &err) != 0) {
+        if (!checker_accepts(selector)) {
             refused++;
             continue;
         }

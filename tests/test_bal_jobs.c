@@ -21,6 +21,7 @@
 
 #include "agent/bal_jobs.h"
 #include "agent/bal_pool.h"
+#include "tests/tt_env.h"
 #include "tests/tt_time.h"
 
 #define TIMEOUT_MS 150
@@ -155,8 +156,7 @@ static bool wait_reported(const unsigned *field, unsigned n)
 
 static int64_t slack_ms(void)
 {
-    const char *vg = getenv("BALLOON_VALGRIND");
-    return vg != NULL && vg[0] == '1' ? 10000 : 1500;
+    return tt_valgrind() ? 10000 : 1500;
 }
 
 static int setup(void **state)

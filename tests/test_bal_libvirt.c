@@ -42,6 +42,7 @@
 #include "agent/bal_qmp.h"
 #include "agent/bal_transport.h"
 #include "virtio/vb_device.h"
+#include "tests/tt_env.h"
 
 #define BALLOON "/machine/peripheral/balloon0"
 #define WALL_BASE INT64_C(1700000000)
@@ -2557,7 +2558,6 @@ static void test_free_beside_another_event_loop(void **state)
 
 int main(void)
 {
-    const char *vg = getenv("BALLOON_VALGRIND");
     pthread_condattr_t attr;
     pthread_t dog_thread;
     int ret;
@@ -2589,7 +2589,7 @@ int main(void)
     };
 #undef TEST
 
-    if (vg != NULL && vg[0] == '1')
+    if (tt_valgrind())
         wait_s *= 10;
     /* Both condition variables time out on the monotonic clock. */
     if (pthread_condattr_init(&attr) != 0 || pthread_condattr_setclock(&attr, CLOCK_MONOTONIC) != 0 ||

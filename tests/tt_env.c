@@ -11,3 +11,9 @@ bool tt_skip_slow(void)
     const char *v = getenv("BALLOON_SKIP_SLOW");
     return v != NULL && strcmp(v, "1") == 0;
 }
+
+bool tt_valgrind(void)
+{
+    const char *v = getenv("BALLOON_VALGRIND");
+    return v != NULL && strcmp(v, "1") == 0;
+}

@@ -8,6 +8,10 @@
  * tests/valgrind.sh), where slow parts are cut or left to the plain pass. */
 bool tt_skip_slow(void);
 
+/* True when BALLOON_VALGRIND is "1": the test runs under valgrind (tests/valgrind.sh), one thread at
+ * a time and many times slower, so that its time bounds need far more slack. */
+bool tt_valgrind(void);
+
 /* TT_ASAN is 1 in a build with AddressSanitizer (gcc's __SANITIZE_ADDRESS__, clang's
  * __has_feature), else 0: its quarantine and shadow memory make RSS and address-space limits
  * meaningless there. */
